@@ -1,0 +1,68 @@
+"""Crash-safe writes: write to a temporary file beside the target, then rename.
+
+``os.replace`` is atomic on POSIX and Windows, so a reader (or a process
+killed mid-save) sees either the old file or the complete new one, never a
+truncated one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suffix: str = "") -> Path:
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` atomically.
+
+    Args:
+        path: Final destination.
+        write: Writes the content to the temporary path it is given.
+        suffix: Suffix the temporary file must carry (Keras insists on ``.keras``).
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def atomic_save_model(model, path: str | os.PathLike) -> Path:
+    """Save a Keras model to a ``.keras`` file atomically."""
+    return atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,117 @@
+"""Looking inside models: pooled backbone features and intermediate feature maps."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from transferkit.backbones import BACKBONES
+from transferkit.data import DataSplits, check_images
+from transferkit.errors import unknown_name
+from transferkit.models import backbone_input, check_model_input, find_backbone, split_at_pool
+
+_CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+
+
+def extract_features(
+    model: keras.Model,
+    data: DataSplits,
+    split: str = "train",
+    *,
+    batch_size: int = 256,
+    verbose: int | str = "auto",
+) -> np.ndarray:
+    """Pooled backbone features of a split (what cached training trains the head on).
+
+    Args:
+        model: A transfer or baseline model.
+        data: The dataset.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        batch_size: Images per forward pass.
+        verbose: Keras progress bar setting (0 silences it).
+
+    Returns:
+        ``float32`` array of shape ``(n, feature_dim)``, in the split's order.
+
+    Example:
+        >>> feats = extract_features(model, data, "test")  # doctest: +SKIP
+        >>> feats.shape  # doctest: +SKIP
+        (10000, 1280)
+    """
+    feature_model, _ = split_at_pool(model)
+    x, _ = data.split(split)
+    check_model_input(model, x)
+    if len(x) == 0:
+        return np.zeros((0, feature_model.output_shape[-1]), np.float32)
+    ds = data.as_tf_dataset(split, batch_size, shuffle=False)
+    return np.asarray(feature_model.predict(ds, verbose=verbose), dtype=np.float32)
+
+
+def default_feature_layers(model: keras.Model, count: int = 3) -> list[str]:
+    """The backbone's registered feature layer, or ``count`` evenly spaced conv layers."""
+    base = find_backbone(model)
+    spec = BACKBONES.get(base.name)
+    if spec is not None and spec.feature_layer in {layer.name for layer in base.layers}:
+        return [spec.feature_layer]
+    convs = [layer.name for layer in base.layers if isinstance(layer, _CONV_TYPES)]
+    if len(convs) <= count:
+        return convs
+    picks = np.linspace(0, len(convs) - 1, count).round().astype(int)
+    return [convs[i] for i in dict.fromkeys(picks)]
+
+
+def extract_feature_maps(
+    model: keras.Model,
+    images: np.ndarray,
+    layers: list[str] | str | None = None,
+    *,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Activations of named layers for raw images, reaching inside the backbone.
+
+    Args:
+        model: A transfer or baseline model.
+        images: Raw uint8 images shaped like the model's input, ``(n, h, w, c)``.
+        layers: Layer names inside the backbone or in the outer model; default
+            :func:`default_feature_layers`.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``{layer name: activations}``, each ``(n, h', w', channels)``.
+
+    Raises:
+        DataError: For images of the wrong dtype or shape.
+        UnknownNameError: For an unknown layer, listing close matches.
+
+    Example:
+        >>> maps = extract_feature_maps(model, data.x_test[:4])  # doctest: +SKIP
+        >>> {k: v.shape for k, v in maps.items()}  # doctest: +SKIP
+        {'block_6_expand_relu': (4, 12, 12, 192)}
+    """
+    check_images(images)
+    check_model_input(model, images)
+    names = [layers] if isinstance(layers, str) else list(layers or default_feature_layers(model))
+    probe = feature_map_model(model, names)
+    outputs = probe.predict(images, batch_size=batch_size, verbose=0)
+    if len(names) == 1:
+        outputs = [outputs]
+    return {n: np.asarray(o) for n, o in zip(names, outputs)}
+
+
+def feature_map_model(model: keras.Model, layers: list[str]) -> keras.Model:
+    """A model from raw images to the outputs of ``layers`` (backbone or outer layers)."""
+    base = find_backbone(model)
+    inner_names = {layer.name for layer in base.layers}
+    outer_names = {layer.name for layer in model.layers}
+    inner = [n for n in layers if n in inner_names and n not in outer_names]
+    for n in layers:
+        if n not in inner_names and n not in outer_names:
+            raise unknown_name("layer", n, [*outer_names, *inner_names])
+    inner_out = {}
+    if inner:
+        probe = keras.Model(base.inputs, [base.get_layer(n).output for n in inner])
+        result = probe(backbone_input(model), training=False)
+        result = result if isinstance(result, (list, tuple)) else [result]
+        inner_out = dict(zip(inner, result))
+    outputs = [inner_out[n] if n in inner_out else model.get_layer(n).output for n in layers]
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_feature_maps")
