@@ -171,12 +171,12 @@ def default_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """The standard callback set for a run directory.
 
-    In order: a CSV history log (appending, so a resumed run continues it),
+    In order: the learning-rate schedule (if ``schedule`` is set), a CSV
+    history log (appending, so a resumed run continues it),
     ``BackupAndRestore`` (an interrupted ``fit`` resumes from its last
     completed epoch), a checkpoint of the best model (``best.keras``; on
-    resume it only overwrites with a better model than the history shows),
-    early stopping that restores the best weights (if ``patience`` is set), and
-    the learning-rate schedule (if ``schedule`` is set).
+    resume it only overwrites with a better model than the history shows), and
+    early stopping that restores the best weights (if ``patience`` is set).
 
     Args:
         run_dir: Folder for ``history.csv``, ``best.keras`` and ``backup/``.
@@ -211,9 +211,19 @@ def default_callbacks(
     )
     if checkpoint_model is not None:
         checkpoint.bound_model = checkpoint_model
-    # CSV before backup: a kill between the two duplicates a row (dropped on
-    # reading) rather than losing one.
-    callbacks: list[keras.callbacks.Callback] = [
+    # Schedules first, so the learning rate they log reaches the CSV; CSV before
+    # backup, so a kill between the two duplicates a row (dropped on reading)
+    # rather than losing one.
+    callbacks: list[keras.callbacks.Callback] = []
+    if isinstance(schedule, keras.callbacks.Callback):
+        callbacks.append(schedule)
+    elif schedule is not None:
+        if base_lr is None or (schedule == "cosine" and epochs is None):
+            raise ConfigurationError(
+                "A named schedule needs base_lr= (and epochs= for 'cosine')."
+            )
+        callbacks.append(lr_callback(schedule, base_lr, epochs or 1))
+    callbacks += [
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
         checkpoint,
@@ -224,14 +234,6 @@ def default_callbacks(
                 monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
             )
         )
-    if isinstance(schedule, keras.callbacks.Callback):
-        callbacks.append(schedule)
-    elif schedule is not None:
-        if base_lr is None or (schedule == "cosine" and epochs is None):
-            raise ConfigurationError(
-                "A named schedule needs base_lr= (and epochs= for 'cosine')."
-            )
-        callbacks.append(lr_callback(schedule, base_lr, epochs or 1))
     return callbacks
 
 
@@ -269,7 +271,8 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
         for key, value in rows[epoch].items():
             if key != "epoch" and key is not None:
                 history.setdefault(key, []).append(_to_float(value))
-    return history
+    # CSVLogger pads runs without validation with "NA" val_ columns: drop them.
+    return {k: v for k, v in history.items() if not all(math.isnan(x) for x in v)}
 
 
 def _to_float(value: str | None) -> float:

@@ -228,7 +228,10 @@ def train(
             Enables the default callbacks (see
             :func:`~transferkit.callbacks.default_callbacks`).
         name: Run name; default: the model name.
-        seed: Seed for Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
+        seed: Seed for Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)
+            covering shuffling, dropout and augmentation. Weights are initialised
+            when the model is built: call ``keras.utils.set_random_seed(seed)``
+            before building it for fully repeatable runs.
         patience: Early-stopping patience (restores the best weights); None: off.
         schedule: ``"cosine"``, ``"step"`` or ``"plateau"`` learning-rate schedule.
         monitor: Metric for checkpointing and early stopping; falls back to
@@ -307,7 +310,8 @@ def _fit_streamed(model, data, epochs, batch_size, callbacks, run_path, monitor,
     val_ds = data.as_tf_dataset("val", batch_size) if len(data.y_val) else None
     cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, model, epochs, None)
     t = time.perf_counter()
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
+                    shuffle=False)  # the dataset reshuffles itself
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     evaluation = evaluate(model, data, "test") if len(data.y_test) else None
@@ -342,7 +346,8 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
         ).batch(batch_size)
     cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, head, epochs, model)
     t = time.perf_counter()
-    fit = head.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
+    fit = head.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
+                   shuffle=False)  # the dataset reshuffles itself
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     evaluation = None

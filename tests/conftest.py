@@ -1,0 +1,68 @@
+"""Shared fixtures. Sets a private Keras cache before Keras is imported.
+
+Keras reads ``KERAS_HOME`` once, at import, so this module sets it first: a
+session-private cache holding the shared MobileNetV2 ImageNet weights (when
+``../shared/weights`` has them) under every per-size name Keras asks for.
+The file holds the 224-px weights; MobileNetV2's weights do not depend on the
+input size, so serving them for 96-224 px is correct (see ../shared/weights/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CIFAR_ARCHIVE = SHARED / "data" / "cifar10-jpeg.tar.gz"
+MOBILENET_FILE = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+_KERAS_HOME = Path(tempfile.mkdtemp(prefix="transferkit-keras-home-"))
+(_KERAS_HOME / "models").mkdir()
+if MOBILENET_FILE.exists():
+    for size in (96, 128, 160, 192, 224):
+        name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
+        (_KERAS_HOME / "models" / name).symlink_to(MOBILENET_FILE)
+os.environ["KERAS_HOME"] = str(_KERAS_HOME)
+os.environ.pop("TRANSFERKIT_DATA", None)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from transferkit.data import make_synthetic_dataset  # noqa: E402
+
+requires_cifar = pytest.mark.skipif(
+    not CIFAR_ARCHIVE.exists(), reason=f"real CIFAR-10 copy absent: {CIFAR_ARCHIVE}"
+)
+requires_imagenet = pytest.mark.skipif(
+    not MOBILENET_FILE.exists(), reason=f"MobileNetV2 ImageNet weights absent: {MOBILENET_FILE}"
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture
+def tiny():
+    """3 learnable classes of 16x16 images: 36 train+val and 8 test per class."""
+    return make_synthetic_dataset(3, per_class=36, image_size=16, test_per_class=8, seed=1)
+
+
+@pytest.fixture(scope="session")
+def cifar():
+    """The whole real CIFAR-10 copy, loaded once per session (about 15 s)."""
+    if not CIFAR_ARCHIVE.exists():
+        pytest.skip(f"real CIFAR-10 copy absent: {CIFAR_ARCHIVE}")
+    from transferkit.data import load_cifar10
+
+    return load_cifar10(CIFAR_ARCHIVE)
+
+
+@pytest.fixture
+def raw_images():
+    return np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)

@@ -1,0 +1,222 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import ROOT, requires_cifar, requires_imagenet
+
+from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
+from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
+from transferkit.training import Run, fine_tune, train, two_stage
+
+
+def _cnn(data, **kw):
+    return build_baseline_cnn(data.num_classes, input_shape=data.image_shape, filters=(8, 16), head=(16,), **kw)
+
+
+def _pretrained_features(tiny):
+    """A small backbone trained on the tiny task, so frozen transfer has real features."""
+    source = _cnn(tiny)
+    train(source, tiny, epochs=6, seed=0, verbose=0)
+    return source.get_layer("features")
+
+
+def test_train_learns_and_records_everything(tiny):
+    run = train(_cnn(tiny), tiny, epochs=8, batch_size=16, seed=0, verbose=0)
+    assert run.evaluation.accuracy > 0.6  # chance is 1/3 on held-out test images
+    assert run.epochs_run == 8 and len(run.history["val_accuracy"]) == 8
+    assert set(run.timings) >= {"fit", "evaluate", "total"}
+    cfg = run.config
+    assert cfg["epochs"] == 8 and cfg["batch_size"] == 16 and cfg["seed"] == 0
+    assert cfg["params"]["trainable"] > 0 and cfg["versions"]["keras"] == keras.__version__
+    assert cfg["backbone"]["name"] == "features" and not cfg["cached_features"]
+    json.dumps(run.to_dict())
+
+
+def test_cached_training_matches_uncached_and_model_predicts_the_same(tiny):
+    features = _pretrained_features(tiny)
+    runs = {}
+    for cache in (True, False):
+        model = build_transfer_model(features, tiny.num_classes, input_shape=tiny.image_shape, head=(16,))
+        runs[cache] = train(model, tiny, epochs=10, batch_size=16, seed=1, cache_features=cache, verbose=0)
+    assert runs[True].config["cached_features"] and "features" in runs[True].timings
+    assert not runs[False].config["cached_features"]
+    assert abs(runs[True].evaluation.accuracy - runs[False].evaluation.accuracy) <= 0.15
+    assert runs[True].evaluation.accuracy > 0.6
+    # the full model now holds the head trained on cached features
+    probs = runs[True].model.predict(tiny.x_test, verbose=0)
+    np.testing.assert_allclose(probs, runs[True].evaluation.probabilities, atol=1e-5)
+
+
+def test_cache_features_true_is_refused_where_invalid(tiny):
+    with pytest.raises(ConfigurationError, match="augmentation"):
+        train(_cnn(tiny), tiny, epochs=1, cache_features=True, augment=True, verbose=0)
+    with pytest.raises(ConfigurationError, match="trainable"):
+        train(_cnn(tiny), tiny, epochs=1, cache_features=True, verbose=0)
+
+
+def test_train_rejects_mismatched_data(tiny):
+    with pytest.raises(DataError, match="outputs 5 classes"):
+        train(build_baseline_cnn(5, input_shape=tiny.image_shape), tiny, epochs=1, verbose=0)
+    with pytest.raises(DataError, match="shape"):
+        train(build_baseline_cnn(3, input_shape=(32, 32, 3)), tiny, epochs=1, verbose=0)
+    with pytest.raises(ConfigurationError, match="epochs"):
+        train(_cnn(tiny), tiny, epochs=0)
+
+
+def test_fine_tune_changes_exactly_the_unfrozen_weights(tiny):
+    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
+                                 image_size=32, weights=None, head=(16,))
+    train(model, tiny, epochs=1, seed=0, verbose=0)
+    base = find_backbone(model)
+    before = {w.path: w.numpy().copy() for w in base.weights}
+    run = fine_tune(model, tiny, unfreeze=4, lr=1e-2, epochs=1, batch_size=16, seed=0, verbose=0)
+    layers = [x for x in base.layers if not isinstance(x, keras.layers.InputLayer)]
+    unfrozen = {w.path for x in layers[-4:] if not isinstance(x, keras.layers.BatchNormalization)
+                for w in x.weights}
+    assert unfrozen, "the last 4 layers hold trainable weights"
+    for w in base.weights:
+        changed = not np.array_equal(before[w.path], w.numpy())
+        assert changed == (w.path in unfrozen), w.path
+    assert run.config["augment"] and not run.config["cached_features"]
+    assert run.config["backbone"]["trainable_layers"] == 1  # Conv_1 (its BN stays frozen)
+
+
+def test_two_stage_keeps_transferred_layers_bit_identical(tiny, tmp_path):
+    data = tiny.subset([0, 1, 2])
+    res = two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=2, batch_size=16,
+                    seed=0, run_dir=tmp_path, verbose=0)
+    stage1 = res.first.model.get_layer("features")
+    stage2 = find_backbone(res.second.model)
+    for a, b in zip(stage1.weights, stage2.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert res.first.evaluation.class_names == ["class_0", "class_1"]
+    assert res.second.evaluation.class_names == ["class_2", "class_0"]
+    assert res.second.config["cached_features"]
+    assert (tmp_path / "stage1" / "run.json").exists() and (tmp_path / "stage2" / "model.keras").exists()
+
+
+def test_run_save_load_roundtrip(tiny, tmp_path):
+    run = train(_cnn(tiny), tiny, epochs=2, seed=0, run_dir=tmp_path / "r", verbose=0)
+    loaded = Run.load(tmp_path / "r")
+    assert loaded.to_dict() == json.loads(json.dumps(run.to_dict()))
+    assert loaded.evaluation == run.evaluation
+    np.testing.assert_allclose(loaded.model.predict(tiny.x_test, verbose=0),
+                               run.model.predict(tiny.x_test, verbose=0), atol=1e-6)
+    for name in ("history.csv", "best.keras", "model.keras", "run.json", "predictions.npz"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+
+
+def test_existing_run_dir_needs_overwrite_or_resume(tiny, tmp_path):
+    train(_cnn(tiny), tiny, epochs=1, run_dir=tmp_path, verbose=0)
+    with pytest.raises(RunDirectoryExistsError, match="overwrite=True"):
+        train(_cnn(tiny), tiny, epochs=1, run_dir=tmp_path, verbose=0)
+    run = train(_cnn(tiny), tiny, epochs=2, run_dir=tmp_path, overwrite=True, verbose=0)
+    assert run.epochs_run == 2
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Interrupts as epoch 2 starts: epochs 0 and 1 are complete and backed up."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_from_its_backup(tiny, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train(_cnn(tiny), tiny, epochs=4, seed=0, run_dir=tmp_path, callbacks=[_Interrupt()], verbose=0)
+    assert (tmp_path / "backup").exists()
+    started = []
+    probe = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: started.append(e))
+    run = train(_cnn(tiny), tiny, epochs=4, seed=0, run_dir=tmp_path, resume=True,
+                callbacks=[probe], verbose=0)
+    assert started == [2, 3]  # continued after the last completed epoch
+    assert run.epochs_run == 4 and len(run.history["loss"]) == 4
+    assert keras.saving.load_model(tmp_path / "best.keras") is not None
+
+
+def test_same_seed_same_results_different_seed_differs(tiny):
+    def seeded_run(seed):
+        keras.utils.set_random_seed(seed)  # weight initialisation happens at build time
+        return train(_cnn(tiny), tiny, epochs=2, seed=seed, verbose=0)
+
+    a, b, c = seeded_run(3), seeded_run(3), seeded_run(4)
+    assert a.history == b.history and a.evaluation.probabilities == b.evaluation.probabilities
+    assert a.history != c.history
+
+
+def test_no_validation_split_falls_back_to_training_metric(tiny, tmp_path):
+    from transferkit.data import DataSplits
+
+    d = DataSplits(tiny.x_train, tiny.y_train, tiny.x_val[:0], tiny.y_val[:0], tiny.x_test,
+                   tiny.y_test, tiny.class_names)
+    run = train(_cnn(d), d, epochs=2, patience=1, run_dir=tmp_path, verbose=0)
+    assert "val_accuracy" not in run.history and (tmp_path / "best.keras").exists()
+
+
+def test_mixed_precision_keeps_float32_output(tiny):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _cnn(tiny)
+        run = train(model, tiny, epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("head_dense_1").compute_dtype == "bfloat16"
+    assert model.output.dtype == "float32"
+    assert np.isfinite(run.history["loss"]).all()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = textwrap.dedent("""
+        import os, json
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from transferkit import build_baseline_cnn, make_synthetic_dataset, train
+        data = make_synthetic_dataset(3, per_class=40, image_size=16, seed=1)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            model = build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16), head=(16,))
+        run = train(model, data, epochs=6, batch_size=16, seed=0, verbose=0)
+        print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                          "model_strategy": type(model.distribute_strategy).__name__,
+                          "accuracy": run.evaluation.accuracy}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["model_strategy"] == "MirroredStrategy"
+    assert result["accuracy"] > 0.5
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@requires_cifar
+@pytest.mark.realdata
+def test_real_baseline_cnn_learns_on_2000_images(cifar):
+    small = cifar.limit(200, seed=0)  # 2,000 train, 2,000 val, 2,000 test images
+    run = train(build_baseline_cnn(10), small, epochs=12, batch_size=32, seed=0, verbose=0)
+    assert len(small.y_train) == 2000
+    assert run.evaluation.accuracy > 0.35, run.evaluation.accuracy  # chance: 0.10
+
+
+@requires_cifar
+@requires_imagenet
+@pytest.mark.realdata
+def test_real_transfer_and_fine_tune_beat_the_same_budget_baseline(cifar):
+    small = cifar.limit(200, seed=1)
+    baseline = train(build_baseline_cnn(10), small, epochs=5, seed=0, verbose=0)
+    model = build_transfer_model("mobilenet_v2", 10)
+    frozen = train(model, small, epochs=5, seed=0, verbose=0)
+    tuned = fine_tune(model, small, unfreeze=10, lr=1e-4, epochs=1, seed=0, verbose=0)
+    assert frozen.config["cached_features"]
+    assert frozen.evaluation.accuracy > baseline.evaluation.accuracy + 0.15
+    assert tuned.evaluation.accuracy > baseline.evaluation.accuracy + 0.15
+    assert tuned.evaluation.accuracy > 0.55
