@@ -178,21 +178,24 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from transferkit import build_baseline_cnn, make_synthetic_dataset, train
-        data = make_synthetic_dataset(3, per_class=40, image_size=16, seed=1)
+        data = make_synthetic_dataset(3, per_class=60, image_size=16, seed=1)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             model = build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16), head=(16,))
-        run = train(model, data, epochs=6, batch_size=16, seed=0, verbose=0)
+        run = train(model, data, epochs=12, batch_size=32, seed=0, verbose=0)
         print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                           "model_strategy": type(model.distribute_strategy).__name__,
-                          "accuracy": run.evaluation.accuracy}))
+                          "loss": run.history["loss"], "accuracy": run.history["accuracy"]}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["model_strategy"] == "MirroredStrategy"
-    assert result["accuracy"] > 0.5
+    # Training-mode metrics: held-out accuracy after ~20 steps mostly measures how far
+    # BatchNorm's moving averages have caught up, not whether replicas learn together.
+    assert result["loss"][-1] < 0.5 * result["loss"][0]
+    assert result["accuracy"][-1] > 0.7  # chance: 1/3
 
 
 # --------------------------------------------------------------------------- real data

@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail instead of falling back to generated data or random weights")
     q.set_defaults(func=_quickstart)
 
+    r = sub.add_parser("report", help="HTML report or slide deck from saved run folders")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by train(run_dir=...)")
+    r.add_argument("-o", "--output", default="report.html", help="output HTML file")
+    r.add_argument("--slides", action="store_true", help="write a 10-slide deck instead")
+    r.add_argument("--title", default="transferkit report")
+    r.add_argument("--data", help="dataset the runs were evaluated on (adds feature maps and predictions)")
+    r.set_defaults(func=_report)
+
     i = sub.add_parser("info", help="versions, backbones, and where data and weights are looked up")
     i.set_defaults(func=_info)
     return parser
@@ -149,6 +157,24 @@ def _quickstart(args) -> int:
     print(comparison.to_markdown())
     print(f"\nWrote {out}/metrics.json, learning_curves.png, confusion_*.png and run folders "
           f"in {time.perf_counter() - started:.0f} s.")
+    return EXIT_OK
+
+
+def _report(args) -> int:
+    from transferkit.data import load_cifar10
+    from transferkit.report import write_report
+    from transferkit.training import Run
+
+    runs = [Run.load(d) for d in args.run_dirs]
+    data = None
+    if args.data:
+        cfg = runs[0].config.get("data", {})
+        data = load_cifar10(args.data, classes=cfg.get("class_names"))
+        if len(data.y_test) != cfg.get("sizes", {}).get("test"):
+            print("transferkit: --data test split differs from the runs' (subset or limit): "
+                  "feature maps only, no per-image predictions.", file=sys.stderr)
+    path = write_report(runs, args.output, title=args.title, data=data, slides=args.slides)
+    print(f"Wrote {path}")
     return EXIT_OK
 
 

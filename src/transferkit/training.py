@@ -355,6 +355,11 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
         probs = head.predict(feats["test"], batch_size=1024, verbose=0)
         evaluation = evaluate_predictions(data.y_test, probs, data.class_names)
     timings["evaluate"] = time.perf_counter() - t
+    if not model.optimizer.built:
+        # The head trained with its own optimizer; build the full model's so a
+        # saved .keras file reloads without an optimizer-variable mismatch.
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
     return _history(fit), evaluation
 
 
