@@ -120,6 +120,9 @@ def _quickstart(args) -> int:
                                       class_names=[f"synthetic_{c}" for c in CIFAR10_CLASSES])
         notes.append("data: generated images (fallback)")
     weights = None if args.weights.lower() == "none" else args.weights
+    import keras
+
+    keras.utils.set_random_seed(args.seed)  # weights are initialised at build time
     try:
         transfer = build_transfer_model("mobilenet_v2", data.num_classes,
                                         input_shape=data.image_shape, weights=weights)
@@ -134,9 +137,11 @@ def _quickstart(args) -> int:
         weights = None
         notes.append("weights: random initialisation (fallback)")
     transfer_name = "mobilenet_v2_frozen" + ("" if weights else "_random_init")
+    transfer_run = train(transfer, data, epochs=args.epochs, seed=args.seed, name=transfer_name,
+                         run_dir=out / "transfer", overwrite=True, verbose=2)
+    keras.utils.set_random_seed(args.seed)
     runs = [
-        train(transfer, data, epochs=args.epochs, seed=args.seed, name=transfer_name,
-              run_dir=out / "transfer", overwrite=True, verbose=2),
+        transfer_run,
         train(build_baseline_cnn(data.num_classes, input_shape=data.image_shape), data,
               epochs=args.epochs, seed=args.seed, name="baseline_cnn_scratch",
               run_dir=out / "baseline", overwrite=True, verbose=2),
