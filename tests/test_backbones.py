@@ -95,3 +95,52 @@ def test_imagenet_weights_load_offline_from_the_keras_cache():
     assert variances.mean() > 2.0  # trained statistics (3.18 per SOURCES.md), init is 1.0
     assert not np.allclose(pretrained.get_layer("Conv1").kernel.numpy(),
                            random.get_layer("Conv1").kernel.numpy())
+
+
+_STALLED_DOWNLOAD = r'''
+import os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+from transferkit.backbones import build_backbone
+from transferkit.errors import WeightsNotFoundError
+start = time.perf_counter()
+try:
+    build_backbone("resnet50", image_size=64, download_timeout=2)
+except WeightsNotFoundError as exc:
+    print(f"SECONDS {time.perf_counter() - start:.1f}")
+    print(f"MESSAGE {exc}")
+    sys.exit(0)
+sys.exit(1)
+'''
+
+
+def test_stalled_download_fails_within_the_timeout(tmp_path):
+    """Offline with a network that answers nothing: the weights error comes in seconds.
+
+    The weights request goes through a local proxy that accepts connections
+    and never replies, the worst case for a hanging download.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(8)
+    proxy = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+    home = tmp_path / "keras-home"
+    (home / "models").mkdir(parents=True)
+    env = {**os.environ, "KERAS_HOME": str(home), "https_proxy": proxy, "HTTPS_PROXY": proxy,
+           "http_proxy": proxy, "HTTP_PROXY": proxy}
+    try:
+        done = subprocess.run([sys.executable, "-c", _STALLED_DOWNLOAD], env=env, timeout=120,
+                              capture_output=True, text=True)
+    finally:
+        stalled.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    seconds = float(done.stdout.split("SECONDS ")[1].split()[0])
+    message = done.stdout.split("MESSAGE ")[1]
+    print(f"weights error after {seconds} s")
+    assert seconds < 15  # 2 s socket timeout, a few tries at most: never a long hang
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert str(home / "models") in message

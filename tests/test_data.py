@@ -144,6 +144,23 @@ def test_subset_never_loses_or_duplicates(data):
         assert d.class_names[y[img]] == chosen[lab]
 
 
+@settings(max_examples=30, deadline=None)
+@given(labels=st.lists(st.integers(0, 2), min_size=3, max_size=80), per_class=st.integers(1, 30),
+       seed=st.integers(0, 2**16))
+def test_limit_keeps_distinct_images_up_to_the_cap_per_class(labels, per_class, seed):
+    y = np.array(labels)
+    y[:3] = [0, 1, 2]
+    x = np.arange(len(y), dtype=np.uint8)[:, None, None, None].repeat(3, axis=3)  # pixel = id
+    d = DataSplits(x, y, x[:0], y[:0], x, y, ("a", "b", "c"))
+    small = d.limit(per_class, seed=seed)
+    for split in ("train", "test"):
+        xs, ys = small.split(split)
+        ids = xs[:, 0, 0, 0].astype(int)
+        assert len(set(ids)) == len(ids)  # nothing duplicated
+        assert list(y[ids]) == list(ys)  # every image keeps its label
+        assert list(np.bincount(ys, minlength=3)) == [min(per_class, (y == c).sum()) for c in range(3)]
+
+
 def test_validation_split_out_of_range():
     for bad in (-0.1, 1.0, 1.5):
         with pytest.raises(ConfigurationError, match=r"\[0, 1\)"):

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, requires_cifar, requires_imagenet
 
+from transferkit.callbacks import read_history
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
 from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
 from transferkit.training import Run, fine_tune, train, two_stage
@@ -177,7 +179,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from transferkit import build_baseline_cnn, make_synthetic_dataset, train
+        from transferkit import build_baseline_cnn, make_deterministic, make_synthetic_dataset, train
         data = make_synthetic_dataset(3, per_class=60, image_size=16, seed=1)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
@@ -223,3 +225,95 @@ def test_real_transfer_and_fine_tune_beat_the_same_budget_baseline(cifar):
     assert frozen.evaluation.accuracy > baseline.evaluation.accuracy + 0.15
     assert tuned.evaluation.accuracy > baseline.evaluation.accuracy + 0.15
     assert tuned.evaluation.accuracy > 0.55
+
+
+# --------------------------------------------------------------------------- SIGKILL and resume
+
+_CHILD = r'''
+import os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+from transferkit import build_baseline_cnn, make_deterministic, make_synthetic_dataset, train
+
+run_dir, hang_epoch, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+class Probe(keras.callbacks.Callback):
+    """Logs each epoch start; blocks mid-epoch `hang_epoch` until the test kills it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        with open(log, "a") as f:
+            f.write(f"{epoch}\n")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == hang_epoch and batch == 2:
+            open(log + ".hanging", "w").close()
+            time.sleep(600)
+
+data = make_synthetic_dataset(3, per_class=60, image_size=16, seed=1)
+make_deterministic(int(os.environ.get("SEED", "0")))
+model = build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16))
+train(model, data, epochs=6, batch_size=16, run_dir=run_dir, resume=True, seed=0,
+      callbacks=[Probe()], verbose=0)
+'''
+
+
+def _child(tmp_path, run_dir, hang_epoch, log, seed=0):
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    return subprocess.Popen([sys.executable, str(script), str(run_dir), str(hang_epoch), str(log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SEED": str(seed)})
+
+
+def _epochs_started(log):
+    return [int(x) for x in log.read_text().split()]
+
+
+def test_sigkill_mid_epoch_then_resume_continues_and_loses_nothing(tmp_path):
+    import signal
+    import time
+
+    run_dir, log = tmp_path / "run", tmp_path / "epochs.log"
+    proc = _child(tmp_path, run_dir, 3, log)
+    deadline = time.time() + 120
+    while not (tmp_path / "epochs.log.hanging").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "child never reached epoch 3"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)  # mid-epoch 3: epochs 0-2 are complete
+    assert proc.wait(30) == -signal.SIGKILL
+    assert not (run_dir / "run.json").exists()  # the run had not finished
+    assert len(read_history(run_dir / "history.csv")["loss"]) == 3
+
+    log.unlink()
+    resumed = _child(tmp_path, run_dir, -1, log)
+    assert resumed.wait(300) == 0, resumed.stderr.read()
+    assert _epochs_started(log) == [3, 4, 5]  # from the last completed epoch, not from zero
+
+    uninterrupted_dir, uninterrupted_log = tmp_path / "clean", tmp_path / "clean.log"
+    clean = _child(tmp_path, uninterrupted_dir, -1, uninterrupted_log)
+    assert clean.wait(300) == 0, clean.stderr.read()
+
+    run, reference = Run.load(run_dir), Run.load(uninterrupted_dir)
+    assert run.epochs_run == reference.epochs_run == 6
+    history = read_history(run_dir / "history.csv")
+    assert set(history) == set(reference.history) and all(len(v) == 6 for v in history.values())
+    assert not any(np.isnan(v) for v in history["val_accuracy"])
+    best = keras.saving.load_model(run_dir / "best.keras")
+    assert best.predict(np.zeros((2, 16, 16, 3), np.uint8), verbose=0).shape == (2, 3)
+    assert run.model is not None and run.evaluation.accuracy > 1 / 3
+    assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]  # no leftovers
+
+
+def test_separate_processes_with_one_seed_agree_exactly(tmp_path):
+    """What users rely on: rerunning the same script repeats every number."""
+    procs = [_child(tmp_path, tmp_path / name, -1, tmp_path / f"{name}.log", seed=seed)
+             for name, seed in [("a", 7), ("b", 7), ("c", 8)]]
+    for proc in procs:
+        assert proc.wait(300) == 0, proc.stderr.read()
+    a, b, c = (Run.load(tmp_path / name, load_model=False) for name in "abc")
+    assert a.history == b.history
+    assert a.evaluation.to_dict() == b.evaluation.to_dict()
+    assert a.history != c.history  # another seed is another run ...
+    assert abs(a.history["accuracy"][-1] - c.history["accuracy"][-1]) < 0.25  # ... of the same kind

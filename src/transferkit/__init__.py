@@ -45,7 +45,14 @@ from transferkit.models import (  # noqa: E402
     parameter_counts,
     unfreeze_last,
 )
-from transferkit.training import Run, TwoStageResult, fine_tune, train, two_stage  # noqa: E402
+from transferkit.training import (  # noqa: E402
+    Run,
+    TwoStageResult,
+    fine_tune,
+    make_deterministic,
+    train,
+    two_stage,
+)  # noqa: E402
 
 __all__ = [
     "BACKBONES",
@@ -81,6 +88,7 @@ __all__ = [
     "list_backbones",
     "load_cifar10",
     "load_image_folder",
+    "make_deterministic",
     "lr_callback",
     "make_synthetic_dataset",
     "parameter_counts",

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+TMP_MARK = ".tmp"  # every temporary name carries it, so leftovers can be found
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suffix: str = "") -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` atomically.
@@ -27,18 +29,45 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suf
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TMP_MARK}{suffix}", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(Path(tmp), path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    """An unused hidden temporary name beside ``path`` keeping the suffix Keras checks."""
+    path = Path(path)
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TMP_MARK}{suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # only the name is wanted: writers check that the file is new
+    return Path(tmp)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk and rename it onto ``path``."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that a killed process left in ``folder`` (recursively).
+
+    Returns:
+        The files removed.
+    """
+    stale = [p for p in Path(folder).rglob(f".*{TMP_MARK}*") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 
+from transferkit._atomic import atomic_write, atomic_write_json, commit, temp_path_for
 from transferkit.errors import ConfigurationError
 
 logger = logging.getLogger("transferkit")
@@ -201,7 +202,7 @@ def default_callbacks(
     run_dir.mkdir(parents=True, exist_ok=True)
     mode = "min" if "loss" in monitor else "max"
     best_so_far = _best_in_history(run_dir / HISTORY_FILE, monitor, mode)
-    checkpoint_cls = _BoundModelCheckpoint if checkpoint_model is not None else keras.callbacks.ModelCheckpoint
+    checkpoint_cls = _BoundModelCheckpoint if checkpoint_model is not None else AtomicModelCheckpoint
     checkpoint = checkpoint_cls(
         str(run_dir / BEST_MODEL_FILE),
         monitor=monitor,
@@ -225,7 +226,7 @@ def default_callbacks(
         callbacks.append(lr_callback(schedule, base_lr, epochs or 1))
     callbacks += [
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
         checkpoint,
     ]
     if patience is not None:
@@ -237,7 +238,44 @@ def default_callbacks(
     return callbacks
 
 
-class _BoundModelCheckpoint(keras.callbacks.ModelCheckpoint):
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that saves to a temporary file and renames it into place.
+
+    Keras writes the checkpoint in place, so a process killed while saving
+    leaves a truncated ``best.keras`` behind; here the old checkpoint stays
+    intact until the new one is complete.
+    """
+
+    def _save_model(self, epoch, batch, logs):
+        final = Path(self._get_file_path(epoch, batch, logs))
+        tmp = temp_path_for(final)
+        original = self.filepath
+        self.filepath = str(tmp)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = original
+        if tmp.exists():  # not every epoch improves on the best
+            commit(tmp, final)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose weights and epoch record are each replaced atomically.
+
+    The weights are committed before the epoch record, so a kill between the
+    two repeats at most one epoch (its history row is de-duplicated by
+    :func:`read_history`); it never skips one.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True),
+                     suffix=".weights.h5")
+        atomic_write_json(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
+class _BoundModelCheckpoint(AtomicModelCheckpoint):
     """A ModelCheckpoint that saves a fixed model whatever model is being fitted."""
 
     bound_model: keras.Model
@@ -261,6 +299,7 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     path = Path(path)
     if not path.exists():
         return {}
+    repair_history(path)
     rows: dict[int, dict[str, str]] = {}
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
@@ -273,6 +312,17 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
                 history.setdefault(key, []).append(_to_float(value))
     # CSVLogger pads runs without validation with "NA" val_ columns: drop them.
     return {k: v for k, v in history.items() if not all(math.isnan(x) for x in v)}
+
+
+def repair_history(path: str | os.PathLike) -> None:
+    """Cut a row left half-written by a killed process, so appending starts on a fresh line."""
+    path = Path(path)
+    if not path.exists():
+        return
+    content = path.read_bytes()
+    if content and not content.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(content.rfind(b"\n") + 1)
 
 
 def _to_float(value: str | None) -> float:

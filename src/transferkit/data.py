@@ -654,8 +654,10 @@ def load_image_folder(
 
     Raises:
         DataNotFoundError: If ``path`` does not exist.
-        DataError: For an empty or classless tree, or differing image sizes
-            without ``image_size``.
+        DataError: For an empty or classless tree, differing image sizes
+            without ``image_size``, or a class with no images in the train or
+            test split (in the validation split too with ``strict=True``;
+            otherwise that only warns).
         CorruptDataError: For an unreadable archive, or an unreadable image with
             ``strict=True``.
         UnknownNameError: If ``class_names`` names a folder that does not exist.
@@ -707,18 +709,25 @@ def load_image_folder(
         frac = validation_split / (1 - (0 if "test" in tree else test_split))
         x_tr, y_tr, x_val, y_val = _train_val(x_pool, y_pool, min(frac, 0.99), seed)
     data = DataSplits(x_tr, y_tr, x_val, y_val, x_te, y_te, names, source=str(root))
-    _warn_missing_classes(data)
+    _check_missing_classes(data, strict=strict)
     logger.info("Loaded %r", data)
     return data
 
 
-def _warn_missing_classes(data: DataSplits) -> None:
+def _check_missing_classes(data: DataSplits, *, strict: bool) -> None:
+    """A class absent from train cannot be learned, one absent from test cannot be scored."""
     for split, counts in data.counts().items():
         missing = [data.class_names[i] for i, n in enumerate(counts) if n == 0]
-        if missing and sum(counts):
-            warnings.warn(
-                f"The {split!r} split has no images of classes {missing}.", stacklevel=3
-            )
+        if not missing or not sum(counts):
+            continue
+        message = (
+            f"The {split!r} split has no images of classes {missing}. Add images of these "
+            "classes to that split's folders, or pass class_names=[...] without them."
+        )
+        if split == "val" and not strict:
+            warnings.warn(message, stacklevel=3)  # a thin validation split still trains
+        else:
+            raise DataError(message)
 
 
 def _as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:

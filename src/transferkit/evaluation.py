@@ -13,6 +13,7 @@ from sklearn.metrics import (
 
 from transferkit.data import DataSplits, check_labels
 from transferkit.errors import DataError
+from transferkit.models import check_model_input
 
 
 @dataclass
@@ -99,7 +100,13 @@ def evaluate(
         >>> ev = evaluate(model, data)  # doctest: +SKIP
         >>> print(ev.report)  # doctest: +SKIP
     """
+    if not isinstance(data, DataSplits):
+        raise DataError(
+            f"data must be a DataSplits (see load_cifar10 or DataSplits(...)), got "
+            f"{type(data).__name__}. For bare arrays use evaluate_predictions."
+        )
     x, y = data.split(split)
+    check_model_input(model, x)
     if len(x) == 0:
         raise DataError(f"Cannot evaluate on the empty {split!r} split.")
     probs = model.predict(

@@ -23,7 +23,12 @@ import keras
 import numpy as np
 
 from transferkit import __version__
-from transferkit._atomic import atomic_save_model, atomic_write, atomic_write_json
+from transferkit._atomic import (
+    atomic_save_model,
+    atomic_write,
+    atomic_write_json,
+    remove_stale_temp_files,
+)
 from transferkit.callbacks import (
     BACKUP_DIR,
     BEST_MODEL_FILE,
@@ -31,6 +36,7 @@ from transferkit.callbacks import (
     default_callbacks,
     lr_callback,
     read_history,
+    repair_history,
 )
 from transferkit.data import DataSplits
 from transferkit.errors import (
@@ -443,6 +449,10 @@ def _prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
                 f"{path} already holds a run. Pass overwrite=True to replace it or "
                 "resume=True to continue it."
             )
+        else:
+            for stale in remove_stale_temp_files(path):
+                logger.info("Removed %s, left by an interrupted save", stale)
+            repair_history(path / HISTORY_FILE)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -451,6 +461,29 @@ def _strategy_of(model):
     import tensorflow as tf
 
     return getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+
+
+def make_deterministic(seed: int = 0) -> None:
+    """Make the next model builds and runs repeatable: same seed, same data, same machine.
+
+    Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``), which
+    fixes weight initialisation, shuffling, dropout and augmentation, and turns
+    on ``tf.config.experimental.enable_op_determinism()``, which makes
+    TensorFlow pick deterministic kernels (it matters on GPU, where some
+    reductions are otherwise non-deterministic; on CPU the default kernels are
+    already repeatable). Call it before building the models.
+
+    Args:
+        seed: The seed.
+
+    Example:
+        >>> make_deterministic(0)
+        >>> model = build_baseline_cnn(10)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def make_optimizer(optimizer: str | keras.optimizers.Optimizer, lr: float | None):
