@@ -68,7 +68,10 @@ def test_default_callbacks_in_plain_fit_write_history_and_best_model(tmp_path):
     m = _tiny_model()
     cbs = default_callbacks(tmp_path, monitor="val_accuracy", patience=2, schedule="plateau", base_lr=0.1)
     kinds = [type(c).__name__ for c in cbs]
-    assert kinds == ["ReduceLROnPlateau", "CSVLogger", "BackupAndRestore", "ModelCheckpoint", "EarlyStopping"]
+    assert kinds == ["ReduceLROnPlateau", "CSVLogger", "AtomicBackupAndRestore",
+                     "AtomicModelCheckpoint", "EarlyStopping"]
+    assert isinstance(cbs[2], keras.callbacks.BackupAndRestore)
+    assert isinstance(cbs[3], keras.callbacks.ModelCheckpoint)
     m.fit(x, y, validation_split=0.25, epochs=3, verbose=0, callbacks=cbs)
     hist = read_history(tmp_path / "history.csv")
     assert len(hist["val_accuracy"]) == 3 and "learning_rate" in hist
@@ -103,10 +106,18 @@ def test_read_history_keeps_last_row_of_a_repeated_epoch(tmp_path):
     assert h["accuracy"] == [0.5, 0.65, 0.7]
     assert math.isnan(h["loss"][2])
     assert read_history(tmp_path / "missing.csv") == {}
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]  # every save was renamed in
 
 
 def test_checkpoint_on_resume_only_improves_on_recorded_best(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.8\n")
     checkpoint = default_callbacks(tmp_path)[2]
-    assert type(checkpoint).__name__ == "ModelCheckpoint"
+    assert type(checkpoint).__name__ == "AtomicModelCheckpoint"
     assert checkpoint.best == pytest.approx(0.8)
+
+
+def test_half_written_history_row_is_cut_before_reading_or_appending(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7")  # killed while writing epoch 2
+    assert read_history(path) == {"loss": [0.9, 0.8]}
+    assert path.read_text().endswith("1,0.8\n")  # the next epoch starts on a fresh line

@@ -283,6 +283,14 @@ class _BoundModelCheckpoint(AtomicModelCheckpoint):
     def set_model(self, model):
         super().set_model(self.bound_model)
 
+    def _save_model(self, epoch, batch, logs):
+        # The bound model is not the one being fitted, so its optimizer is still
+        # unbuilt; saved that way, loading it warns about mismatched variables.
+        optimizer = getattr(self.bound_model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.bound_model.trainable_variables)
+        super()._save_model(epoch, batch, logs)
+
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     """Read a ``CSVLogger`` history, keeping the last row of any repeated epoch.

@@ -1,0 +1,16 @@
+"""Experiment 1: frozen ImageNet MobileNetV2 vs a CNN trained from scratch.
+
+The recipe lives in ``transferkit/experiments/transfer_vs_baseline.py`` (read it: it is the
+whole experiment, built from the public API); this script runs it exactly as
+``transferkit run transfer_vs_baseline`` does, with the same options::
+
+    python examples/transfer_vs_baseline.py --data ../shared/data/cifar10-jpeg.tar.gz --out runs/transfer_vs_baseline
+    python examples/transfer_vs_baseline.py --help
+"""
+
+import sys
+
+from transferkit.experiments import transfer_vs_baseline
+
+if __name__ == "__main__":
+    sys.exit(transfer_vs_baseline.main())

@@ -1,0 +1,165 @@
+"""Plumbing shared by the example experiments: arguments, data, seeding and outputs.
+
+Every experiment takes the same core options (``--data --out --epochs
+--per-class --seed --quick --weights``) and leaves the same artefacts under
+``--out``: ``metrics.json``, one folder per run (``history.csv``,
+``best.keras``, ``model.keras``, ``run.json``), figures, and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from transferkit._atomic import atomic_write_json, atomic_write_text
+from transferkit.compare import compare_runs
+from transferkit.data import DataSplits, load_cifar10
+from transferkit.plots import plot_confusion_matrix, plot_learning_curves
+from transferkit.report import write_report
+from transferkit.training import Run
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Images per class (train+val and test) and epochs of one mode."""
+
+    per_class: int | None
+    epochs: int
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Budget,
+                         quick: Budget) -> None:
+    """Add the options every experiment shares."""
+    per_class = "all" if full.per_class is None else full.per_class
+    parser.add_argument("--data", help="CIFAR-10 file or folder (default: TRANSFERKIT_DATA, "
+                        "the Keras cache, then a download)")
+    parser.add_argument("--out", default=f"runs/{name}", help=f"output folder (default: runs/{name})")
+    parser.add_argument("--epochs", type=int, help=f"epochs (default {full.epochs}; "
+                        f"{quick.epochs} with --quick)")
+    parser.add_argument("--per-class", type=int, help=f"images per class in train+val and in "
+                        f"test (default {per_class}; {quick.per_class} with --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data choice, weights, "
+                        "shuffling and dropout (default 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small real subset and 1-2 epochs: checks the pipeline, not the figures")
+    parser.add_argument("--weights", default="imagenet",
+                        help="'imagenet' (Keras cache or download), 'none' (random "
+                        "initialisation) or a weights file path")
+    parser.set_defaults(full_budget=full, quick_budget=quick)
+
+
+def budget(args: argparse.Namespace) -> Budget:
+    """The budget the options ask for: the mode's defaults, overridden by explicit values."""
+    base = args.quick_budget if args.quick else args.full_budget
+    return Budget(args.per_class if args.per_class is not None else base.per_class,
+                  args.epochs if args.epochs is not None else base.epochs)
+
+
+def weights(args: argparse.Namespace) -> str | None:
+    """``--weights`` as :func:`~transferkit.models.build_transfer_model` takes it."""
+    return None if args.weights.lower() == "none" else args.weights
+
+
+def load_data(args: argparse.Namespace) -> DataSplits:
+    """CIFAR-10 from ``--data`` (or the usual places), limited to the mode's budget."""
+    return load_cifar10(args.data, limit_per_class=budget(args).per_class, seed=args.seed,
+                        download=args.data is None)
+
+
+def seed(args: argparse.Namespace) -> None:
+    """Seed before building a model: its initial weights come from this state."""
+    keras.utils.set_random_seed(args.seed)
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_dir(args: argparse.Namespace, name: str) -> dict:
+    """``train`` keywords that put a run in ``--out/name``, replacing an older one."""
+    return {"run_dir": Path(args.out) / name, "overwrite": True, "name": name, "seed": args.seed}
+
+
+def finish(
+    experiment: str,
+    args: argparse.Namespace,
+    runs: list[Run],
+    *,
+    started: float,
+    data: DataSplits | None = None,
+    extra: dict | None = None,
+    title: str | None = None,
+    slides: bool = False,
+) -> dict:
+    """Write the shared artefacts, print the comparison table and return the metrics.
+
+    Writes ``learning_curves.png``, ``confusion_<run>.png``,
+    ``classification_report_<run>.txt``, ``report.html`` (and ``slides.html``
+    with ``slides``) and ``metrics.json`` under ``--out``.
+    """
+    out = output_dir(args)
+    comparison = compare_runs(runs)
+    plot_learning_curves(runs, path=out / "learning_curves.png")
+    for run in runs:
+        if run.evaluation is not None:
+            plot_confusion_matrix(run.evaluation, path=out / f"confusion_{run.name}.png")
+            atomic_write_text(out / f"classification_report_{run.name}.txt", run.evaluation.report)
+    title = title or f"transferkit: {experiment}"
+    write_report(runs, out / "report.html", title=title, data=data)
+    if slides:
+        write_report(runs, out / "slides.html", title=title, data=data, slides=True)
+    b = budget(args)
+    metrics = {
+        "experiment": experiment,
+        "mode": "quick" if args.quick else "full",
+        "per_class": b.per_class,
+        "epochs": b.epochs,
+        "seed": args.seed,
+        "weights": args.weights,
+        "data": repr(data) if data is not None else None,
+        "comparison": comparison.to_dict(),
+        "runs": {run.name: _run_summary(run) for run in runs},
+        **(extra or {}),
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_devices()}",
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    print()
+    print(comparison.to_markdown())
+    print(f"\nWrote {out}/metrics.json, report.html, figures and run folders "
+          f"in {metrics['wall_time_s']:.0f} s.")
+    return metrics
+
+
+def _run_summary(run: Run) -> dict:
+    ev = run.evaluation
+    scores = {} if ev is None else {
+        "accuracy": ev.accuracy, "precision": ev.precision, "recall": ev.recall, "f1": ev.f1,
+        "loss": ev.loss,
+    }
+    return {**scores, "epochs_run": run.epochs_run, "timings": run.timings,
+            "classes": ev.class_names if ev else None}
+
+
+def _devices() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU" if gpus else "no GPU"
+
+
+def main(name: str, argv: list[str] | None = None) -> int:
+    """Run experiment ``name`` as ``transferkit run name ARGS`` does; returns the exit code."""
+    import sys
+
+    from transferkit.cli import main as cli_main
+
+    return cli_main(["run", name, *(sys.argv[1:] if argv is None else argv)])

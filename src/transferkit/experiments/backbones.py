@@ -1,0 +1,83 @@
+"""Experiment 5: a backbone study for a report.
+
+Each chosen ImageNet backbone is trained frozen (head on cached features),
+then fine-tuned (its last layers unfrozen, BatchNorm frozen, augmentation,
+lower learning rate); a CNN from scratch gets the same data and epochs. The
+report (``report.html``) and the 10-slide deck (``slides.html``) cover the
+dataset, transfer learning, each backbone's original purpose, the fine-tuning
+steps, results transfer vs scratch, and limitations.
+
+Backbones whose ImageNet weights are neither cached nor downloadable stop the
+run with the weights error, unless ``--missing-weights skip`` (they are then
+listed as skipped) or ``--weights none``.
+
+Run: ``transferkit run backbones --data cifar10.tar.gz --backbones mobilenet_v2,resnet50``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from transferkit.backbones import get_backbone_spec
+from transferkit.errors import WeightsNotFoundError
+from transferkit.experiments import _common as c
+from transferkit.models import build_baseline_cnn, build_transfer_model
+from transferkit.training import fine_tune, train
+
+NAME = "backbones"
+FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=1)
+DEFAULT_BACKBONES = "mobilenet_v2,resnet50,vgg16,efficientnet_b0"
+logger = logging.getLogger("transferkit")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    c.add_common_arguments(parser, NAME, full=FULL, quick=QUICK)
+    parser.add_argument("--backbones", default=DEFAULT_BACKBONES,
+                        help=f"comma-separated registry names (default {DEFAULT_BACKBONES}; "
+                        "see `transferkit info`)")
+    parser.add_argument("--missing-weights", choices=("error", "skip"), default="error",
+                        help="what to do when a backbone's ImageNet weights are unavailable")
+    parser.add_argument("--image-size", type=int,
+                        help="size fed to every backbone (default: each backbone's smallest "
+                        "pretrained size, e.g. 96 for MobileNetV2, 224 for ResNet50)")
+    parser.add_argument("--unfreeze", type=int, default=20, help="layers to fine-tune (default 20)")
+    parser.add_argument("--fine-tune-epochs", type=int,
+                        help="fine-tuning epochs (default 2; 1 with --quick)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    names = [get_backbone_spec(n.strip()).name for n in args.backbones.split(",") if n.strip()]
+    data = c.load_data(args)
+    epochs = c.budget(args).epochs
+    ft_epochs = args.fine_tune_epochs or (1 if args.quick else 2)
+    runs, skipped, purposes = [], {}, {}
+    for name in names:
+        c.seed(args)
+        try:
+            model = build_transfer_model(name, data.num_classes, input_shape=data.image_shape,
+                                         image_size=args.image_size, weights=c.weights(args),
+                                         head=(128,), dropout=0.3)
+        except WeightsNotFoundError as exc:
+            if args.missing_weights == "error":
+                raise
+            skipped[name] = str(exc).split(" Cause:")[0]
+            logger.warning("Skipping %s: ImageNet weights unavailable", name)
+            continue
+        purposes[name] = get_backbone_spec(name).purpose
+        runs.append(train(model, data, epochs=epochs, **c.run_dir(args, f"{name}_frozen")))
+        runs.append(fine_tune(model, data, unfreeze=args.unfreeze, lr=1e-5, epochs=ft_epochs,
+                              **c.run_dir(args, f"{name}_finetuned")))
+    c.seed(args)
+    scratch = build_baseline_cnn(data.num_classes, input_shape=data.image_shape)
+    runs.append(train(scratch, data, epochs=epochs + ft_epochs, **c.run_dir(args, "baseline_cnn_scratch")))
+    return c.finish(NAME, args, runs, started=started, data=data, slides=True,
+                    title="Transfer learning on CIFAR-10: a backbone study",
+                    extra={"backbones": names, "skipped": skipped, "purposes": purposes,
+                           "fine_tune_epochs": ft_epochs})
+
+
+def main(argv: list[str] | None = None) -> int:
+    return c.main(NAME, argv)
