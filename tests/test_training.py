@@ -43,7 +43,7 @@ def test_cached_training_matches_uncached_and_model_predicts_the_same(tiny):
     runs = {}
     for cache in (True, False):
         model = build_transfer_model(features, tiny.num_classes, input_shape=tiny.image_shape, head=(16,))
-        runs[cache] = train(model, tiny, epochs=10, batch_size=16, seed=1, cache_features=cache, verbose=0)
+        runs[cache] = train(model, tiny, epochs=25, batch_size=16, seed=1, cache_features=cache, verbose=0)
     assert runs[True].config["cached_features"] and "features" in runs[True].timings
     assert not runs[False].config["cached_features"]
     assert abs(runs[True].evaluation.accuracy - runs[False].evaluation.accuracy) <= 0.15

@@ -44,7 +44,19 @@ def extract_features(
     if len(x) == 0:
         return np.zeros((0, feature_model.output_shape[-1]), np.float32)
     ds = data.as_tf_dataset(split, batch_size, shuffle=False)
-    return np.asarray(feature_model.predict(ds, verbose=verbose), dtype=np.float32)
+    # Batches go straight into one preallocated array: model.predict would keep
+    # every batch's output and then concatenate them, twice the features' memory.
+    out = np.empty((len(x), feature_model.output_shape[-1]), np.float32)
+    show = verbose in (1, 2) or (verbose == "auto" and len(x) > 10 * batch_size)
+    progress = keras.utils.Progbar(len(x), unit_name="image") if show else None
+    start = 0
+    for images, _ in ds:
+        batch = feature_model.predict_on_batch(images)
+        out[start:start + len(batch)] = batch
+        start += len(batch)
+        if progress is not None:
+            progress.update(start)
+    return out
 
 
 def default_feature_layers(model: keras.Model, count: int = 3) -> list[str]:

@@ -27,7 +27,7 @@ from transferkit.models import build_baseline_cnn, build_transfer_model
 from transferkit.training import fine_tune, train
 
 NAME = "backbones"
-FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=1)
+FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=3)
 DEFAULT_BACKBONES = "mobilenet_v2,resnet50,vgg16,efficientnet_b0"
 logger = logging.getLogger("transferkit")
 

@@ -26,7 +26,7 @@ from transferkit.plots import plot_model_summary, plot_predictions
 from transferkit.training import fine_tune, train
 
 NAME = "liltinynet"
-FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=2)
+FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=3)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from transferkit.plots import plot_per_class_metrics
 from transferkit.training import train
 
 NAME = "mobilenetv2_frozen"
-FULL, QUICK = c.Budget(per_class=1000, epochs=5), c.Budget(per_class=40, epochs=1)
+FULL, QUICK = c.Budget(per_class=1000, epochs=5), c.Budget(per_class=40, epochs=3)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from transferkit.plots import plot_feature_maps
 from transferkit.training import train
 
 NAME = "transfer_vs_baseline"
-FULL, QUICK = c.Budget(per_class=1000, epochs=10), c.Budget(per_class=40, epochs=2)
+FULL, QUICK = c.Budget(per_class=1000, epochs=10), c.Budget(per_class=40, epochs=3)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

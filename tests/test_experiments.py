@@ -1,0 +1,126 @@
+"""Every documented experiment runs end to end in --quick mode on the real CIFAR-10 copy.
+
+--quick uses a small real subset and a few epochs: these tests check the
+pipeline and the artefacts, and that the pretrained models learn (accuracy
+well above chance), not the figures of the full runs (docs/results.md).
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+from conftest import CIFAR_ARCHIVE, ROOT, requires_cifar, requires_imagenet
+
+from transferkit.callbacks import read_history
+from transferkit.cli import main
+from transferkit.experiments import EXPERIMENTS, load
+
+pytestmark = [requires_cifar, requires_imagenet, pytest.mark.realdata]
+
+# The run whose test accuracy must beat chance clearly, and the chance level.
+KEY_RUN = {
+    "transfer_vs_baseline": ("mobilenet_v2_frozen", 0.10),
+    "mobilenetv2_frozen": ("mobilenet_v2_frozen", 0.10),
+    "two_stage": ("stage2", 1 / 3),
+    "liltinynet": ("finetuned", 0.10),
+    "backbones": ("mobilenet_v2_frozen", 0.10),
+}
+EXTRA_ARGS = {"mobilenetv2_frozen": ["--native-32px"], "backbones": ["--backbones", "mobilenet_v2"]}
+
+
+def _run(name, out, *extra):
+    return main(["run", name, "--quick", "--data", str(CIFAR_ARCHIVE), "--out", str(out),
+                 *EXTRA_ARGS.get(name, []), *extra])
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_quick_run_writes_sane_artefacts(name, tmp_path):
+    assert _run(name, tmp_path) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["experiment"] == name and metrics["mode"] == "quick"
+    key, chance = KEY_RUN[name]
+    threshold = 2 * chance if chance < 0.2 else chance + 0.1
+    assert metrics["runs"][key]["accuracy"] > threshold, metrics["comparison"]
+    for run_name, summary in metrics["runs"].items():
+        assert 0 <= summary["accuracy"] <= 1 and 0 <= summary["f1"] <= 1
+        run_dir = next(p.parent for p in tmp_path.rglob("run.json") if p.parent.name == run_name)
+        history = read_history(run_dir / "history.csv")
+        assert len(history["loss"]) == summary["epochs_run"] >= 1
+        assert (run_dir / "model.keras").stat().st_size > 0 and (run_dir / "best.keras").exists()
+    key_dir = next(p.parent for p in tmp_path.rglob("run.json") if p.parent.name == key)
+    assert keras.saving.load_model(key_dir / "model.keras").output_shape[-1] >= 3
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<img") >= 2 and "test_accuracy" in html
+    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
+    assert list(tmp_path.glob("confusion_*.png")) and list(tmp_path.glob("classification_report_*.txt"))
+    _specific_checks(name, tmp_path, metrics)
+
+
+def _specific_checks(name, out, metrics):
+    if name == "transfer_vs_baseline":
+        assert (out / "feature_maps.png").exists() and metrics["feature_map_layer"]
+    elif name == "mobilenetv2_frozen":
+        assert metrics["reload_matches"] is True
+        assert "mobilenet_v2_frozen_32px" in metrics["runs"] and "resize_gain_points" in metrics
+    elif name == "two_stage":
+        assert set(metrics["stages"]) == {"stage1", "stage2", "stage2_scratch"}
+        assert metrics["runs"]["stage1"]["classes"] == list(metrics["classes"]["stage1"])
+        assert metrics["runs"]["stage1"]["accuracy"] > 1 / 7  # 7 classes: chance 0.14
+    elif name == "liltinynet":
+        assert set(metrics["evaluator"]) == {"base", "finetuned"}
+        rows = metrics["evaluator"]
+        assert rows["finetuned"]["params"]["trainable"] > rows["base"]["params"]["trainable"]
+        assert (out / "architecture_base.png").exists() and (out / "predictions_finetuned.png").exists()
+    elif name == "backbones":
+        assert (out / "slides.html").read_text().count('class="slide"') == 10
+        assert metrics["skipped"] == {} and "mobilenet_v2" in metrics["purposes"]
+
+
+def test_missing_weights_stop_with_the_weights_error(tmp_path, capsys):
+    code = _run("transfer_vs_baseline", tmp_path, "--weights", str(tmp_path / "absent.h5"))
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "absent.h5" in err[0] and "Traceback" not in err[0]
+
+
+def test_unavailable_backbones_are_skipped_when_asked(tmp_path, monkeypatch):
+    from transferkit.errors import WeightsNotFoundError
+    from transferkit.experiments import backbones
+
+    real = backbones.build_transfer_model
+
+    def offline_resnet(name, *args, **kwargs):
+        if name == "resnet50":  # stands in for a machine without the file and no network
+            raise WeightsNotFoundError("Put the file resnet50_weights.h5 into models/. Cause: offline")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(backbones, "build_transfer_model", offline_resnet)
+    args = ["--backbones", "resnet50,mobilenet_v2", "--missing-weights", "skip", "--epochs", "1",
+            "--fine-tune-epochs", "1"]
+    assert main(["run", "backbones", "--quick", "--data", str(CIFAR_ARCHIVE), "--out", str(tmp_path),
+                 *args]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["skipped"]) == ["resnet50"] and "Cause" not in metrics["skipped"]["resnet50"]
+    assert "mobilenet_v2_frozen" in metrics["runs"]
+
+
+def test_example_script_runs_as_a_program(tmp_path):
+    """examples/*.py are what users open first: run one as they would."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "two_stage.py"), "--quick", "--epochs", "1",
+         "--per-class", "20", "--data", str(CIFAR_ARCHIVE), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| stage2 |" in done.stdout
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_every_experiment_module_has_the_documented_interface():
+    for name in EXPERIMENTS:
+        module = load(name)
+        assert name == module.NAME and module.__doc__.startswith("Experiment")
+        assert callable(module.add_arguments) and callable(module.run) and callable(module.main)
+        assert (ROOT / "examples" / f"{name}.py").exists()
