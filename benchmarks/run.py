@@ -393,8 +393,8 @@ def _markdown(res) -> str:
         f"{plain['median_epoch_s'] / tk['median_epoch_s']:.0f}x | |",
         f"| 1. test accuracy | {tk['test_accuracy']:.4f} | {plain['test_accuracy']:.4f} | "
         f"{q['head_accuracy_diff_points']:+.2f} points | within 0.5 |",
-        f"| 2. peak resident memory | {tk['peak_rss_mb'] / 1024:.2f} GB | "
-        f"{plain['peak_rss_mb'] / 1024:.2f} GB (float arrays {plain['float_array_gb']:.1f} GB) | "
+        f"| 2. peak resident memory | {tk['peak_rss_mb'] / 1024:.2f} GiB | "
+        f"{plain['peak_rss_mb'] / 1024:.2f} GiB (float arrays {plain['float_array_gb']:.1f} GB) | "
         f"{q['memory_ratio']:.1f}x less | <= 2.5 GB |",
         f"| 3. feature extraction | {ex['transferkit_img_s']:,.0f} img/s | bare predict "
         f"{ex['bare_predict_img_s']:,.0f} img/s | {ex['slowdown']:.2f}x | <= 1.2x |",

@@ -81,8 +81,10 @@ def _specific_checks(name, out, metrics):
 def test_missing_weights_stop_with_the_weights_error(tmp_path, capsys):
     code = _run("transfer_vs_baseline", tmp_path, "--weights", str(tmp_path / "absent.h5"))
     assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "absent.h5" in err[0] and "Traceback" not in err[0]
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "absent.h5" in errors[0] and "Traceback" not in err
+    assert "Loaded" not in err  # checked before any data was read
 
 
 def test_unavailable_backbones_are_skipped_when_asked(tmp_path, monkeypatch):

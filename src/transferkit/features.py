@@ -43,19 +43,18 @@ def extract_features(
     check_model_input(model, x)
     if len(x) == 0:
         return np.zeros((0, feature_model.output_shape[-1]), np.float32)
-    ds = data.as_tf_dataset(split, batch_size, shuffle=False)
-    # Batches go straight into one preallocated array: model.predict would keep
-    # every batch's output and then concatenate them, twice the features' memory.
+    # Chunks go straight into one preallocated array: one model.predict call
+    # would keep every batch's output and then concatenate them (twice the
+    # features' memory), and only one chunk is ever converted to float.
     out = np.empty((len(x), feature_model.output_shape[-1]), np.float32)
     show = verbose in (1, 2) or (verbose == "auto" and len(x) > 10 * batch_size)
     progress = keras.utils.Progbar(len(x), unit_name="image") if show else None
-    start = 0
-    for images, _ in ds:
-        batch = feature_model.predict_on_batch(images)
-        out[start:start + len(batch)] = batch
-        start += len(batch)
+    chunk = 16 * batch_size
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].astype(np.float32)
+        out[start:start + len(part)] = feature_model.predict(part, batch_size=batch_size, verbose=0)
         if progress is not None:
-            progress.update(start)
+            progress.update(start + len(part))
     return out
 
 

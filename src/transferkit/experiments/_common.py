@@ -20,6 +20,7 @@ import keras
 from transferkit._atomic import atomic_write_json, atomic_write_text
 from transferkit.compare import compare_runs
 from transferkit.data import DataSplits, load_cifar10
+from transferkit.errors import WeightsNotFoundError
 from transferkit.plots import plot_confusion_matrix, plot_learning_curves
 from transferkit.report import write_report
 from transferkit.training import Run
@@ -62,12 +63,21 @@ def budget(args: argparse.Namespace) -> Budget:
 
 
 def weights(args: argparse.Namespace) -> str | None:
-    """``--weights`` as :func:`~transferkit.models.build_transfer_model` takes it."""
-    return None if args.weights.lower() == "none" else args.weights
+    """``--weights`` as :func:`~transferkit.models.build_transfer_model` takes it.
+
+    Raises:
+        WeightsNotFoundError: If it names a file that does not exist.
+    """
+    if args.weights.lower() == "none":
+        return None
+    if args.weights != "imagenet" and not Path(args.weights).expanduser().is_file():
+        raise WeightsNotFoundError(f"Weights file {args.weights!r} does not exist.")
+    return args.weights
 
 
 def load_data(args: argparse.Namespace) -> DataSplits:
     """CIFAR-10 from ``--data`` (or the usual places), limited to the mode's budget."""
+    weights(args)  # a wrong weights path fails before minutes of data loading
     return load_cifar10(args.data, limit_per_class=budget(args).per_class, seed=args.seed,
                         download=args.data is None)
 
