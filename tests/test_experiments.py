@@ -126,3 +126,13 @@ def test_every_experiment_module_has_the_documented_interface():
         assert name == module.NAME and module.__doc__.startswith("Experiment")
         assert callable(module.add_arguments) and callable(module.run) and callable(module.main)
         assert (ROOT / "examples" / f"{name}.py").exists()
+
+
+def test_backbones_with_fewer_layers_than_unfreeze_still_fine_tune(tmp_path):
+    """VGG16 has 18 layers, fewer than the default --unfreeze 20 (random weights: path only)."""
+    args = ["--backbones", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "1",
+            "--fine-tune-epochs", "1", "--per-class", "10"]
+    assert main(["run", "backbones", "--quick", "--data", str(CIFAR_ARCHIVE), "--out",
+                 str(tmp_path), *args]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"vgg16_frozen", "vgg16_finetuned"} <= set(metrics["runs"])

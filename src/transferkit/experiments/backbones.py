@@ -23,7 +23,12 @@ import time
 from transferkit.backbones import get_backbone_spec
 from transferkit.errors import WeightsNotFoundError
 from transferkit.experiments import _common as c
-from transferkit.models import build_baseline_cnn, build_transfer_model
+from transferkit.models import (
+    _backbone_layers,
+    build_baseline_cnn,
+    build_transfer_model,
+    find_backbone,
+)
 from transferkit.training import fine_tune, train
 
 NAME = "backbones"
@@ -68,7 +73,9 @@ def run(args: argparse.Namespace) -> dict:
             continue
         purposes[name] = get_backbone_spec(name).purpose
         runs.append(train(model, data, epochs=epochs, **c.run_dir(args, f"{name}_frozen")))
-        runs.append(fine_tune(model, data, unfreeze=args.unfreeze, lr=1e-5, epochs=ft_epochs,
+        # VGG16 has 18 layers in all: unfreeze at most what a backbone has.
+        unfreeze = min(args.unfreeze, len(_backbone_layers(find_backbone(model))))
+        runs.append(fine_tune(model, data, unfreeze=unfreeze, lr=1e-5, epochs=ft_epochs,
                               **c.run_dir(args, f"{name}_finetuned")))
     c.seed(args)
     scratch = build_baseline_cnn(data.num_classes, input_shape=data.image_shape)
