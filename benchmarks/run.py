@@ -59,22 +59,25 @@ def _load_npz(path):
                       CIFAR10_CLASSES, source=str(path))
 
 
-class _EpochTimer:
-    def __new__(cls):
-        import keras
+def _epoch_timer():
+    """A callback recording the wall seconds of each epoch in ``.times``.
 
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times = []
+    Built on call: Keras is imported only after the parent has set KERAS_HOME.
+    """
+    import keras
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t = time.perf_counter()
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._t)
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
 
-        return Timer()
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._t)
+
+    return EpochTimer()
 
 
 # --------------------------------------------------------------------------- cases (child side)
@@ -89,7 +92,7 @@ def case_transferkit_head(cfg):
     keras.utils.set_random_seed(0)
     model = build_transfer_model("mobilenet_v2", 10, weights=cfg["weights"], head=(128,),
                                  dropout=0.3, image_size=cfg.get("image_size"))
-    timer = _EpochTimer()
+    timer = _epoch_timer()
     t = time.perf_counter()
     run = train(model, data, epochs=cfg["epochs"], batch_size=64, seed=0, callbacks=[timer],
                 verbose=0)
@@ -122,7 +125,7 @@ def case_plain_head(cfg):
         keras.layers.Dropout(0.3), keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    timer = _EpochTimer()
+    timer = _epoch_timer()
     model.fit(x_train, data.y_train, epochs=cfg["epochs"], batch_size=64, callbacks=[timer],
               verbose=0)
     probs = model.predict(x_test, batch_size=256, verbose=0)
@@ -235,7 +238,7 @@ def case_baseline_cnn(cfg):
 
     keras.utils.set_random_seed(0)
     model = build_baseline_cnn(10)
-    timer = _EpochTimer()
+    timer = _epoch_timer()
     run = train(model, data, epochs=1000, batch_size=64, seed=0, callbacks=[timer, StopAtBudget()],
                 verbose=0)
     return {"budget_s": budget, "epochs": run.epochs_run,

@@ -29,11 +29,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suf
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TMP_MARK}{suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_file(path, suffix)
     try:
         write(tmp)
-        commit(Path(tmp), path)
+        commit(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -44,10 +43,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suf
 def temp_path_for(path: str | os.PathLike) -> Path:
     """An unused hidden temporary name beside ``path`` keeping the suffix Keras checks."""
     path = Path(path)
-    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    tmp = _temp_file(path, ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix)
+    tmp.unlink()  # only the name is wanted: writers check that the file is new
+    return tmp
+
+
+def _temp_file(path: Path, suffix: str) -> Path:
+    """Create an empty hidden temporary file beside ``path``, marked with :data:`TMP_MARK`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TMP_MARK}{suffix}", dir=path.parent)
     os.close(fd)
-    os.unlink(tmp)  # only the name is wanted: writers check that the file is new
     return Path(tmp)
 
 

@@ -274,11 +274,7 @@ def build_backbone(
             f"{spec.name} needs inputs of at least {spec.min_size}x{spec.min_size}, "
             f"got {image_size}. Pass a larger image_size."
         )
-    if weights not in (None, "imagenet"):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsNotFoundError(f"Weights file {str(path)!r} does not exist.")
-        weights = str(path)
+    weights = check_weights_arg(weights)
     constructor = getattr(keras.applications, spec.constructor)
     kwargs = dict(
         include_top=False, weights=weights, input_shape=(image_size, image_size, 3), name=spec.name
@@ -300,6 +296,30 @@ def build_backbone(
         ) from exc
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def check_weights_arg(weights: str | os.PathLike | None) -> str | None:
+    """Validate a ``weights`` argument: ``None``, ``"imagenet"`` or an existing file.
+
+    Args:
+        weights: The argument as given.
+
+    Returns:
+        ``None``, ``"imagenet"``, or the file's path as a string (``~`` expanded).
+
+    Raises:
+        WeightsNotFoundError: If a path is given and no such file exists.
+
+    Example:
+        >>> check_weights_arg("imagenet")
+        'imagenet'
+    """
+    if weights is None or weights == "imagenet":
+        return weights
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsNotFoundError(f"Weights file {str(path)!r} does not exist.")
+    return str(path)
 
 
 def _looks_like_download_error(exc: Exception) -> bool:

@@ -78,22 +78,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail instead of falling back to generated data or random weights")
     q.set_defaults(func=_quickstart)
 
+    from transferkit.experiments import EXPERIMENTS  # a table: does not load TensorFlow
+
     run = sub.add_parser(
         "run", help="run one of the documented experiments (see `transferkit run --help`)",
         description="Run a documented experiment on CIFAR-10. Each writes metrics.json, "
         "history CSVs, figures, model files and report.html under --out and prints a "
         "comparison table. --quick runs a small real subset for 1-2 epochs.",
-        epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in _experiments().items()),
+        epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in EXPERIMENTS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from transferkit.experiments import EXPERIMENTS
-
     run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
                      help="experiment to run (listed below)")
     run.add_argument("options", nargs=argparse.REMAINDER,
                      help="the experiment's options (transferkit run NAME --help)")
     run.set_defaults(func=_run_experiment)
-
 
     r = sub.add_parser("report", help="HTML report or slide deck from saved run folders")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by train(run_dir=...)")
@@ -180,12 +179,6 @@ def _quickstart(args) -> int:
     print(f"\nWrote {out}/metrics.json, learning_curves.png, confusion_*.png and run folders "
           f"in {time.perf_counter() - started:.0f} s.")
     return EXIT_OK
-
-
-def _experiments() -> dict[str, str]:
-    from transferkit.experiments import EXPERIMENTS
-
-    return EXPERIMENTS
 
 
 def _run_experiment(args) -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 import keras
 
 from transferkit._atomic import atomic_write_json, atomic_write_text
+from transferkit.backbones import check_weights_arg
 from transferkit.compare import compare_runs
 from transferkit.data import DataSplits, load_cifar10
-from transferkit.errors import WeightsNotFoundError
 from transferkit.plots import plot_confusion_matrix, plot_learning_curves
 from transferkit.report import write_report
 from transferkit.training import Run
@@ -68,11 +68,7 @@ def weights(args: argparse.Namespace) -> str | None:
     Raises:
         WeightsNotFoundError: If it names a file that does not exist.
     """
-    if args.weights.lower() == "none":
-        return None
-    if args.weights != "imagenet" and not Path(args.weights).expanduser().is_file():
-        raise WeightsNotFoundError(f"Weights file {args.weights!r} does not exist.")
-    return args.weights
+    return None if args.weights.lower() == "none" else check_weights_arg(args.weights)
 
 
 def load_data(args: argparse.Namespace) -> DataSplits:

@@ -23,7 +23,7 @@ from transferkit.evaluation import evaluate
 from transferkit.experiments import _common as c
 from transferkit.models import build_transfer_model, parameter_counts
 from transferkit.plots import plot_model_summary, plot_predictions
-from transferkit.training import fine_tune, train
+from transferkit.training import Run, fine_tune, train
 
 NAME = "liltinynet"
 FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=3)
@@ -56,8 +56,6 @@ def fine_tune_base(args: argparse.Namespace, data) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from transferkit.training import Run
-
     started = time.perf_counter()
     data = c.load_data(args)
     out = c.output_dir(args)
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     # The evaluator works from the files alone, as a separate script would.
     runs, models = [], {}
     for name in ("base", "finetuned"):
-        run = Run.load(out / name)
+        run = Run.load(out / name, load_model=False)  # the checkpoint is loaded below
         models[name] = keras.saving.load_model(out / name / "best.keras")
         run.evaluation = evaluate(models[name], data)  # the checkpoint, not the last epoch
         runs.append(run)
