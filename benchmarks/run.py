@@ -359,14 +359,22 @@ def _parent(args) -> int:
 
 
 def _ratios(r) -> dict:
-    tk, plain = r["transferkit_head"], r["plain_head"]
-    return {
-        "head_speedup_wall": plain["wall_s"] / tk["wall_s"],
-        "head_accuracy_diff_points": 100 * (tk["test_accuracy"] - plain["test_accuracy"]),
-        "memory_ratio": plain["peak_rss_mb"] / tk["peak_rss_mb"],
-        "extraction_slowdown_vs_bare": r["extraction"]["slowdown"],
-        "resize_gain_points": 100 * (tk["test_accuracy"] - r["naive_32px_head"]["test_accuracy"]),
+    """Ratios between the cases present; a partial run (``--only``) gets those it can."""
+    formulas = {
+        "head_speedup_wall": (("transferkit_head", "plain_head"),
+                              lambda tk, plain: plain["wall_s"] / tk["wall_s"]),
+        "head_accuracy_diff_points": (("transferkit_head", "plain_head"),
+                                      lambda tk, plain: 100 * (tk["test_accuracy"]
+                                                               - plain["test_accuracy"])),
+        "memory_ratio": (("transferkit_head", "plain_head"),
+                         lambda tk, plain: plain["peak_rss_mb"] / tk["peak_rss_mb"]),
+        "extraction_slowdown_vs_bare": (("extraction",), lambda ex: ex["slowdown"]),
+        "resize_gain_points": (("transferkit_head", "naive_32px_head"),
+                               lambda tk, naive: 100 * (tk["test_accuracy"]
+                                                        - naive["test_accuracy"])),
     }
+    return {name: fn(*(r[c] for c in cases)) for name, (cases, fn) in formulas.items()
+            if all(c in r for c in cases)}
 
 
 def _machine() -> str:
@@ -377,11 +385,43 @@ def _machine() -> str:
             f"{len(gpus)} GPU; Python {platform.python_version()}, TensorFlow {tf.__version__}")
 
 
+def _rows(r, q) -> list[tuple[tuple[str, ...], str]]:
+    """Each table row with the cases it needs, so a partial run prints what it measured."""
+    tk, plain, naive = (r.get(k, {}) for k in ("transferkit_head", "plain_head", "naive_32px_head"))
+    ex, io, cnn = (r.get(k, {}) for k in ("extraction", "input_pipeline", "baseline_cnn"))
+    head, both = ("transferkit_head",), ("transferkit_head", "plain_head")
+    return [
+        (both, lambda: f"| 1. head training, MobileNetV2 96 px, wall time | {tk['wall_s']:.1f} s | "
+         f"{plain['wall_s']:.1f} s | {q['head_speedup_wall']:.1f}x faster | >= 5x |"),
+        (both, lambda: f"| 1. median epoch | {tk['median_epoch_s']:.2f} s (cached) | "
+         f"{plain['median_epoch_s']:.1f} s | {plain['median_epoch_s'] / tk['median_epoch_s']:.0f}x | |"),
+        (both, lambda: f"| 1. test accuracy | {tk['test_accuracy']:.4f} | {plain['test_accuracy']:.4f} | "
+         f"{q['head_accuracy_diff_points']:+.2f} points | within 0.5 |"),
+        (both, lambda: f"| 2. peak resident memory | {tk['peak_rss_mb'] / 1024:.2f} GiB | "
+         f"{plain['peak_rss_mb'] / 1024:.2f} GiB (float arrays {plain['float_array_gb']:.1f} GB) | "
+         f"{q['memory_ratio']:.1f}x less | <= 2.5 GB |"),
+        (("extraction",), lambda: f"| 3. feature extraction | {ex['transferkit_img_s']:,.0f} img/s | "
+         f"bare predict {ex['bare_predict_img_s']:,.0f} img/s | {ex['slowdown']:.2f}x | <= 1.2x |"),
+        (("input_pipeline",), lambda: f"| 4. load all {io['images']:,} images (image-folder tar.gz) | "
+         f"{io['image_folder_load_s']:.1f} s | | | < 30 s |"),
+        (("input_pipeline",), lambda: f"| 4. load (official pickle tar.gz) | "
+         f"{io['official_format_load_s']:.1f} s | | | |"),
+        (("input_pipeline",), lambda: f"| 4. as_tf_dataset decode+batch | "
+         f"{io['as_tf_dataset_img_s']:,.0f} img/s | | | |"),
+        (("baseline_cnn",), lambda: f"| 5. baseline CNN training | {cnn['train_img_s']:,.0f} img/s; "
+         f"{cnn['epochs']} epochs in {cnn['budget_s']:.0f} s budget: test acc "
+         f"{cnn['test_accuracy']:.4f} | | | |"),
+        (("transferkit_head", "naive_32px_head"), lambda: "| 6. frozen MobileNetV2, default resize "
+         f"vs naive 32 px | {tk['test_accuracy']:.4f} vs {naive['test_accuracy']:.4f} | | "
+         f"{q['resize_gain_points']:+.1f} points | |"),
+        ((*head, "baseline_cnn"), lambda: f"| 6. frozen transfer ({tk['wall_s']:.0f} s) vs CNN from "
+         f"scratch ({cnn['fit_s']:.0f} s) | {tk['test_accuracy']:.4f} vs "
+         f"{cnn['test_accuracy']:.4f} | | | |"),
+    ]
+
+
 def _markdown(res) -> str:
-    r, q = res["cases"], res["ratios"]
-    tk, plain, naive = r["transferkit_head"], r["plain_head"], r["naive_32px_head"]
-    ex, io, cnn = r["extraction"], r["input_pipeline"], r["baseline_cnn"]
-    d = res["data"]
+    r, q, d = res["cases"], res["ratios"], res["data"]
     lines = [
         f"# Benchmark results ({res['mode']})",
         "",
@@ -390,27 +430,7 @@ def _markdown(res) -> str:
         "",
         "| case | transferkit | plain Keras recipe | ratio | target |",
         "|---|---:|---:|---:|---|",
-        f"| 1. head training, MobileNetV2 96 px, wall time | {tk['wall_s']:.1f} s | "
-        f"{plain['wall_s']:.1f} s | {q['head_speedup_wall']:.1f}x faster | >= 5x |",
-        f"| 1. median epoch | {tk['median_epoch_s']:.2f} s (cached) | {plain['median_epoch_s']:.1f} s | "
-        f"{plain['median_epoch_s'] / tk['median_epoch_s']:.0f}x | |",
-        f"| 1. test accuracy | {tk['test_accuracy']:.4f} | {plain['test_accuracy']:.4f} | "
-        f"{q['head_accuracy_diff_points']:+.2f} points | within 0.5 |",
-        f"| 2. peak resident memory | {tk['peak_rss_mb'] / 1024:.2f} GiB | "
-        f"{plain['peak_rss_mb'] / 1024:.2f} GiB (float arrays {plain['float_array_gb']:.1f} GB) | "
-        f"{q['memory_ratio']:.1f}x less | <= 2.5 GB |",
-        f"| 3. feature extraction | {ex['transferkit_img_s']:,.0f} img/s | bare predict "
-        f"{ex['bare_predict_img_s']:,.0f} img/s | {ex['slowdown']:.2f}x | <= 1.2x |",
-        f"| 4. load all {io['images']:,} images (image-folder tar.gz) | {io['image_folder_load_s']:.1f} s "
-        f"| | | < 30 s |",
-        f"| 4. load (official pickle tar.gz) | {io['official_format_load_s']:.1f} s | | | |",
-        f"| 4. as_tf_dataset decode+batch | {io['as_tf_dataset_img_s']:,.0f} img/s | | | |",
-        f"| 5. baseline CNN training | {cnn['train_img_s']:,.0f} img/s; {cnn['epochs']} epochs in "
-        f"{cnn['budget_s']:.0f} s budget: test acc {cnn['test_accuracy']:.4f} | | | |",
-        f"| 6. frozen MobileNetV2, default resize vs naive 32 px | {tk['test_accuracy']:.4f} vs "
-        f"{naive['test_accuracy']:.4f} | | {q['resize_gain_points']:+.1f} points | |",
-        f"| 6. frozen transfer ({tk['wall_s']:.0f} s) vs CNN from scratch ({cnn['fit_s']:.0f} s) | "
-        f"{tk['test_accuracy']:.4f} vs {cnn['test_accuracy']:.4f} | | | |",
+        *(row() for needs, row in _rows(r, q) if all(c in r for c in needs)),
         "",
         (f"Cases {', '.join(res['rerun'])} were rerun after a change and merged in "
          "(other rows: the earlier run).\n" if res.get("rerun") else ""),

@@ -90,3 +90,17 @@ def test_model_and_text_round_trip(tmp_path):
     assert keras.saving.load_model(tmp_path / "m.keras").count_params() == 8
     atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
     assert (tmp_path / "sub" / "a.txt").read_text() == "hello"
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    from transferkit._atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "out.txt", "hello")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

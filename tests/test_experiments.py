@@ -61,11 +61,12 @@ def test_experiment_quick_run_writes_sane_artefacts(name, tmp_path):
 def _specific_checks(name, out, metrics):
     if name == "transfer_vs_baseline":
         assert (out / "feature_maps.png").exists() and metrics["feature_map_layer"]
+        assert "mobilenet_v2_finetuned" in metrics["runs"]
     elif name == "mobilenetv2_frozen":
         assert metrics["reload_matches"] is True
         assert "mobilenet_v2_frozen_32px" in metrics["runs"] and "resize_gain_points" in metrics
     elif name == "two_stage":
-        assert set(metrics["stages"]) == {"stage1", "stage2", "stage2_scratch"}
+        assert set(metrics["stages"]) == {"stage1", "stage2", "stage2_finetuned", "stage2_scratch"}
         assert metrics["runs"]["stage1"]["classes"] == list(metrics["classes"]["stage1"])
         assert metrics["runs"]["stage1"]["accuracy"] > 1 / 7  # 7 classes: chance 0.14
     elif name == "liltinynet":

@@ -38,3 +38,13 @@ def test_extract_features_matches_pool_layer(tiny):
     feats = extract_features(cnn, tiny, "test", verbose=0)
     maps = extract_feature_maps(cnn, tiny.x_test, "pool")
     np.testing.assert_allclose(feats, maps["pool"], atol=1e-6)
+
+
+def test_flipped_features_are_the_mirror_images_features(tiny):
+    from transferkit.data import DataSplits
+
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8,))
+    mirrored = DataSplits(tiny.x_train[:, :, ::-1].copy(), tiny.y_train, tiny.x_val, tiny.y_val,
+                          tiny.x_test, tiny.y_test, tiny.class_names)
+    np.testing.assert_allclose(extract_features(cnn, tiny, "train", flip=True, verbose=0),
+                               extract_features(cnn, mirrored, "train", verbose=0), atol=1e-5)

@@ -11,8 +11,9 @@ from conftest import ROOT, requires_cifar, requires_imagenet
 
 from transferkit.callbacks import read_history
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
+from transferkit.finetune import fine_tune
 from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
-from transferkit.training import Run, fine_tune, train, two_stage
+from transferkit.training import Run, train, two_stage
 
 
 def _cnn(data, **kw):
@@ -259,8 +260,13 @@ train(model, data, epochs=6, batch_size=16, run_dir=run_dir, resume=True, seed=0
 
 
 def _child(tmp_path, run_dir, hang_epoch, log, seed=0):
+    # Written once and renamed into place: rewriting one shared file for each
+    # launch let a child start on a half-written script and exit 0 doing nothing.
     script = tmp_path / "child.py"
-    script.write_text(_CHILD)
+    if not script.exists():
+        partial = tmp_path / "child.py.partial"
+        partial.write_text(_CHILD)
+        os.replace(partial, script)
     return subprocess.Popen([sys.executable, str(script), str(run_dir), str(hang_epoch), str(log)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SEED": str(seed)})
@@ -317,3 +323,18 @@ def test_separate_processes_with_one_seed_agree_exactly(tmp_path):
     assert a.evaluation.to_dict() == b.evaluation.to_dict()
     assert a.history != c.history  # another seed is another run ...
     assert abs(a.history["accuracy"][-1] - c.history["accuracy"][-1]) < 0.25  # ... of the same kind
+
+
+def test_flip_views_keep_cached_training_and_double_the_head_data(tiny):
+    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
+                                 image_size=32, weights=None, head=(8,))
+    steps = []
+
+    class CountSteps(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            steps.append(int(self.model.optimizer.iterations))
+
+    run = train(model, tiny, epochs=1, batch_size=16, augment="flip", verbose=0,
+                callbacks=[CountSteps()])
+    assert run.config["cached_features"] and run.config["augment"] == "flip"
+    assert steps == [-(-2 * len(tiny.y_train) // 16)]  # each image and its mirror image

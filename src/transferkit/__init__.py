@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from transferkit.augment import AugmentedBatches, crop_flip  # noqa: E402
 from transferkit.backbones import (  # noqa: E402
     BACKBONES,
     BackbonePreprocessing,
@@ -37,6 +38,7 @@ from transferkit.errors import (  # noqa: E402
 )
 from transferkit.evaluation import Evaluation, evaluate  # noqa: E402
 from transferkit.features import extract_feature_maps, extract_features  # noqa: E402
+from transferkit.finetune import fine_tune, progressive_phases, resolution_view  # noqa: E402
 from transferkit.models import (  # noqa: E402
     build_baseline_cnn,
     build_transfer_model,
@@ -45,16 +47,17 @@ from transferkit.models import (  # noqa: E402
     parameter_counts,
     unfreeze_last,
 )
+from transferkit.scratch import train_from_scratch  # noqa: E402
 from transferkit.training import (  # noqa: E402
     Run,
     TwoStageResult,
-    fine_tune,
     make_deterministic,
     train,
     two_stage,
 )  # noqa: E402
 
 __all__ = [
+    "AugmentedBatches",
     "BACKBONES",
     "CIFAR10_CLASSES",
     "BackbonePreprocessing",
@@ -77,6 +80,7 @@ __all__ = [
     "build_baseline_cnn",
     "build_transfer_model",
     "compare_runs",
+    "crop_flip",
     "default_callbacks",
     "evaluate",
     "extract_feature_maps",
@@ -92,9 +96,12 @@ __all__ = [
     "lr_callback",
     "make_synthetic_dataset",
     "parameter_counts",
+    "progressive_phases",
     "read_history",
+    "resolution_view",
     "step_decay",
     "train",
+    "train_from_scratch",
     "two_stage",
     "unfreeze_last",
     "warmup_cosine",

@@ -56,10 +56,18 @@ def _temp_file(path: Path, suffix: str) -> Path:
 
 
 def commit(tmp: Path, path: Path) -> None:
-    """Flush ``tmp`` to disk and rename it onto ``path``."""
+    """Flush ``tmp`` to disk, give it the user's umask permissions and rename it onto ``path``."""
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    # mkstemp creates files mode 0600; a plain open() would have honoured the umask.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:

@@ -169,6 +169,7 @@ def default_callbacks(
     base_lr: float | None = None,
     epochs: int | None = None,
     checkpoint_model: keras.Model | None = None,
+    backup_dir: str | os.PathLike | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The standard callback set for a run directory.
 
@@ -190,6 +191,10 @@ def default_callbacks(
         checkpoint_model: Save this model instead of the one being fitted
             (used when a head is trained on cached features but the full
             model should be checkpointed).
+        backup_dir: Keep the backup in this folder, also after ``fit`` ends
+            (one per phase of a progressive-resizing run, which deletes them
+            when the whole run is done); default ``run_dir/backup``, removed
+            when ``fit`` ends.
 
     Returns:
         A list of callbacks for ``model.fit``.
@@ -226,7 +231,8 @@ def default_callbacks(
         callbacks.append(lr_callback(schedule, base_lr, epochs or 1))
     callbacks += [
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
+        AtomicBackupAndRestore(str(backup_dir or run_dir / BACKUP_DIR),
+                               delete_checkpoint=backup_dir is None),
         checkpoint,
     ]
     if patience is not None:

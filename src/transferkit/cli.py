@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run one of the documented experiments (see `transferkit run --help`)",
         description="Run a documented experiment on CIFAR-10. Each writes metrics.json, "
         "history CSVs, figures, model files and report.html under --out and prints a "
-        "comparison table. --quick runs a small real subset for 1-2 epochs.",
+        "comparison table. --quick runs a small real subset for a few epochs.",
         epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in EXPERIMENTS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,6 +20,7 @@ def extract_features(
     *,
     batch_size: int = 256,
     verbose: int | str = "auto",
+    flip: bool = False,
 ) -> np.ndarray:
     """Pooled backbone features of a split (what cached training trains the head on).
 
@@ -29,6 +30,7 @@ def extract_features(
         split: ``"train"``, ``"val"`` or ``"test"``.
         batch_size: Images per forward pass.
         verbose: Keras progress bar setting (0 silences it).
+        flip: Features of the horizontally mirrored images instead.
 
     Returns:
         ``float32`` array of shape ``(n, feature_dim)``, in the split's order.
@@ -52,6 +54,8 @@ def extract_features(
     chunk = 16 * batch_size
     for start in range(0, len(x), chunk):
         part = x[start:start + chunk].astype(np.float32)
+        if flip:
+            part = part[:, :, ::-1]
         out[start:start + len(part)] = feature_model.predict(part, batch_size=batch_size, verbose=0)
         if progress is not None:
             progress.update(start + len(part))

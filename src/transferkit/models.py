@@ -128,6 +128,7 @@ def build_baseline_cnn(
     filters: Sequence[int] = (32, 64, 128),
     head: Sequence[int] = (128,),
     dropout: float = 0.3,
+    residual: bool = False,
     name: str = "baseline_cnn",
 ) -> keras.Model:
     """Build a strong small CNN to train from scratch, with the transfer models' conventions.
@@ -143,6 +144,9 @@ def build_baseline_cnn(
         filters: Convolution filters of each block.
         head: Units of each Dense+ReLU layer before the output.
         dropout: Dropout rate before the output layer.
+        residual: ResNet-9-style blocks instead: a stem convolution, then per
+            entry of ``filters`` a convolution, max-pooling and a two-convolution
+            residual block.
         name: Model name.
 
     Returns:
@@ -169,19 +173,33 @@ def build_baseline_cnn(
         )
     inner = keras.Input(input_shape, name="features_input")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inner)
+    if residual:
+        x = _conv_bn_relu(x, max(8, filters[0] // 2), "stem")
     for b, f in enumerate(filters, start=1):
+        if residual:
+            # ResNet-9 style: widen, halve the size, then a two-conv residual block.
+            x = _conv_bn_relu(x, f, f"block{b}_conv1")
+            x = keras.layers.MaxPooling2D(name=f"block{b}_pool")(x)
+            r = _conv_bn_relu(x, f, f"block{b}_res1")
+            r = _conv_bn_relu(r, f, f"block{b}_res2")
+            x = keras.layers.Add(name=f"block{b}_add")([x, r])
+            continue
         for c in (1, 2):
-            x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")(x)
-            # momentum 0.9 (Keras: 0.99): the moving statistics used at test time
-            # settle in tens of steps, so short runs on small subsets evaluate sensibly.
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn{c}")(x)
-            x = keras.layers.ReLU(name=f"block{b}_relu{c}")(x)
+            x = _conv_bn_relu(x, f, f"block{b}_conv{c}", bn=f"block{b}_bn{c}", relu=f"block{b}_relu{c}")
         x = keras.layers.MaxPooling2D(name=f"block{b}_pool")(x)
         x = keras.layers.Dropout(0.1 * b, name=f"block{b}_dropout")(x)
     features = keras.Model(inner, x, name="features")
     inputs = keras.Input(input_shape, name="image")
     outputs = _classifier_head(features(inputs), num_classes, head, dropout)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _conv_bn_relu(x, filters: int, name: str, *, bn: str | None = None, relu: str | None = None):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+    # momentum 0.9 (Keras: 0.99): the moving statistics used at test time
+    # settle in tens of steps, so short runs on small subsets evaluate sensibly.
+    x = keras.layers.BatchNormalization(momentum=0.9, name=bn or f"{name}_bn")(x)
+    return keras.layers.ReLU(name=relu or f"{name}_relu")(x)
 
 
 def _classifier_head(features, num_classes: int, head: Sequence[int], dropout: float):

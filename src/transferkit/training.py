@@ -29,6 +29,7 @@ from transferkit._atomic import (
     atomic_write_json,
     remove_stale_temp_files,
 )
+from transferkit.augment import AugmentedBatches
 from transferkit.callbacks import (
     BACKUP_DIR,
     BEST_MODEL_FILE,
@@ -53,7 +54,6 @@ from transferkit.models import (
     check_model_input,
     find_backbone,
     parameter_counts,
-    set_freeze,
     split_at_pool,
 )
 
@@ -200,7 +200,7 @@ def train(
     optimizer: str | keras.optimizers.Optimizer = "adam",
     lr: float = 1e-3,
     callbacks: list[keras.callbacks.Callback] | None = None,
-    augment: bool = False,
+    augment: bool | str = False,
     cache_features: bool | str = "auto",
     run_dir: str | os.PathLike | None = None,
     name: str | None = None,
@@ -226,8 +226,11 @@ def train(
         lr: Learning rate (used when compiling with an optimizer name).
         callbacks: Extra Keras callbacks. With cached features they are
             given the head model, which shares its layers with ``model``.
-        augment: Augment training batches (flip, translation, zoom); this
-            disables feature caching.
+        augment: ``True``: random crop + horizontal flip of every training
+            batch (in NumPy, outside the model), which disables feature
+            caching. ``"flip"``: horizontal flips only; with a frozen backbone
+            the head then trains on cached features of each image and of its
+            mirror image (twice the extraction time).
         cache_features: ``"auto"`` caches whenever the backbone is frozen and
             ``augment`` is off; ``True`` requires it; ``False`` never caches.
         run_dir: Folder for history, checkpoints, backup and the run record.
@@ -262,6 +265,46 @@ def train(
         >>> run = train(model, data, epochs=5, run_dir="runs/frozen")  # doctest: +SKIP
         >>> run.evaluation.accuracy  # doctest: +SKIP
     """
+    return _train(
+        model, data, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        callbacks=callbacks, augment=augment, cache_features=cache_features, run_dir=run_dir,
+        name=name, seed=seed, patience=patience, schedule=schedule, monitor=monitor,
+        overwrite=overwrite, resume=resume, compile=compile, verbose=verbose,
+    )
+
+
+def check_recipe_kwargs(train_kwargs: dict) -> None:
+    """Refuse :func:`train` options that a recipe sets itself."""
+    for key in ("cache_features", "compile", "phases", "recipe", "optimizer", "lr"):
+        if key in train_kwargs:
+            raise ConfigurationError(f"This recipe does not take {key}= as a train option.")
+    if train_kwargs.get("schedule") is not None:
+        raise ConfigurationError("This recipe has its own warm-up + cosine schedule per step; "
+                                 "schedule= is for train().")
+
+
+def train_with_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batch_size: int,
+                      lr: float, augment: bool, recipe: dict, phases=None, **train_kwargs) -> Run:
+    """:func:`train` of a model its recipe compiled: records ``recipe`` in the run's config.
+
+    For recipe functions (:func:`~transferkit.finetune.fine_tune`,
+    :func:`~transferkit.scratch.train_from_scratch`); ``train_kwargs`` are
+    :func:`train`'s remaining options.
+    """
+    check_recipe_kwargs(train_kwargs)
+    options = {"callbacks": None, "run_dir": None, "name": None, "seed": None, "patience": None,
+               "schedule": None, "monitor": "val_accuracy", "overwrite": False, "resume": False,
+               "verbose": "auto", **train_kwargs}
+    return _train(model, data, epochs=epochs, batch_size=batch_size, optimizer=model.optimizer,
+                  lr=lr, augment=augment, cache_features=False, compile=False, phases=phases,
+                  recipe=recipe, **options)
+
+
+def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment, cache_features,
+           run_dir, name, seed, patience, schedule, monitor, overwrite, resume, compile, verbose,
+           phases=None, recipe=None) -> Run:
+    # phases: [(model to fit, last epoch)], views sharing ``model``'s weights
+    # (progressive resizing); None: ``model`` for every epoch.
     started = time.perf_counter()
     _check_train_args(model, data, epochs, batch_size, cache_features)
     if seed is not None:
@@ -279,15 +322,16 @@ def train(
     cached = _use_cache(model, augment, cache_features)
     timings: dict[str, float] = {}
     if cached:
-        logger.info("Backbone frozen and no augmentation: training the head on cached features.")
+        logger.info("Backbone frozen: training the head on cached features%s.",
+                    " of each image and its mirror image" if augment == "flip" else "")
         history, evaluation = _fit_cached(
             model, data, strategy, epochs, batch_size, callbacks, run_path, monitor,
-            patience, schedule, seed, verbose, timings,
+            patience, schedule, seed, verbose, timings, flip=augment == "flip",
         )
     else:
         history, evaluation = _fit_streamed(
             model, data, epochs, batch_size, callbacks, run_path, monitor, patience,
-            schedule, augment, seed, verbose, timings,
+            schedule, augment, seed, verbose, timings, phases or [(model, epochs)],
         )
     if run_path is not None:
         history = read_history(run_path / HISTORY_FILE) or history
@@ -295,10 +339,11 @@ def train(
     run = Run(
         name=name or model.name,
         config=_run_config(
-            model, data, optimizer=model.optimizer, lr=_current_lr(model, lr), epochs=epochs,
+            model, data, optimizer=model.optimizer,
+            lr=recipe["lr"] if recipe else _current_lr(model, lr), epochs=epochs,
             batch_size=batch_size, augment=augment, cached=cached, seed=seed,
             schedule=schedule, patience=patience,
-        ),
+        ) | ({"recipe": recipe} if recipe else {}),
         history=history,
         evaluation=evaluation,
         timings={k: round(v, 3) for k, v in timings.items()},
@@ -311,22 +356,68 @@ def train(
 
 
 def _fit_streamed(model, data, epochs, batch_size, callbacks, run_path, monitor, patience,
-                  schedule, augment, seed, verbose, timings):
-    train_ds = data.as_tf_dataset("train", batch_size, augment=augment, seed=seed or 0)
+                  schedule, augment, seed, verbose, timings, phases):
+    if augment:
+        # Crop + flip in NumPy, outside the compiled step (fast on every backend).
+        train_ds = AugmentedBatches(data.x_train, data.y_train, batch_size, seed=seed or 0,
+                                    augment="flip" if augment == "flip" else True)
+    else:
+        train_ds = data.as_tf_dataset("train", batch_size, seed=seed or 0)
     val_ds = data.as_tf_dataset("val", batch_size) if len(data.y_val) else None
-    cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, model, epochs, None)
     t = time.perf_counter()
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
-                    shuffle=False)  # the dataset reshuffles itself
+    if len(phases) == 1:
+        cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, model, epochs, None)
+        fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs,
+                        verbose=verbose, shuffle=False)  # the dataset reshuffles itself
+        history = _history(fit)
+    else:
+        history = _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor,
+                              patience, schedule, verbose)
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     evaluation = evaluate(model, data, "test") if len(data.y_test) else None
     timings["evaluate"] = time.perf_counter() - t
-    return _history(fit), evaluation
+    return history, evaluation
+
+
+def _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor, patience,
+                schedule, verbose) -> dict[str, list[float]]:
+    """Fit each view in turn (they share ``model``'s weights and optimizer).
+
+    Each phase keeps its own backup folder until the run ends, so a resumed
+    run restores every finished phase's end state and skips its epochs.
+    """
+    history: dict[str, list[float]] = {}
+    start = 0
+    for index, (view, end) in enumerate(phases):
+        backup = None if run_path is None else run_path / BACKUP_DIR / f"phase{index}"
+        cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, view, end, model,
+                         backup_dir=backup)
+        if backup is not None and backup.exists():
+            _restore_iterations(view, backup, len(train_ds))
+        fit = view.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end,
+                       callbacks=cbs, verbose=verbose, shuffle=False)
+        for key, values in _history(fit).items():
+            history.setdefault(key, []).extend(values)
+        if view.stop_training:
+            break
+        start = end
+    if run_path is not None:
+        shutil.rmtree(run_path / BACKUP_DIR, ignore_errors=True)
+    return history
+
+
+def _restore_iterations(view, backup: Path, steps_per_epoch: int) -> None:
+    # A backup restores weights, not the optimizer's step count, which drives a
+    # per-step learning-rate schedule: set it from the saved epoch.
+    meta = backup / "training_metadata.json"
+    if meta.exists() and view.optimizer is not None:
+        epoch = json.loads(meta.read_text(encoding="utf-8")).get("epoch", 0)
+        view.optimizer.iterations.assign(int(epoch) * steps_per_epoch)
 
 
 def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, monitor,
-                patience, schedule, seed, verbose, timings):
+                patience, schedule, seed, verbose, timings, flip=False):
     import tensorflow as tf
 
     t = time.perf_counter()
@@ -335,13 +426,18 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
         for s in ("train", "val", "test")
         if len(data.split(s)[1])
     }
+    y_train = data.y_train
+    if flip:  # the mirror images' features: a second view the head trains on
+        mirrored = extract_features(model, data, "train", verbose=verbose, flip=True)
+        feats["train"] = np.concatenate([feats["train"], mirrored])
+        y_train = np.concatenate([y_train, y_train])
     timings["features"] = time.perf_counter() - t
     with strategy.scope():
         _, head = split_at_pool(model)
         head.compile_from_config(model.get_compile_config())
     train_ds = (
-        tf.data.Dataset.from_tensor_slices((feats["train"], data.y_train.astype(np.int32)))
-        .shuffle(len(data.y_train), seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.from_tensor_slices((feats["train"], y_train.astype(np.int32)))
+        .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -369,13 +465,14 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
     return _history(fit), evaluation
 
 
-def _callbacks(extra, run_path, monitor, patience, schedule, fitted, epochs, full_model):
+def _callbacks(extra, run_path, monitor, patience, schedule, fitted, epochs, full_model,
+               backup_dir=None):
     cbs = list(extra or [])
     base_lr = _current_lr(fitted, None)
     if run_path is not None:
         return cbs + default_callbacks(
             run_path, monitor=monitor, patience=patience, schedule=schedule,
-            base_lr=base_lr, epochs=epochs, checkpoint_model=full_model,
+            base_lr=base_lr, epochs=epochs, checkpoint_model=full_model, backup_dir=backup_dir,
         )
     if patience is not None:
         cbs.append(
@@ -413,11 +510,11 @@ def _check_train_args(model, data, epochs, batch_size, cache_features) -> None:
         )
 
 
-def _use_cache(model, augment: bool, cache_features: bool | str) -> bool:
+def _use_cache(model, augment: bool | str, cache_features: bool | str) -> bool:
     if cache_features is False:
         return False
     reason = None
-    if augment:
+    if augment and augment != "flip":
         reason = "augmentation changes the images every epoch"
     else:
         try:
@@ -486,8 +583,16 @@ def make_deterministic(seed: int = 0) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_optimizer(optimizer: str | keras.optimizers.Optimizer, lr: float | None):
-    """An optimizer instance from a name (``"adam"``, ``"sgd"`` ...) and learning rate.
+def make_optimizer(
+    optimizer: str | keras.optimizers.Optimizer,
+    lr: float | keras.optimizers.schedules.LearningRateSchedule | None,
+    *,
+    weight_decay: float | None = None,
+):
+    """An optimizer instance from a name (``"adam"``, ``"adamw"``, ``"sgd"`` ...) and learning rate.
+
+    ``lr`` may be a number or a ``LearningRateSchedule``; ``weight_decay`` is
+    Keras' decoupled weight decay (every Keras 3 optimizer takes it).
 
     Example:
         >>> make_optimizer("adam", 1e-4).learning_rate.numpy().round(6)  # doctest: +SKIP
@@ -495,13 +600,21 @@ def make_optimizer(optimizer: str | keras.optimizers.Optimizer, lr: float | None
     """
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
-    if lr is not None and not lr > 0:
+    is_schedule = isinstance(lr, keras.optimizers.schedules.LearningRateSchedule)
+    if lr is not None and not is_schedule and not lr > 0:
         raise ConfigurationError(f"lr must be positive, got {lr!r}.")
+    if weight_decay is not None and not weight_decay >= 0:
+        raise ConfigurationError(f"weight_decay must be >= 0, got {weight_decay!r}.")
     try:
-        config = {"learning_rate": lr} if lr is not None else {}
-        return keras.optimizers.get({"class_name": optimizer, "config": config})
+        opt = keras.optimizers.get({"class_name": optimizer, "config": {}})
     except ValueError as exc:
         raise ConfigurationError(f"Unknown optimizer {optimizer!r}: {exc}") from exc
+    config = opt.get_config()
+    if lr is not None:
+        config["learning_rate"] = lr
+    if weight_decay is not None:
+        config["weight_decay"] = weight_decay
+    return type(opt)(**config)
 
 
 def _current_lr(model, default):
@@ -563,56 +676,6 @@ def _devices() -> str:
 
     gpus = tf.config.list_logical_devices("GPU")
     return f"{len(gpus)} GPU" if gpus else "no GPU"
-
-
-# --------------------------------------------------------------------------- fine-tune
-
-
-def fine_tune(
-    model: keras.Model,
-    data: DataSplits,
-    *,
-    unfreeze: int = 20,
-    lr: float = 1e-5,
-    epochs: int = 5,
-    augment: bool = True,
-    train_batchnorm: bool = False,
-    optimizer: str = "adam",
-    **train_kwargs,
-) -> Run:
-    """Second phase of the classic recipe: unfreeze the last layers and train gently.
-
-    Unfreezes the last ``unfreeze`` backbone layers (BatchNorm stays frozen
-    unless ``train_batchnorm``), recompiles with a fresh optimizer at the
-    lower ``lr``, and trains with augmentation, without feature caching.
-
-    Args:
-        model: A trained transfer model (usually after :func:`train`).
-        data: The dataset.
-        unfreeze: Number of trailing backbone layers to train.
-        lr: Learning rate, typically 10-100x below the head's.
-        epochs: Epochs to train.
-        augment: Augment training batches.
-        train_batchnorm: Also train BatchNorm scale and offset.
-        optimizer: Optimizer name.
-        **train_kwargs: Passed to :func:`train` (``batch_size``, ``run_dir``,
-            ``patience``, ``schedule``, ``seed``, ``name`` ...).
-
-    Returns:
-        The fine-tuning :class:`Run`.
-
-    Example:
-        >>> head_run = train(model, data, epochs=5)  # doctest: +SKIP
-        >>> ft_run = fine_tune(model, data, unfreeze=30, lr=1e-5, epochs=3)  # doctest: +SKIP
-    """
-    set_freeze(find_backbone(model), unfreeze, train_batchnorm=train_batchnorm)
-    with _strategy_of(model).scope():
-        model.compile(optimizer=make_optimizer(optimizer, lr), loss=LOSS, metrics=["accuracy"])
-    train_kwargs.setdefault("name", f"{model.name}_finetuned")
-    return train(
-        model, data, epochs=epochs, augment=augment, cache_features=False, compile=False,
-        lr=lr, **train_kwargs,
-    )
 
 
 # --------------------------------------------------------------------------- two-stage

@@ -48,11 +48,31 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Bu
     parser.add_argument("--seed", type=int, default=0, help="seed of data choice, weights, "
                         "shuffling and dropout (default 0)")
     parser.add_argument("--quick", action="store_true",
-                        help="a small real subset and 1-2 epochs: checks the pipeline, not the figures")
+                        help="a small real subset and a few epochs: checks the pipeline, not the figures")
     parser.add_argument("--weights", default="imagenet",
                         help="'imagenet' (Keras cache or download), 'none' (random "
                         "initialisation) or a weights file path")
     parser.set_defaults(full_budget=full, quick_budget=quick)
+
+
+def unfreeze_arg(value: str) -> str | int:
+    """``--unfreeze``: ``auto``, ``all`` or a layer count."""
+    if value.lower() in ("auto", "all"):
+        return value.lower()
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'all' or a number of layers, got {value!r}") from None
+
+
+def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
+    """A layer count no larger than the model's backbone (VGG16 has 18 layers in all)."""
+    from transferkit.models import _backbone_layers, find_backbone
+
+    if unfreeze in ("auto", "all"):
+        return unfreeze
+    return min(unfreeze, len(_backbone_layers(find_backbone(model))))
 
 
 def budget(args: argparse.Namespace) -> Budget:

@@ -1,8 +1,9 @@
 """Experiment 5: a backbone study for a report.
 
 Each chosen ImageNet backbone is trained frozen (head on cached features),
-then fine-tuned (its last layers unfrozen, BatchNorm frozen, augmentation,
-lower learning rate); a CNN from scratch gets the same data and epochs. The
+then fine-tuned as a whole with :func:`~transferkit.finetune.fine_tune`'s
+measured recipe (BatchNorm frozen, AdamW, warm-up + cosine, crop + flip); a
+CNN from scratch gets the same data and epochs. The
 report (``report.html``) and the 10-slide deck (``slides.html``) cover the
 dataset, transfer learning, each backbone's original purpose, the fine-tuning
 steps, results transfer vs scratch, and limitations.
@@ -23,13 +24,9 @@ import time
 from transferkit.backbones import get_backbone_spec
 from transferkit.errors import WeightsNotFoundError
 from transferkit.experiments import _common as c
-from transferkit.models import (
-    _backbone_layers,
-    build_baseline_cnn,
-    build_transfer_model,
-    find_backbone,
-)
-from transferkit.training import fine_tune, train
+from transferkit.finetune import fine_tune
+from transferkit.models import build_baseline_cnn, build_transfer_model
+from transferkit.training import train
 
 NAME = "backbones"
 FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=3)
@@ -47,9 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int,
                         help="size fed to every backbone (default: each backbone's smallest "
                         "pretrained size, e.g. 96 for MobileNetV2, 224 for ResNet50)")
-    parser.add_argument("--unfreeze", type=int, default=20, help="layers to fine-tune (default 20)")
+    parser.add_argument("--unfreeze", type=c.unfreeze_arg, default="auto",
+                        help="backbone layers to fine-tune: 'auto' (default: the backbone's "
+                        "measured choice), 'all', or a count")
     parser.add_argument("--fine-tune-epochs", type=int,
-                        help="fine-tuning epochs (default 2; 1 with --quick)")
+                        help="fine-tuning epochs (default 4; 1 with --quick)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     names = [get_backbone_spec(n.strip()).name for n in args.backbones.split(",") if n.strip()]
     data = c.load_data(args)
     epochs = c.budget(args).epochs
-    ft_epochs = args.fine_tune_epochs or (1 if args.quick else 2)
+    ft_epochs = args.fine_tune_epochs or (1 if args.quick else 4)
     runs, skipped, purposes = [], {}, {}
     for name in names:
         c.seed(args)
@@ -73,10 +72,8 @@ def run(args: argparse.Namespace) -> dict:
             continue
         purposes[name] = get_backbone_spec(name).purpose
         runs.append(train(model, data, epochs=epochs, **c.run_dir(args, f"{name}_frozen")))
-        # VGG16 has 18 layers in all: unfreeze at most what a backbone has.
-        unfreeze = min(args.unfreeze, len(_backbone_layers(find_backbone(model))))
-        runs.append(fine_tune(model, data, unfreeze=unfreeze, lr=1e-5, epochs=ft_epochs,
-                              **c.run_dir(args, f"{name}_finetuned")))
+        runs.append(fine_tune(model, data, unfreeze=c.clamp_unfreeze(args.unfreeze, model),
+                              epochs=ft_epochs, **c.run_dir(args, f"{name}_finetuned")))
     c.seed(args)
     scratch = build_baseline_cnn(data.num_classes, input_shape=data.image_shape)
     runs.append(train(scratch, data, epochs=epochs + ft_epochs, **c.run_dir(args, "baseline_cnn_scratch")))

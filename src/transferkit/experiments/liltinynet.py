@@ -3,9 +3,11 @@
 1. Base model: frozen ImageNet MobileNetV2 (its own preprocessing inside the
    model), a small head, warm-up + cosine learning-rate schedule, early
    stopping and a best-model checkpoint (``base/best.keras``).
-2. Fine-tuner: loads the saved base model from disk, unfreezes the last
-   backbone layers (BatchNorm stays frozen), adds augmentation, trains with a
-   10x-100x lower learning rate (``finetuned/best.keras``).
+2. Fine-tuner: loads the saved base model from disk and fine-tunes it with
+   :func:`~transferkit.finetune.fine_tune`'s measured recipe: the whole
+   backbone (BatchNorm frozen), AdamW, warm-up + cosine, crop + flip,
+   progressive resizing (``finetuned/best.keras``). ``--unfreeze 20
+   --fine-tune-lr 1e-5`` gives the classic recipe for comparison.
 3. Evaluator: loads both saved models, evaluates them on the test set, draws
    both architectures, the metrics side by side and sample predictions.
 
@@ -21,22 +23,25 @@ import keras
 
 from transferkit.evaluation import evaluate
 from transferkit.experiments import _common as c
+from transferkit.finetune import fine_tune
 from transferkit.models import build_transfer_model, parameter_counts
 from transferkit.plots import plot_model_summary, plot_predictions
-from transferkit.training import Run, fine_tune, train
+from transferkit.training import Run, train
 
 NAME = "liltinynet"
 FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=3)
+FT_EPOCHS, QUICK_FT_EPOCHS = 6, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_common_arguments(parser, NAME, full=FULL, quick=QUICK)
-    parser.add_argument("--unfreeze", type=int, default=20,
-                        help="backbone layers the fine-tuner trains (default 20)")
+    parser.add_argument("--unfreeze", type=c.unfreeze_arg, default="auto",
+                        help="backbone layers to fine-tune: 'auto' (default: the backbone's "
+                        "measured choice), 'all', or a count")
     parser.add_argument("--fine-tune-epochs", type=int,
-                        help="fine-tuning epochs (default 3; 1 with --quick)")
-    parser.add_argument("--fine-tune-lr", type=float, default=1e-5,
-                        help="fine-tuning learning rate (default 1e-5; the base uses 1e-3)")
+                        help=f"fine-tuning epochs (default {FT_EPOCHS}; {QUICK_FT_EPOCHS} with --quick)")
+    parser.add_argument("--fine-tune-lr", type=float,
+                        help="peak fine-tuning learning rate (default: fine_tune's, 2.5e-4 at batch 64)")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience")
 
 
@@ -50,7 +55,7 @@ def train_base(args: argparse.Namespace, data) -> None:
 
 def fine_tune_base(args: argparse.Namespace, data) -> None:
     model = keras.saving.load_model(c.output_dir(args) / "base" / "best.keras")
-    epochs = args.fine_tune_epochs or (1 if args.quick else 3)
+    epochs = args.fine_tune_epochs or (QUICK_FT_EPOCHS if args.quick else FT_EPOCHS)
     fine_tune(model, data, unfreeze=args.unfreeze, lr=args.fine_tune_lr, epochs=epochs,
               patience=args.patience, **c.run_dir(args, "finetuned"))
 

@@ -1,0 +1,301 @@
+"""Fine-tuning with the recipe that measured best, and its CPU fast path.
+
+The default recipe trains the backbone (BatchNorm frozen; MobileNetV2's stem
+and first five blocks stay frozen too, which doubles its speed) with AdamW
+(learning rate 1e-3 at batch 256, decoupled weight decay 0.05), a linear warm-up over the
+first 5 % of steps then cosine decay to 0, and random crop + horizontal flip
+made in NumPy outside the compiled step. On full CIFAR-10 it reached 0.90+
+test accuracy where the textbook recipe (last 20 layers, Adam at 1e-5) lost
+accuracy (docs/results.md has the comparison).
+
+The fast path is progressive resizing: a model that upscales its inputs
+inside (CIFAR's 32 px to MobileNetV2's 96) trains most epochs through a *view*
+that upscales less (64 px: about 1.7x the images per second on 2 CPU cores)
+and the last epochs at full size. A view shares every layer, and so every
+weight, with the model: the model ends up holding the trained weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import keras
+
+from transferkit.callbacks import warmup_cosine
+from transferkit.data import DataSplits
+from transferkit.errors import ConfigurationError
+from transferkit.models import FreezeSpec, find_backbone, set_freeze
+from transferkit.training import (
+    LOSS,
+    Run,
+    _strategy_of,
+    check_recipe_kwargs,
+    make_optimizer,
+    train_with_recipe,
+)
+
+logger = logging.getLogger("transferkit")
+
+RESIZE_LAYER = "resize"
+LOW_RES_FACTOR = 2 / 3
+"""Progressive resizing trains early epochs at this fraction of the full size (96 -> 64 px)."""
+FULL_RES_FRACTION = 0.3
+"""...and this fraction of the epochs (at least one) at the full size."""
+MIN_PROGRESSIVE_EPOCHS = 4
+BASE_LR, BASE_BATCH = 1e-3, 256
+
+
+def fine_tune(
+    model: keras.Model,
+    data: DataSplits,
+    *,
+    unfreeze: FreezeSpec = "auto",
+    lr: float | None = None,
+    weight_decay: float = 0.05,
+    epochs: int = 9,
+    warmup: float = 0.05,
+    batch_size: int | None = None,
+    augment: bool = True,
+    optimizer: str = "adamw",
+    train_batchnorm: bool = False,
+    progressive: bool | str | list[tuple[int, int]] = "auto",
+    **train_kwargs,
+) -> Run:
+    """Train the backbone with the measured recipe (or the classic one, on request).
+
+    Unfreezes the backbone (BatchNorm stays frozen unless ``train_batchnorm``),
+    compiles a fresh ``optimizer`` whose learning rate warms up linearly over
+    the first ``warmup`` fraction of steps and then decays to 0 on a cosine,
+    and trains with random crop + flip. It works on a fresh model too: the
+    warm-up protects the pretrained weights from the new head's first
+    gradients. Where the model upscales its inputs inside, most epochs run at
+    a lower resolution (``progressive``), with one log line saying so.
+
+    Args:
+        model: A transfer model (after :func:`~transferkit.training.train`
+            or fresh from :func:`~transferkit.models.build_transfer_model`).
+        data: The dataset.
+        unfreeze: ``"auto"`` (default: the backbone's measured choice, e.g.
+            MobileNetV2 from ``block_6`` on, else all of it), ``"all"`` (the
+            whole backbone), an int ``n`` (the classic recipe: only the last
+            ``n`` layers) or a layer name (train everything after it).
+        lr: Peak learning rate; default ``1e-3 * batch_size / 256``: the
+            measured recipe's 1e-3 at batch 256, scaled linearly (at batch 64,
+            1e-3 wrecked the pretrained features of a 540-image subset).
+        weight_decay: Decoupled weight decay (0 for none).
+        epochs: Epochs in all, across resolutions (9: 6 at 64 px and 3 at
+            96 px for CIFAR-10 into MobileNetV2, about 9 minutes on all 50,000
+            images on 2 CPU cores; 12 epochs took 13 minutes for +0.2 points).
+        warmup: Fraction of the steps spent warming up (0 for a plain cosine).
+        batch_size: Images per batch; default 256 with 10,000 training images
+            or more, else 64 (small sets then still get enough steps).
+        augment: Random crop (reflect-padded by 1/8 of the side) + horizontal flip.
+        optimizer: Optimizer name, e.g. ``"adamw"`` or ``"adam"``.
+        train_batchnorm: Also train BatchNorm scale and offset.
+        progressive: ``"auto"`` (progressive resizing where the model upscales
+            inside and there are at least 4 epochs), ``False`` (every epoch at
+            the model's size), ``True`` (require it), or explicit
+            ``[(image_size, epochs), ...]`` phases summing to ``epochs``.
+        **train_kwargs: Passed to :func:`~transferkit.training.train`
+            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
+
+    Returns:
+        The fine-tuning :class:`~transferkit.training.Run`; its config has a
+        ``recipe`` entry with every choice made here.
+
+    Raises:
+        ConfigurationError: For bad arguments, or ``progressive=True`` where
+            the model does not resize inside.
+
+    Example:
+        >>> head_run = train(model, data, epochs=3)  # doctest: +SKIP
+        >>> ft_run = fine_tune(model, data)  # doctest: +SKIP
+        >>> classic = fine_tune(model, data, unfreeze=20, lr=1e-5, weight_decay=0,
+        ...                     optimizer="adam", warmup=0, progressive=False)  # doctest: +SKIP
+    """
+    _check_recipe(epochs, warmup, train_kwargs)
+    batch_size = batch_size or (256 if len(data.y_train) >= 10_000 else 64)
+    base = find_backbone(model)
+    frozen = _freeze_spec(base, unfreeze)
+    set_freeze(base, frozen, train_batchnorm=train_batchnorm)
+    phases = progressive_phases(model, epochs, progressive)
+    lr = BASE_LR * batch_size / BASE_BATCH if lr is None else lr
+    steps = math.ceil(len(data.y_train) / batch_size) * epochs
+    with _strategy_of(model).scope():
+        model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
+                                                 weight_decay=weight_decay),
+                      loss=LOSS, metrics=["accuracy"])
+        views = None if phases is None else _compiled_views(model, phases)
+    recipe = {
+        "unfreeze": unfreeze, "frozen_through": frozen if isinstance(frozen, str) else None,
+        "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "optimizer": optimizer,
+        "batch_size": batch_size, "augment": "crop+flip" if augment else None,
+        "schedule": "warmup+cosine", "phases": phases,
+    }
+    train_kwargs.setdefault("name", f"{model.name}_finetuned")
+    return train_with_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
+                             augment=augment, recipe=recipe, phases=views, **train_kwargs)
+
+
+def _compiled_views(model: keras.Model, phases: list[tuple[int, int]]):
+    views = [(resolution_view(model, size), end) for size, end in phases]
+    for view, _ in views:
+        if view is not model:  # one optimizer: one schedule across the phases
+            view.compile(optimizer=model.optimizer, loss=LOSS, metrics=["accuracy"])
+    return views
+
+
+def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: float = 0.05,
+                     weight_decay: float = 0.05) -> keras.optimizers.Optimizer:
+    """An optimizer whose learning rate warms up over ``warmup`` of the steps, then decays to 0.
+
+    Example:
+        >>> opt = recipe_optimizer("adamw", 1e-3, 100, warmup=0.1)
+        >>> type(opt).__name__, round(float(opt.learning_rate), 6)  # step 0 of the warm-up
+        ('AdamW', 9.1e-05)
+    """
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigurationError(f"lr must be positive, got {lr!r}.")
+    schedule = warmup_cosine(lr, total_steps, warmup_steps=round(warmup * total_steps),
+                             final_lr_ratio=0.0)
+    return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
+
+
+def _freeze_spec(base: keras.Model, unfreeze: FreezeSpec) -> FreezeSpec:
+    """``unfreeze`` as a :func:`~transferkit.models.set_freeze` spec (what stays frozen)."""
+    if unfreeze == "all":
+        return False
+    if unfreeze != "auto":
+        return unfreeze
+    from transferkit.backbones import BACKBONES
+
+    spec = BACKBONES.get(base.name)
+    last_frozen = spec.fine_tune_freeze if spec is not None else None
+    if last_frozen and last_frozen in {layer.name for layer in base.layers}:
+        logger.info("Fine-tuning %s after %s (BatchNorm frozen); unfreeze='all' trains all of it.",
+                    base.name, last_frozen)
+        return last_frozen
+    return False
+
+
+def progressive_phases(model: keras.Model, epochs: int,
+                       progressive: bool | str | list[tuple[int, int]] = "auto",
+                       ) -> list[tuple[int, int]] | None:
+    """The ``[(image_size, last epoch), ...]`` plan of a fine-tuning run, or None for one size.
+
+    ``"auto"`` plans ``LOW_RES_FACTOR`` of the model's size (rounded to a
+    multiple of 16, at least the backbone's smallest size) for all but the last
+    ``FULL_RES_FRACTION`` of the epochs, when the model upscales its inputs
+    inside and ``epochs >= 4``.
+
+    Example:
+        >>> m = build_transfer_model("mobilenet_v2", 10, weights=None)
+        >>> progressive_phases(m, 8)
+        [(64, 6), (96, 8)]
+    """
+    if progressive is False:
+        return None
+    full = _resize_size(model)
+    if isinstance(progressive, (list, tuple)):
+        return _explicit_phases(progressive, epochs, full)
+    reason = None
+    if full is None:
+        reason = "the model does not upscale its inputs inside"
+    elif epochs < MIN_PROGRESSIVE_EPOCHS:
+        reason = f"fewer than {MIN_PROGRESSIVE_EPOCHS} epochs"
+    low = None if full is None else max(_min_size(model), int(round(full * LOW_RES_FACTOR / 16)) * 16)
+    if reason is None and low >= full:
+        reason = "the backbone's smallest size is the model's size"
+    if reason is not None:
+        if progressive is True:
+            raise ConfigurationError(f"Cannot resize progressively: {reason}.")
+        return None
+    high_epochs = max(1, round(epochs * FULL_RES_FRACTION))
+    plan = [(low, epochs - high_epochs), (full, epochs)]
+    logger.info("Fine-tuning fast path: progressive resizing, epochs 1-%d at %d px, %d-%d at %d px "
+                "(same weights; pass progressive=False for %d px throughout).",
+                plan[0][1], low, plan[0][1] + 1, epochs, full, full)
+    return plan
+
+
+def resolution_view(model: keras.Model, image_size: int) -> keras.Model:
+    """A model sharing every layer of ``model`` whose inner resize goes to ``image_size``.
+
+    Training the view trains ``model``. Returns ``model`` itself for its own size.
+
+    transferkit's models are chains (image, resize, preprocess, backbone,
+    pool, head), which is what the view re-wires.
+
+    Raises:
+        ConfigurationError: If the model has no inner resize layer.
+    """
+    if _resize_size(model) == image_size:
+        return model
+    resize = _resize_layer(model)
+    if resize is None:
+        raise ConfigurationError(f"Model {model.name!r} has no {RESIZE_LAYER!r} layer to resize with.")
+    base = find_backbone(model)
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer is resize:
+            cfg = resize.get_config() | {"height": image_size, "width": image_size,
+                                         "name": f"resize_{image_size}"}
+            x = keras.layers.Resizing.from_config(cfg)(x)
+        elif layer is base:
+            # The backbone's graph re-run on a smaller input with the same layer objects.
+            shape = (image_size, image_size, base.input_shape[-1])
+            inner = keras.models.clone_model(base, input_tensors=keras.Input(shape),
+                                             clone_function=lambda layer: layer)
+            x = inner(x, training=False)
+        else:
+            x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_{image_size}px")
+
+
+def _resize_layer(model: keras.Model):
+    names = [layer.name for layer in model.layers]
+    return model.get_layer(RESIZE_LAYER) if RESIZE_LAYER in names else None
+
+
+def _resize_size(model: keras.Model) -> int | None:
+    """The size the model upscales to inside, if it upscales square inputs."""
+    layer = _resize_layer(model)
+    if layer is None:
+        return None
+    height, width = layer.get_config()["height"], layer.get_config()["width"]
+    if height != width or height <= min(model.input_shape[1:3]):
+        return None
+    return int(height)
+
+
+def _min_size(model: keras.Model) -> int:
+    from transferkit.backbones import BACKBONES
+
+    spec = BACKBONES.get(find_backbone(model).name)
+    return getattr(spec, "min_size", 32) if spec is not None else 32
+
+
+def _explicit_phases(phases, epochs: int, full: int | None) -> list[tuple[int, int]]:
+    plan, end = [], 0
+    for item in phases:
+        size, n = item
+        if not (isinstance(size, int) and isinstance(n, int) and size > 0 and n > 0):
+            raise ConfigurationError(f"progressive phases are (image_size, epochs) of positive "
+                                     f"ints, got {item!r}.")
+        end += n
+        plan.append((size, end))
+    if end != epochs:
+        raise ConfigurationError(f"progressive phases add up to {end} epochs, not epochs={epochs}.")
+    if full is None and any(size != plan[-1][0] for size, _ in plan):
+        raise ConfigurationError("progressive phases need a model that resizes its inputs inside.")
+    return plan
+
+
+def _check_recipe(epochs, warmup, train_kwargs) -> None:
+    check_recipe_kwargs(train_kwargs)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigurationError(f"epochs must be an int >= 1, got {epochs!r}.")
+    if not 0 <= warmup < 1:
+        raise ConfigurationError(f"warmup must be a fraction in [0, 1), got {warmup!r}.")

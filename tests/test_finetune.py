@@ -1,0 +1,163 @@
+"""fine_tune: the measured recipe, progressive resizing, views that share weights, resume."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import requires_cifar, requires_imagenet
+
+from transferkit.callbacks import read_history
+from transferkit.errors import ConfigurationError, UnknownNameError
+from transferkit.finetune import fine_tune, progressive_phases, resolution_view
+from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
+from transferkit.training import train
+
+
+def _tiny_backbone():
+    # Any spatial size in: resolution views can re-run it at 48 px as well as 64.
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="conv_b")(x)
+    return keras.Model(inp, x, name="tiny_backbone")
+
+
+def _upscaling_model(data, image_size=64):
+    return build_transfer_model(_tiny_backbone(), data.num_classes, input_shape=data.image_shape,
+                                image_size=image_size, head=(8,))
+
+
+def test_auto_plan_is_progressive_only_where_the_model_upscales(tiny):
+    mobilenet = build_transfer_model("mobilenet_v2", 10, weights=None)
+    assert progressive_phases(mobilenet, 8) == [(64, 6), (96, 8)]
+    assert progressive_phases(mobilenet, 10) == [(64, 7), (96, 10)]
+    assert progressive_phases(mobilenet, 3) is None  # too few epochs to pay off
+    assert progressive_phases(mobilenet, 8, progressive=False) is None
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape)
+    assert progressive_phases(cnn, 8) is None
+    with pytest.raises(ConfigurationError, match="upscale"):
+        progressive_phases(cnn, 8, progressive=True)
+    assert progressive_phases(mobilenet, 5, progressive=[(48, 3), (96, 2)]) == [(48, 3), (96, 5)]
+    with pytest.raises(ConfigurationError, match="add up"):
+        progressive_phases(mobilenet, 6, progressive=[(48, 3), (96, 2)])
+
+
+def test_a_view_shares_every_weight_and_training_it_trains_the_model(tiny):
+    model = _upscaling_model(tiny)
+    view = resolution_view(model, 48)
+    assert resolution_view(model, 64) is model
+    assert {id(w) for w in view.weights} == {id(w) for w in model.weights}
+    assert view.get_layer("resize_48").get_config()["height"] == 48
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    view.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    view.fit(tiny.x_train, tiny.y_train, epochs=1, verbose=0)
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+def test_fine_tune_defaults_train_the_whole_backbone_but_batchnorm(tiny):
+    model = _upscaling_model(tiny)
+    train(model, tiny, epochs=1, verbose=0)
+    run = fine_tune(model, tiny, epochs=4, seed=0, verbose=0)
+    base = find_backbone(model)
+    assert base.get_layer("conv_a").trainable and not base.get_layer("bn_a").trainable
+    recipe = run.config["recipe"]
+    assert recipe["phases"] == [(48, 3), (64, 4)] and recipe["optimizer"] == "adamw"
+    assert recipe["batch_size"] == 64 and recipe["lr"] == pytest.approx(2.5e-4)
+    assert run.config["lr"] == pytest.approx(2.5e-4)  # the peak, not the decayed end value
+    assert run.epochs_run == 4 and run.config["augment"]
+    assert type(model.optimizer).__name__ == "AdamW"
+
+
+def test_auto_unfreeze_uses_the_backbones_measured_choice(tiny):
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, image_size=32,
+                                 weights=None)
+    run = fine_tune(model, tiny, epochs=1, verbose=0)
+    base = find_backbone(model)
+    assert not base.get_layer("block_5_project").trainable  # stem and blocks 1-5 stay frozen
+    assert base.get_layer("block_6_expand").trainable and base.get_layer("Conv_1").trainable
+    assert not base.get_layer("Conv_1_bn").trainable
+    assert run.config["recipe"]["frozen_through"] == "block_5_add"
+    fine_tune(model, tiny, epochs=1, unfreeze="all", verbose=0)
+    assert base.get_layer("Conv1").trainable
+
+
+def test_fine_tuned_model_saves_and_loads_with_identical_predictions(tiny, tmp_path):
+    model = _upscaling_model(tiny)
+    fine_tune(model, tiny, epochs=4, seed=0, verbose=0, run_dir=tmp_path / "ft")
+    loaded = keras.saving.load_model(tmp_path / "ft" / "model.keras")
+    np.testing.assert_allclose(loaded.predict(tiny.x_test, verbose=0),
+                               model.predict(tiny.x_test, verbose=0), atol=1e-6)
+    assert loaded.get_layer("resize").get_config()["height"] == 64  # the full-size model
+    assert not (tmp_path / "ft" / "backup").exists()  # phase backups go when the run is done
+
+
+class _StopAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_progressive_run_resumes_without_repeating_epochs(tiny, tmp_path):
+    run_dir = tmp_path / "ft"
+    keras.utils.set_random_seed(0)
+    model = _upscaling_model(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(model, tiny, epochs=5, seed=0, verbose=0, run_dir=run_dir, callbacks=[_StopAt(3)])
+    assert len(read_history(run_dir / "history.csv")["loss"]) == 3  # epoch 4 was cut short
+    keras.utils.set_random_seed(0)
+    fresh = _upscaling_model(tiny)
+    run = fine_tune(fresh, tiny, epochs=5, seed=0, verbose=0, run_dir=run_dir, resume=True)
+    history = read_history(run_dir / "history.csv")
+    assert len(history["loss"]) == 5 and run.epochs_run == 5
+    assert json.loads((run_dir / "run.json").read_text())["config"]["recipe"]["phases"]
+    # The finished phase and the 4 finished epochs were restored, not retrained:
+    assert int(fresh.optimizer.iterations) == 5 * -(-len(tiny.y_train) // 64)
+
+
+def test_fine_tune_rejects_bad_arguments(tiny):
+    model = _upscaling_model(tiny)
+    for kwargs, match in [({"warmup": 1.5}, "warmup"), ({"epochs": 0}, "epochs"),
+                          ({"lr": -1.0}, "lr"), ({"schedule": "cosine"}, "schedule"),
+                          ({"cache_features": True}, "cache_features")]:
+        with pytest.raises(ConfigurationError, match=match):
+            fine_tune(model, tiny, verbose=0, **kwargs)
+    with pytest.raises(UnknownNameError, match="conv_a"):  # lists the valid names
+        fine_tune(model, tiny, unfreeze="no_such_layer", verbose=0)
+
+
+@pytest.fixture(scope="module")
+def real_runs(cifar):
+    """Frozen head, then default fine-tuning with and without the fast path (100 per class)."""
+    data = cifar.limit(100, seed=0)
+    results = {}
+    for progressive in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_transfer_model("mobilenet_v2", 10, head=(), dropout=0.0)
+        results["head"] = train(model, data, epochs=3, verbose=0).evaluation.accuracy
+        run = fine_tune(model, data, epochs=4, progressive=progressive, seed=0, verbose=0)
+        results[progressive] = run.evaluation.accuracy
+    return results
+
+
+@requires_cifar
+@requires_imagenet
+@pytest.mark.realdata
+def test_real_default_fine_tuning_beats_the_frozen_head(real_runs):
+    assert real_runs[True] > real_runs["head"] + 0.02, real_runs
+    assert real_runs[False] > real_runs["head"] + 0.02, real_runs
+
+
+@requires_cifar
+@requires_imagenet
+@pytest.mark.realdata
+def test_real_fast_path_and_plain_path_agree_within_noise(real_runs):
+    # 1,000 test images: one standard error of a difference of two accuracies near
+    # 0.5 is about 2.2 points; 8 points is well outside noise.
+    assert abs(real_runs[True] - real_runs[False]) < 0.08, real_runs

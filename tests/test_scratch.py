@@ -1,0 +1,56 @@
+"""train_from_scratch: the from-scratch baseline's recipe, and the residual baseline CNN."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import requires_cifar
+
+from transferkit.errors import ConfigurationError
+from transferkit.models import build_baseline_cnn
+from transferkit.scratch import train_from_scratch
+
+
+def test_residual_cnn_has_its_blocks_and_round_trips(tiny, tmp_path):
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8, 16), residual=True)
+    features = cnn.get_layer("features")
+    names = {layer.name for layer in features.layers}
+    assert {"stem", "block1_add", "block2_add"} <= names
+    assert features.output_shape == (None, 4, 4, 16)
+    cnn.save(tmp_path / "cnn.keras")
+    loaded = keras.saving.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_allclose(loaded.predict(tiny.x_test, verbose=0),
+                               cnn.predict(tiny.x_test, verbose=0), atol=1e-6)
+
+
+def test_train_from_scratch_learns_and_records_its_recipe(tiny):
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8, 16), residual=True)
+    run = train_from_scratch(cnn, tiny, epochs=6, seed=0, verbose=0)
+    assert run.evaluation.accuracy > 1 / 3 + 0.15  # 3 learnable synthetic classes
+    recipe = run.config["recipe"]
+    assert recipe["batch_size"] == 64 and recipe["lr"] == pytest.approx(1e-3)
+    assert run.config["lr"] == pytest.approx(1e-3) and run.config["augment"]
+    assert float(cnn.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0
+
+
+def test_train_from_scratch_refuses_options_it_sets_itself(tiny):
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8,))
+    for kwargs, match in [({"schedule": "cosine"}, "schedule"), ({"compile": True}, "compile"),
+                          ({"epochs": 0}, "epochs"), ({"warmup": 1.0}, "warmup")]:
+        with pytest.raises(ConfigurationError, match=match):
+            train_from_scratch(cnn, tiny, verbose=0, **kwargs)
+
+
+@requires_cifar
+@pytest.mark.realdata
+def test_real_recipe_beats_the_plain_cnn_at_equal_epochs(cifar):
+    data = cifar.limit(200, seed=0)
+    keras.utils.set_random_seed(0)
+    plain = build_baseline_cnn(10)
+    from transferkit.training import train
+
+    plain_acc = train(plain, data, epochs=4, seed=0, verbose=0).evaluation.accuracy
+    keras.utils.set_random_seed(0)
+    residual = build_baseline_cnn(10, residual=True, filters=(48, 96, 192), head=(), dropout=0.2)
+    run = train_from_scratch(residual, data, epochs=4, seed=0, verbose=0)
+    assert run.evaluation.accuracy > 0.3, run.evaluation.accuracy  # chance: 0.1
+    assert run.evaluation.accuracy > plain_acc - 0.03, (run.evaluation.accuracy, plain_acc)
