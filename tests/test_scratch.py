@@ -24,12 +24,19 @@ def test_residual_cnn_has_its_blocks_and_round_trips(tiny, tmp_path):
 
 def test_train_from_scratch_learns_and_records_its_recipe(tiny):
     cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8, 16), residual=True)
-    run = train_from_scratch(cnn, tiny, epochs=6, seed=0, verbose=0)
+    # 96 training images: small batches give the schedule enough steps.
+    run = train_from_scratch(cnn, tiny, epochs=10, batch_size=16, lr=3e-3, seed=0, verbose=0)
     assert run.evaluation.accuracy > 1 / 3 + 0.15  # 3 learnable synthetic classes
     recipe = run.config["recipe"]
-    assert recipe["batch_size"] == 64 and recipe["lr"] == pytest.approx(1e-3)
-    assert run.config["lr"] == pytest.approx(1e-3) and run.config["augment"]
+    assert recipe["batch_size"] == 16 and recipe["lr"] == pytest.approx(3e-3)
+    assert run.config["lr"] == pytest.approx(3e-3) and run.config["augment"]
     assert float(cnn.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0
+
+
+def test_default_batch_and_learning_rate_follow_the_data_size(tiny):
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8,))
+    recipe = train_from_scratch(cnn, tiny, epochs=1, verbose=0).config["recipe"]
+    assert recipe["batch_size"] == 64 and recipe["lr"] == pytest.approx(1e-3)  # 2e-3 * 64 / 128
 
 
 def test_train_from_scratch_refuses_options_it_sets_itself(tiny):

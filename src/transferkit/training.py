@@ -365,7 +365,7 @@ def _fit_streamed(model, data, epochs, batch_size, callbacks, run_path, monitor,
         train_ds = data.as_tf_dataset("train", batch_size, seed=seed or 0)
     val_ds = data.as_tf_dataset("val", batch_size) if len(data.y_val) else None
     t = time.perf_counter()
-    if len(phases) == 1:
+    if len(phases) == 1 and phases[0][0] is model:
         cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, model, epochs, None)
         fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs,
                         verbose=verbose, shuffle=False)  # the dataset reshuffles itself
