@@ -23,6 +23,7 @@ import math
 
 import keras
 
+from transferkit.backbones import BACKBONES
 from transferkit.callbacks import warmup_cosine
 from transferkit.data import DataSplits
 from transferkit.errors import ConfigurationError
@@ -116,27 +117,23 @@ def fine_tune(
         ...                     optimizer="adam", warmup=0, progressive=False)  # doctest: +SKIP
     """
     _check_recipe(epochs, warmup, train_kwargs)
-    batch_size = batch_size or (256 if len(data.y_train) >= 10_000 else 64)
     base = find_backbone(model)
     frozen = _freeze_spec(base, unfreeze)
     set_freeze(base, frozen, train_batchnorm=train_batchnorm)
     phases = progressive_phases(model, epochs, progressive)
-    lr = BASE_LR * batch_size / BASE_BATCH if lr is None else lr
-    steps = math.ceil(len(data.y_train) / batch_size) * epochs
-    with _strategy_of(model).scope():
-        model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
-                                                 weight_decay=weight_decay),
-                      loss=LOSS, metrics=["accuracy"])
-        views = None if phases is None else _compiled_views(model, phases)
-    recipe = {
-        "unfreeze": unfreeze, "frozen_through": frozen if isinstance(frozen, str) else None,
-        "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "optimizer": optimizer,
-        "batch_size": batch_size, "augment": "crop+flip" if augment else None,
-        "schedule": "warmup+cosine", "phases": phases,
-    }
+    recipe = compile_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
+                            base_lr=BASE_LR, base_batch=BASE_BATCH, warmup=warmup,
+                            weight_decay=weight_decay, optimizer=optimizer, augment=augment)
+    views = None
+    if phases is not None:
+        with _strategy_of(model).scope():
+            views = _compiled_views(model, phases)
+    recipe |= {"unfreeze": unfreeze, "phases": phases,
+               "frozen_through": frozen if isinstance(frozen, str) else None}
     train_kwargs.setdefault("name", f"{model.name}_finetuned")
-    return train_with_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
-                             augment=augment, recipe=recipe, phases=views, **train_kwargs)
+    return train_with_recipe(model, data, epochs=epochs, batch_size=recipe["batch_size"],
+                             lr=recipe["lr"], augment=augment, recipe=recipe, phases=views,
+                             **train_kwargs)
 
 
 def _compiled_views(model: keras.Model, phases: list[tuple[int, int]]):
@@ -145,6 +142,26 @@ def _compiled_views(model: keras.Model, phases: list[tuple[int, int]]):
         if view is not model:  # one optimizer: one schedule across the phases
             view.compile(optimizer=model.optimizer, loss=LOSS, metrics=["accuracy"])
     return views
+
+
+def compile_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batch_size: int | None,
+                   lr: float | None, base_lr: float, base_batch: int, warmup: float,
+                   weight_decay: float, optimizer: str, augment: bool) -> dict:
+    """Compile ``model`` with a recipe's optimizer and return the recipe's choices.
+
+    ``batch_size`` defaults to ``base_batch`` with 10,000 training images or
+    more (else 64) and ``lr`` to ``base_lr`` scaled linearly by the batch size.
+    """
+    batch_size = batch_size or (base_batch if len(data.y_train) >= 10_000 else 64)
+    lr = base_lr * batch_size / base_batch if lr is None else lr
+    steps = math.ceil(len(data.y_train) / batch_size) * epochs
+    with _strategy_of(model).scope():
+        model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
+                                                 weight_decay=weight_decay),
+                      loss=LOSS, metrics=["accuracy"])
+    return {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "optimizer": optimizer,
+            "batch_size": batch_size, "augment": "crop+flip" if augment else None,
+            "schedule": "warmup+cosine"}
 
 
 def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: float = 0.05,
@@ -169,8 +186,6 @@ def _freeze_spec(base: keras.Model, unfreeze: FreezeSpec) -> FreezeSpec:
         return False
     if unfreeze != "auto":
         return unfreeze
-    from transferkit.backbones import BACKBONES
-
     spec = BACKBONES.get(base.name)
     last_frozen = spec.fine_tune_freeze if spec is not None else None
     if last_frozen and last_frozen in {layer.name for layer in base.layers}:
@@ -272,8 +287,6 @@ def _resize_size(model: keras.Model) -> int | None:
 
 
 def _min_size(model: keras.Model) -> int:
-    from transferkit.backbones import BACKBONES
-
     spec = BACKBONES.get(find_backbone(model).name)
     return getattr(spec, "min_size", 32) if spec is not None else 32
 

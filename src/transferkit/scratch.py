@@ -10,13 +10,11 @@ made in NumPy outside the compiled step. Figures: ``docs/results.md``.
 
 from __future__ import annotations
 
-import math
-
 import keras
 
 from transferkit.data import DataSplits
-from transferkit.finetune import _check_recipe, recipe_optimizer
-from transferkit.training import LOSS, Run, _strategy_of, train_with_recipe
+from transferkit.finetune import _check_recipe, compile_recipe
+from transferkit.training import Run, train_with_recipe
 
 SCRATCH_LR, SCRATCH_BATCH = 2e-3, 128
 
@@ -59,15 +57,8 @@ def train_from_scratch(
         >>> run = train_from_scratch(cnn, data, epochs=10)  # doctest: +SKIP
     """
     _check_recipe(epochs, warmup, train_kwargs)
-    batch_size = batch_size or (SCRATCH_BATCH if len(data.y_train) >= 10_000 else 64)
-    lr = SCRATCH_LR * batch_size / SCRATCH_BATCH if lr is None else lr
-    steps = math.ceil(len(data.y_train) / batch_size) * epochs
-    with _strategy_of(model).scope():
-        model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
-                                                 weight_decay=weight_decay),
-                      loss=LOSS, metrics=["accuracy"])
-    recipe = {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "optimizer": optimizer,
-              "batch_size": batch_size, "augment": "crop+flip" if augment else None,
-              "schedule": "warmup+cosine"}
-    return train_with_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
-                             augment=augment, recipe=recipe, **train_kwargs)
+    recipe = compile_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
+                            base_lr=SCRATCH_LR, base_batch=SCRATCH_BATCH, warmup=warmup,
+                            weight_decay=weight_decay, optimizer=optimizer, augment=augment)
+    return train_with_recipe(model, data, epochs=epochs, batch_size=recipe["batch_size"],
+                             lr=recipe["lr"], augment=augment, recipe=recipe, **train_kwargs)
