@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CIFAR_ARCHIVE = SHARED / "data" / "cifar10-jpeg.tar.gz"
 MOBILENET_FILE = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+MOBILENET_V1_FILE = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 _KERAS_HOME = Path(tempfile.mkdtemp(prefix="transferkit-keras-home-"))
 (_KERAS_HOME / "models").mkdir()
@@ -25,6 +26,9 @@ if MOBILENET_FILE.exists():
     for size in (96, 128, 160, 192, 224):
         name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
         (_KERAS_HOME / "models" / name).symlink_to(MOBILENET_FILE)
+if MOBILENET_V1_FILE.exists():
+    for size in (128, 160, 192, 224):
+        (_KERAS_HOME / "models" / f"mobilenet_2_5_{size}_tf_no_top.h5").symlink_to(MOBILENET_V1_FILE)
 os.environ["KERAS_HOME"] = str(_KERAS_HOME)
 os.environ.pop("TRANSFERKIT_DATA", None)
 

@@ -192,6 +192,66 @@ def test_load_image_folder_recognises_val_folder(tmp_path):
     assert len(d.y_train) == 6 and len(d.y_val) == 3
 
 
+def test_train_and_val_folders_score_on_val(tmp_path, caplog):
+    # The common tutorial layout: no test/ folder. Carving a test split from a
+    # small train/ would score on a handful of images; val/ is scored instead.
+    _write_tree(tmp_path, {"train/a": 10, "train/b": 10, "val/a": 4, "val/b": 4})
+    with caplog.at_level("INFO", logger="transferkit"):
+        d = load_image_folder(tmp_path, validation_split=0.2)
+    assert d.counts() == {"train": [8, 8], "val": [2, 2], "test": [4, 4]}
+    assert "val/ folder is the test split" in caplog.text
+
+
+def _photo(path, size, fmt, **save):
+    from PIL import Image
+
+    w, h = size
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:, : w // 2] = (255, 0, 0)  # left half red, right half blue
+    a[:, w // 2:] = (0, 0, 255)
+    Image.fromarray(a).save(path, fmt, **save)
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad", "squash"])
+def test_resize_modes_fit_wide_photos_as_named(tmp_path, mode):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for k in range(2):
+            _photo(tmp_path / cls / f"{k}.png", (60, 20), "PNG")  # 3:1 landscape
+    d = load_image_folder(tmp_path, image_size=12, resize=mode, validation_split=0,
+                          test_split=0.5)
+    im = d.x_train[0].astype(int)
+    assert im.shape == (12, 12, 3)
+    if mode == "pad":  # all of it, shrunk, between black bands above and below
+        assert im[0].max() == 0 and im[-1].max() == 0 and im[6, 0, 0] > 200
+    else:  # crop keeps the centre (both halves); squash stretches: both start red
+        assert im[6, 0, 0] > 200 and im[6, -1, 2] > 200 and im[0].max() > 200
+
+
+def test_webp_tiff_and_rotated_phone_photos_are_read(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _photo(tmp_path / "a" / "0.webp", (16, 16), "WEBP", lossless=True)
+    _photo(tmp_path / "a" / "1.tiff", (16, 16), "TIFF")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display upright
+    _photo(tmp_path / "b" / "0.jpg", (16, 16), "JPEG", exif=exif.tobytes(), quality=95)
+    _photo(tmp_path / "b" / "1.png", (16, 16), "PNG")
+    d = load_image_folder(tmp_path, validation_split=0, test_split=0.5)
+    images = np.concatenate([d.x_train, d.x_test]).astype(int)
+    assert len(images) == 4
+    upright = [im for im in images if im[0, 8, 0] > 150 and im[15, 8, 2] > 150]
+    assert len(upright) == 1  # the EXIF-rotated one: red on top, blue below
+
+
+def test_resize_mode_is_checked(tmp_path):
+    _write_tree(tmp_path, {"a": 2, "b": 2})
+    with pytest.raises(ConfigurationError, match="resize"):
+        load_image_folder(tmp_path, image_size=8, resize="stretch")
+
+
 def test_load_image_folder_sizes(tmp_path):
     _write_tree(tmp_path / "t", {"a": 2}, size=(8, 8))
     _write_tree(tmp_path / "t", {"b": 2}, size=(10, 12))

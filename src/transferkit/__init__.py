@@ -1,66 +1,114 @@
-"""transferkit: correct, fast transfer learning for image classification with Keras 3."""
+"""transferkit: correct, fast transfer learning for image classification with Keras 3.
+
+The public API is importable from here (``from transferkit import train``).
+Names load on first use, so ``import transferkit`` and the ``transferkit``
+command start without TensorFlow; the first model, dataset or training call
+imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
 
-from transferkit.augment import AugmentedBatches, crop_flip  # noqa: E402
-from transferkit.backbones import (  # noqa: E402
-    BACKBONES,
-    BackbonePreprocessing,
-    build_backbone,
-    get_backbone_spec,
-    list_backbones,
-)
-from transferkit.callbacks import (  # noqa: E402
-    default_callbacks,
-    lr_callback,
-    read_history,
-    step_decay,
-    warmup_cosine,
-)
-from transferkit.compare import Comparison, compare_runs  # noqa: E402
-from transferkit.data import (  # noqa: E402
-    CIFAR10_CLASSES,
-    DataSplits,
-    augmentation,
-    load_cifar10,
-    load_image_folder,
-    make_synthetic_dataset,
-)
-from transferkit.errors import (  # noqa: E402
-    ConfigurationError,
-    CorruptDataError,
-    DataError,
-    DataNotFoundError,
-    RunDirectoryExistsError,
-    TransferkitError,
-    UnknownNameError,
-    WeightsNotFoundError,
-)
-from transferkit.evaluation import Evaluation, evaluate  # noqa: E402
-from transferkit.features import extract_feature_maps, extract_features  # noqa: E402
-from transferkit.finetune import fine_tune, progressive_phases, resolution_view  # noqa: E402
-from transferkit.models import (  # noqa: E402
-    build_baseline_cnn,
-    build_transfer_model,
-    find_backbone,
-    freeze,
-    parameter_counts,
-    unfreeze_last,
-)
-from transferkit.scratch import train_from_scratch  # noqa: E402
-from transferkit.training import (  # noqa: E402
-    Run,
-    TwoStageResult,
-    make_deterministic,
-    train,
-    two_stage,
-)  # noqa: E402
+# Before anything imports TensorFlow: its C++ INFO and WARNING lines are noise here.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_EXPORTS = {
+    # transferkit.augment
+    "AugmentedBatches": "augment",
+    "crop_flip": "augment",
+    # transferkit._registry
+    "BACKBONES": "_registry",
+    "BackboneSpec": "_registry",
+    "get_backbone_spec": "_registry",
+    "list_backbones": "_registry",
+    "register_backbone": "_registry",
+    # transferkit.backbones
+    "BackbonePreprocessing": "backbones",
+    "build_backbone": "backbones",
+    # transferkit.callbacks
+    "default_callbacks": "callbacks",
+    "lr_callback": "callbacks",
+    "read_history": "callbacks",
+    "step_decay": "callbacks",
+    "warmup_cosine": "callbacks",
+    # transferkit.compare
+    "Comparison": "compare",
+    "compare_runs": "compare",
+    # transferkit.data
+    "CIFAR10_CLASSES": "data",
+    "DataSplits": "data",
+    "augmentation": "data",
+    "load_cifar10": "data",
+    "load_image_folder": "data",
+    "make_synthetic_dataset": "data",
+    # transferkit.errors
+    "ConfigurationError": "errors",
+    "CorruptDataError": "errors",
+    "DataError": "errors",
+    "DataNotFoundError": "errors",
+    "RunDirectoryExistsError": "errors",
+    "TransferkitError": "errors",
+    "UnknownNameError": "errors",
+    "WeightsNotFoundError": "errors",
+    # transferkit.evaluation
+    "Evaluation": "evaluation",
+    "evaluate": "evaluation",
+    # transferkit.features
+    "extract_feature_maps": "features",
+    "extract_features": "features",
+    # transferkit.finetune
+    "fine_tune": "finetune",
+    "progressive_phases": "finetune",
+    "resolution_view": "finetune",
+    # transferkit.models
+    "build_baseline_cnn": "models",
+    "build_transfer_model": "models",
+    "find_backbone": "models",
+    "load_model": "models",
+    "freeze": "models",
+    "parameter_counts": "models",
+    "unfreeze_last": "models",
+    # transferkit.scratch
+    "train_from_scratch": "scratch",
+    # transferkit.training
+    "Run": "training",
+    "TwoStageResult": "training",
+    "make_deterministic": "training",
+    "train": "training",
+    "two_stage": "training",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"transferkit.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if "keras" in sys.modules:
+    # Keras is loaded already, so this costs nothing, and it registers the
+    # custom layers that keras.saving.load_model needs for transferkit models.
+    importlib.import_module("transferkit.backbones")
+
 
 __all__ = [
     "AugmentedBatches",
     "BACKBONES",
-    "CIFAR10_CLASSES",
     "BackbonePreprocessing",
+    "BackboneSpec",
+    "CIFAR10_CLASSES",
     "Comparison",
     "ConfigurationError",
     "CorruptDataError",
@@ -85,19 +133,21 @@ __all__ = [
     "evaluate",
     "extract_feature_maps",
     "extract_features",
-    "fine_tune",
     "find_backbone",
+    "fine_tune",
     "freeze",
     "get_backbone_spec",
     "list_backbones",
+    "load_model",
     "load_cifar10",
     "load_image_folder",
-    "make_deterministic",
     "lr_callback",
+    "make_deterministic",
     "make_synthetic_dataset",
     "parameter_counts",
     "progressive_phases",
     "read_history",
+    "register_backbone",
     "resolution_view",
     "step_decay",
     "train",

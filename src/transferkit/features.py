@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from transferkit.backbones import BACKBONES
+from transferkit._progress import progress_verbose
+from transferkit._registry import BACKBONES
 from transferkit.data import DataSplits, check_images
 from transferkit.errors import unknown_name
 from transferkit.models import backbone_input, check_model_input, find_backbone, split_at_pool
@@ -49,8 +50,9 @@ def extract_features(
     # would keep every batch's output and then concatenate them (twice the
     # features' memory), and only one chunk is ever converted to float.
     out = np.empty((len(x), feature_model.output_shape[-1]), np.float32)
-    show = verbose in (1, 2) or (verbose == "auto" and len(x) > 10 * batch_size)
-    progress = keras.utils.Progbar(len(x), unit_name="image") if show else None
+    if verbose == "auto":  # a bar for long extractions on a terminal, one line otherwise
+        verbose = progress_verbose("auto") if len(x) > 10 * batch_size else 0
+    progress = keras.utils.Progbar(len(x), verbose=verbose, unit_name="image") if verbose else None
     chunk = 16 * batch_size
     for start in range(0, len(x), chunk):
         part = x[start:start + chunk].astype(np.float32)

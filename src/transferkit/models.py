@@ -14,7 +14,10 @@ what lets :mod:`transferkit.training` cache frozen features and
 from __future__ import annotations
 
 import logging
+import os
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 
@@ -24,7 +27,8 @@ from transferkit.backbones import (
     get_backbone_spec,
     resize_target,
 )
-from transferkit.errors import ConfigurationError, DataError, unknown_name
+from transferkit.data import DataSplits
+from transferkit.errors import ConfigurationError, DataError, DataNotFoundError, unknown_name
 
 logger = logging.getLogger("transferkit")
 
@@ -38,9 +42,9 @@ FreezeSpec = bool | int | str
 
 def build_transfer_model(
     backbone: str | keras.Model = "mobilenet_v2",
-    num_classes: int = 10,
+    num_classes: int | DataSplits = 10,
     *,
-    input_shape: Sequence[int] = (32, 32, 3),
+    input_shape: Sequence[int] | None = None,
     image_size: int | None = None,
     weights: str | None = "imagenet",
     freeze: FreezeSpec = True,
@@ -62,8 +66,11 @@ def build_transfer_model(
             or a ``keras.Model`` mapping raw images to feature maps, such as
             ``cnn.get_layer("features")`` of a model trained earlier (it is
             cloned with its weights, so the original is not affected).
-        num_classes: Number of output classes (at least 2).
-        input_shape: Shape of one raw input image, ``(height, width, 3)``.
+        num_classes: Number of output classes (at least 2), or the
+            :class:`~transferkit.data.DataSplits` to train on: its class count
+            and image shape are then used.
+        input_shape: Shape of one raw input image, ``(height, width, 3)``;
+            default: the data's, else CIFAR's ``(32, 32, 3)``.
         image_size: Size the backbone is fed; default: upscale small inputs
             (see above), keep larger ones.
         weights: ``"imagenet"``, ``None`` or a path to a weights file
@@ -89,8 +96,7 @@ def build_transfer_model(
         >>> model.input_shape, model.output_shape
         ((None, 32, 32, 3), (None, 10))
     """
-    _check_classes(num_classes)
-    input_shape = _check_input_shape(input_shape)
+    num_classes, input_shape = _from_data(num_classes, input_shape)
     _check_dropout(dropout)
     inputs = keras.Input(input_shape, name="image")
     if isinstance(backbone, keras.Model):
@@ -122,9 +128,9 @@ def build_transfer_model(
 
 
 def build_baseline_cnn(
-    num_classes: int = 10,
+    num_classes: int | DataSplits = 10,
     *,
-    input_shape: Sequence[int] = (32, 32, 3),
+    input_shape: Sequence[int] | None = None,
     filters: Sequence[int] = (32, 64, 128),
     head: Sequence[int] = (128,),
     dropout: float = 0.3,
@@ -139,8 +145,9 @@ def build_baseline_cnn(
     ``model.get_layer("features")`` is the convolutional part to transfer.
 
     Args:
-        num_classes: Number of output classes (at least 2).
-        input_shape: Shape of one raw input image.
+        num_classes: Number of output classes (at least 2), or the
+            :class:`~transferkit.data.DataSplits` to train on.
+        input_shape: Shape of one raw input image; default: the data's, else ``(32, 32, 3)``.
         filters: Convolution filters of each block.
         head: Units of each Dense+ReLU layer before the output.
         dropout: Dropout rate before the output layer.
@@ -161,8 +168,7 @@ def build_baseline_cnn(
         >>> cnn.get_layer("features").output_shape
         (None, 4, 4, 128)
     """
-    _check_classes(num_classes)
-    input_shape = _check_input_shape(input_shape)
+    num_classes, input_shape = _from_data(num_classes, input_shape)
     _check_dropout(dropout)
     if not filters:
         raise ConfigurationError("filters must name at least one block.")
@@ -253,6 +259,15 @@ def _clone_backbone(backbone: keras.Model) -> keras.Model:
     return clone
 
 
+def _from_data(num_classes, input_shape) -> tuple[int, tuple[int, int, int]]:
+    """``(num_classes, input_shape)``, read from a DataSplits where one is given."""
+    if isinstance(num_classes, DataSplits):
+        data, num_classes = num_classes, num_classes.num_classes
+        input_shape = data.image_shape if input_shape is None else input_shape
+    _check_classes(num_classes)
+    return num_classes, _check_input_shape((32, 32, 3) if input_shape is None else input_shape)
+
+
 def _check_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ConfigurationError(f"num_classes must be an int >= 2, got {num_classes!r}.")
@@ -272,6 +287,40 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 def _check_dropout(dropout: float) -> None:
     if not 0 <= dropout < 1:
         raise ConfigurationError(f"dropout must be in [0, 1), got {dropout!r}.")
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a ``.keras`` model saved by transferkit (or any Keras model).
+
+    ``keras.saving.load_model`` works too once ``transferkit.backbones`` is
+    imported (it registers the preprocessing layer); this makes sure it is,
+    and turns a missing file into a clear error.
+
+    Args:
+        path: A ``.keras`` file.
+
+    Returns:
+        The model, compiled if it was saved compiled.
+
+    Raises:
+        DataNotFoundError: If the file does not exist.
+        ConfigurationError: If it is not a ``.keras`` model file.
+
+    Example:
+        >>> model = build_baseline_cnn(3, input_shape=(16, 16, 3))
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
+        >>> model.save(path)
+        >>> load_model(path).output_shape
+        (None, 3)
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataNotFoundError(f"Model file {str(path)!r} does not exist.")
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ConfigurationError(f"{path} is not a loadable .keras model ({exc}).") from exc
 
 
 # --------------------------------------------------------------------------- anatomy
@@ -489,4 +538,8 @@ def check_model_input(model: keras.Model, images) -> None:
     expected = tuple(model.input_shape[1:])
     got = tuple(images.shape[1:])
     if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-        raise DataError(f"Model {model.name!r} takes images of shape {expected}, got {got}.")
+        raise DataError(
+            f"Model {model.name!r} takes images of shape {expected}, got {got}. Build the "
+            f"model for this data: build_transfer_model(backbone, data) reads the class "
+            f"count and image shape from it (or pass input_shape={got})."
+        )

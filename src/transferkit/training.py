@@ -29,6 +29,7 @@ from transferkit._atomic import (
     atomic_write_json,
     remove_stale_temp_files,
 )
+from transferkit._progress import progress_verbose
 from transferkit.augment import AugmentedBatches
 from transferkit.callbacks import (
     BACKUP_DIR,
@@ -87,6 +88,12 @@ class Run:
     timings: dict[str, float]
     artifacts: dict[str, str] = field(default_factory=dict)
     model: keras.Model | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        score = f"test_accuracy={self.evaluation.accuracy:.4f}, " if self.evaluation else ""
+        total = self.timings.get("total")
+        took = f", {total:.0f} s" if total is not None else ""
+        return f"Run({self.name!r}, {score}epochs={self.epochs_run}{took})"
 
     @property
     def epochs_run(self) -> int:
@@ -307,6 +314,9 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
     # (progressive resizing); None: ``model`` for every epoch.
     started = time.perf_counter()
     _check_train_args(model, data, epochs, batch_size, cache_features)
+    verbose = progress_verbose(verbose)
+    logger.info("== %s: %d epoch%s on %d training images ==", name or model.name, epochs,
+                "s" if epochs != 1 else "", len(data.y_train))
     if seed is not None:
         keras.utils.set_random_seed(seed)
     run_path = _prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
@@ -703,13 +713,16 @@ def two_stage(
     seed: int | None = None,
     run_dir: str | os.PathLike | None = None,
     verbose: int | str = "auto",
+    cnn: keras.Model | None = None,
+    first_recipe: bool = False,
     **train_kwargs,
 ) -> TwoStageResult:
     """Train a CNN on one class subset, then transfer its frozen conv part to another.
 
-    Stage 1 trains :func:`~transferkit.models.build_baseline_cnn` on
-    ``first_classes``. Stage 2 builds a new model whose backbone is a copy of
-    stage 1's ``features`` block, frozen, with a new head for ``second_classes``.
+    Stage 1 trains a CNN (:func:`~transferkit.models.build_baseline_cnn` unless
+    ``cnn`` is given) on ``first_classes``. Stage 2 builds a new model whose
+    backbone is a copy of stage 1's ``features`` block, frozen, with a new
+    head for ``second_classes``.
 
     Args:
         data: The full dataset.
@@ -724,6 +737,12 @@ def two_stage(
         seed: Seed of both stages.
         run_dir: Parent folder; stages go to ``stage1/`` and ``stage2/``.
         verbose: Keras progress-bar setting.
+        cnn: The stage-1 model (its output must fit ``first_classes``; it needs
+            a ``features`` block, as :func:`~transferkit.models.build_baseline_cnn` has).
+        first_recipe: Train stage 1 with
+            :func:`~transferkit.scratch.train_from_scratch` (AdamW, warm-up +
+            cosine, crop + flip) instead of :func:`train`: a stronger source
+            task gives a block worth transferring.
         **train_kwargs: Passed to both :func:`train` calls.
 
     Returns:
@@ -737,11 +756,17 @@ def two_stage(
     sub = (lambda s: Path(run_dir) / s) if run_dir is not None else (lambda s: None)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    first_model = build_baseline_cnn(source.num_classes, input_shape=data.image_shape, name="stage1_cnn")
-    first = train(
-        first_model, source, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        run_dir=sub("stage1"), name="stage1", verbose=verbose, **train_kwargs,
-    )
+    first_model = cnn or build_baseline_cnn(source, name="stage1_cnn")
+    if first_recipe:
+        from transferkit.scratch import train_from_scratch  # scratch builds on this module
+
+        first = train_from_scratch(first_model, source, epochs=epochs, seed=seed,
+                                   run_dir=sub("stage1"), name="stage1", verbose=verbose,
+                                   **train_kwargs)
+    else:
+        first = train(first_model, source, epochs=epochs, batch_size=batch_size, lr=lr,
+                      seed=seed, run_dir=sub("stage1"), name="stage1", verbose=verbose,
+                      **train_kwargs)
     second_model = build_transfer_model(
         first_model.get_layer("features"), target.num_classes, input_shape=data.image_shape,
         freeze=True, head=head, dropout=dropout, name="stage2_transfer",

@@ -12,58 +12,24 @@ import argparse
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from transferkit._atomic import atomic_write_json, atomic_write_text
+from transferkit._registry import get_backbone_spec, identify_weights_file
 from transferkit.backbones import check_weights_arg
 from transferkit.compare import compare_runs
 from transferkit.data import DataSplits, load_cifar10
+from transferkit.experiments._options import (  # noqa: F401 - the experiments' one import
+    Budget,
+    add_common_arguments,
+    budget,
+    unfreeze_arg,
+)
 from transferkit.plots import plot_confusion_matrix, plot_learning_curves
 from transferkit.report import write_report
 from transferkit.training import Run
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Images per class (train+val and test) and epochs of one mode."""
-
-    per_class: int | None
-    epochs: int
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Budget,
-                         quick: Budget) -> None:
-    """Add the options every experiment shares."""
-    per_class = "all" if full.per_class is None else full.per_class
-    parser.add_argument("--data", help="CIFAR-10 file or folder (default: TRANSFERKIT_DATA, "
-                        "the Keras cache, then a download)")
-    parser.add_argument("--out", default=f"runs/{name}", help=f"output folder (default: runs/{name})")
-    parser.add_argument("--epochs", type=int, help=f"epochs (default {full.epochs}; "
-                        f"{quick.epochs} with --quick)")
-    parser.add_argument("--per-class", type=int, help=f"images per class in train+val and in "
-                        f"test (default {per_class}; {quick.per_class} with --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data choice, weights, "
-                        "shuffling and dropout (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a small real subset and a few epochs: checks the pipeline, not the figures")
-    parser.add_argument("--weights", default="imagenet",
-                        help="'imagenet' (Keras cache or download), 'none' (random "
-                        "initialisation) or a weights file path")
-    parser.set_defaults(full_budget=full, quick_budget=quick)
-
-
-def unfreeze_arg(value: str) -> str | int:
-    """``--unfreeze``: ``auto``, ``all`` or a layer count."""
-    if value.lower() in ("auto", "all"):
-        return value.lower()
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'auto', 'all' or a number of layers, got {value!r}") from None
 
 
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
@@ -75,25 +41,38 @@ def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
     return min(unfreeze, len(_backbone_layers(find_backbone(model))))
 
 
-def budget(args: argparse.Namespace) -> Budget:
-    """The budget the options ask for: the mode's defaults, overridden by explicit values."""
-    base = args.quick_budget if args.quick else args.full_budget
-    return Budget(args.per_class if args.per_class is not None else base.per_class,
-                  args.epochs if args.epochs is not None else base.epochs)
+def weights(args: argparse.Namespace, backbone: str = "mobilenet_v2") -> str | None:
+    """``--weights`` for one backbone, as :func:`~transferkit.models.build_transfer_model` takes it.
 
-
-def weights(args: argparse.Namespace) -> str | None:
-    """``--weights`` as :func:`~transferkit.models.build_transfer_model` takes it.
+    ``imagenet`` and ``none`` apply to every backbone. ``NAME=FILE[,NAME=FILE]``
+    gives files per backbone (the others use ImageNet weights). A bare file is
+    used for the backbone it belongs to (recognised by name or content), and
+    the others use ImageNet weights; a file that cannot be recognised is used
+    for every backbone.
 
     Raises:
         WeightsNotFoundError: If it names a file that does not exist.
+        UnknownNameError: If ``NAME=`` is not a registered backbone.
     """
-    return None if args.weights.lower() == "none" else check_weights_arg(args.weights)
+    value = args.weights
+    if value.lower() == "none":
+        return None
+    if "=" in value:
+        files = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, _, path = item.partition("=")
+            files[get_backbone_spec(name.strip()).name] = check_weights_arg(path.strip())
+        return files.get(get_backbone_spec(backbone).name, "imagenet")
+    path = check_weights_arg(value)
+    if path == "imagenet":
+        return path
+    owner = identify_weights_file(path)
+    return path if owner in (None, get_backbone_spec(backbone).name) else "imagenet"
 
 
 def load_data(args: argparse.Namespace) -> DataSplits:
     """CIFAR-10 from ``--data`` (or the usual places), limited to the mode's budget."""
-    weights(args)  # a wrong weights path fails before minutes of data loading
+    weights(args)  # a wrong weights path or name fails before minutes of data loading
     return load_cifar10(args.data, limit_per_class=budget(args).per_class, seed=args.seed,
                         download=args.data is None)
 

@@ -10,9 +10,11 @@ steps, results transfer vs scratch, and limitations.
 
 Backbones whose ImageNet weights are neither cached nor downloadable stop the
 run with the weights error, unless ``--missing-weights skip`` (they are then
-listed as skipped) or ``--weights none``.
+listed as skipped) or ``--weights none``. ``--weights`` takes files per
+backbone (``mobilenet_v2=FILE,mobilenet_v1_025=FILE``); a single file is used
+for the backbone it belongs to.
 
-Run: ``transferkit run backbones --data cifar10.tar.gz --backbones mobilenet_v2,resnet50``
+Run: ``transferkit run backbones --data cifar10.tar.gz --backbones mobilenet_v2,mobilenet_v1_025``
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from transferkit.training import train
 
 NAME = "backbones"
 FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=3)
-DEFAULT_BACKBONES = "mobilenet_v2,resnet50,vgg16,efficientnet_b0"
+DEFAULT_BACKBONES = "mobilenet_v2,mobilenet_v1_025,resnet50,vgg16,efficientnet_b0"
 logger = logging.getLogger("transferkit")
 
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
         c.seed(args)
         try:
             model = build_transfer_model(name, data.num_classes, input_shape=data.image_shape,
-                                         image_size=args.image_size, weights=c.weights(args),
+                                         image_size=args.image_size, weights=c.weights(args, name),
                                          head=(128,), dropout=0.3)
         except WeightsNotFoundError as exc:
             if args.missing_weights == "error":

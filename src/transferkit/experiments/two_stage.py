@@ -1,8 +1,9 @@
 """Experiment 3: class-split transfer between two CIFAR-10 tasks.
 
-Stage 1 trains a CNN on airplane, automobile, bird, cat, deer, dog, frog.
-Stage 2 freezes that CNN's convolutional block and trains a new head on horse,
-ship, truck. Then the transfer is done the way that pays: a second copy of the
+Stage 1 trains a CNN (the residual :func:`~transferkit.models.build_baseline_cnn`,
+with :func:`~transferkit.scratch.train_from_scratch`'s recipe) on airplane,
+automobile, bird, cat, deer, dog, frog. Stage 2 freezes that CNN's
+convolutional block and trains a new head on horse, ship, truck. Then the transfer is done the way that pays: a second copy of the
 stage-1 block gets a short head warm-up (2 epochs, frozen) and is fine-tuned
 as a whole for the rest of the stage-2 epochs (:func:`~transferkit.finetune.fine_tune`).
 A fourth model, the same CNN, learns the 3 classes from scratch with the same
@@ -43,8 +44,11 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     data = c.load_data(args)
     epochs = c.budget(args).epochs
+    c.seed(args)
+    cnn = build_baseline_cnn(len(FIRST), input_shape=data.image_shape, residual=True,
+                             name="stage1_cnn")
     result = two_stage(data, FIRST, SECOND, epochs=epochs, seed=args.seed,
-                       run_dir=c.output_dir(args), overwrite=True)
+                       run_dir=c.output_dir(args), overwrite=True, cnn=cnn, first_recipe=True)
 
     target = data.subset(SECOND)
     runs = [result.first, result.second]
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         runs.append(_fine_tuned_transfer(args, result.first.model, target, epochs))
     c.seed(args)
     scratch = build_baseline_cnn(target.num_classes, input_shape=data.image_shape,
-                                 name="stage2_scratch_cnn")
+                                 residual=True, name="stage2_scratch_cnn")
     # The same recipe as the fine-tuned transfer: only the starting weights differ.
     runs.append(train_from_scratch(scratch, target, epochs=epochs,
                                    **c.run_dir(args, "stage2_scratch")))

@@ -1,113 +1,17 @@
-"""The ``transferkit`` command.
-
-Exit codes: 0 success, 2 usage or input error (one line, no traceback unless
-``--debug``), 1 anything unexpected.
-"""
+"""Handlers of ``quickstart``, ``run``, ``report`` and ``info`` (imported when called)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ chatter
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from transferkit.cli import EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return EXIT_USAGE
-    _configure_logging(args.debug)
-    from transferkit.errors import TransferkitError
-
-    try:
-        return args.func(args)
-    except TransferkitError as exc:
-        if args.debug:
-            raise
-        print(f"transferkit: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("transferkit: interrupted", file=sys.stderr)
-        return 130
-
-
-def _configure_logging(debug: bool) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("transferkit: %(message)s"))
-    log = logging.getLogger("transferkit")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if debug else logging.INFO)
-    log.propagate = False
-    if not debug:
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="transferkit",
-        description="Transfer learning for image classification with Keras 3.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    q = sub.add_parser(
-        "quickstart",
-        help="frozen MobileNetV2 vs a CNN from scratch on a small CIFAR-10 budget",
-        description="Train a frozen ImageNet MobileNetV2 head and a baseline CNN on a "
-        "class-balanced CIFAR-10 subset, print a comparison and write metrics and figures.",
-    )
-    q.add_argument("--data", help="CIFAR-10 file or folder (default: TRANSFERKIT_DATA, Keras cache, download)")
-    q.add_argument("--weights", default="imagenet",
-                   help="'imagenet' (Keras cache or download), 'none', or a weights file path")
-    q.add_argument("--out", default="quickstart-out", help="output folder (default: quickstart-out)")
-    q.add_argument("--per-class", type=int, default=300, help="images per class in train and test")
-    q.add_argument("--epochs", type=int, default=10, help="epochs for each model")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--strict", action="store_true",
-                   help="fail instead of falling back to generated data or random weights")
-    q.set_defaults(func=_quickstart)
-
-    from transferkit.experiments import EXPERIMENTS  # a table: does not load TensorFlow
-
-    run = sub.add_parser(
-        "run", help="run one of the documented experiments (see `transferkit run --help`)",
-        description="Run a documented experiment on CIFAR-10. Each writes metrics.json, "
-        "history CSVs, figures, model files and report.html under --out and prints a "
-        "comparison table. --quick runs a small real subset for a few epochs.",
-        epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in EXPERIMENTS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
-                     help="experiment to run (listed below)")
-    run.add_argument("options", nargs=argparse.REMAINDER,
-                     help="the experiment's options (transferkit run NAME --help)")
-    run.set_defaults(func=_run_experiment)
-
-    r = sub.add_parser("report", help="HTML report or slide deck from saved run folders")
-    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by train(run_dir=...)")
-    r.add_argument("-o", "--output", default="report.html", help="output HTML file")
-    r.add_argument("--slides", action="store_true", help="write a 10-slide deck instead")
-    r.add_argument("--title", default="transferkit report")
-    r.add_argument("--data", help="dataset the runs were evaluated on (adds feature maps and predictions)")
-    r.set_defaults(func=_report)
-
-    i = sub.add_parser("info", help="versions, backbones, and where data and weights are looked up")
-    i.set_defaults(func=_info)
-    return parser
-
-
-def _quickstart(args) -> int:
+def quickstart(args) -> int:
     from transferkit import (
         CIFAR10_CLASSES,
         build_baseline_cnn,
@@ -181,7 +85,7 @@ def _quickstart(args) -> int:
     return EXIT_OK
 
 
-def _run_experiment(args) -> int:
+def run_experiment(args) -> int:
     from transferkit.experiments import load
 
     module = load(args.experiment)
@@ -194,7 +98,7 @@ def _run_experiment(args) -> int:
     return EXIT_OK
 
 
-def _report(args) -> int:
+def report(args) -> int:
     from transferkit.data import load_cifar10
     from transferkit.report import write_report
     from transferkit.training import Run
@@ -212,19 +116,24 @@ def _report(args) -> int:
     return EXIT_OK
 
 
-def _info(args) -> int:
-    import keras
-    import numpy as np
-    import tensorflow as tf
+def info(args) -> int:
+    import platform
+    from importlib import metadata
 
     import transferkit
-    from transferkit.backbones import list_backbones
-    from transferkit.data import cifar10_search_paths, keras_home
+    from transferkit._registry import keras_home, list_backbones
+    from transferkit.data.cifar import cifar10_search_paths
 
-    print(f"transferkit {transferkit.__version__}; tensorflow {tf.__version__}; "
-          f"keras {keras.__version__}; numpy {np.__version__}")
-    gpus = tf.config.list_physical_devices("GPU")
-    print(f"devices: {os.cpu_count()} CPU cores, {len(gpus)} GPU")
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    print(f"transferkit {transferkit.__version__}; tensorflow {version('tensorflow')}; "
+          f"keras {version('keras')}; numpy {version('numpy')}; "
+          f"python {platform.python_version()}")
+    print(f"devices: {os.cpu_count()} CPU cores; {_gpus(args)}")
     print(f"Keras cache (KERAS_HOME): {keras_home()}")
     print("CIFAR-10 is looked up in (first found wins):")
     for p in cifar10_search_paths():
@@ -233,10 +142,18 @@ def _info(args) -> int:
     print("Backbones (ImageNet weights file in the Keras cache at the default upscale size):")
     for b in list_backbones():
         state = "cached" if b["weights_cached"] else "absent"
+        size = b["upscale_size"]
         print(f"  {b['name']:<20} sizes {'/'.join(map(str, b['pretrained_sizes'])):<20} "
-              f"[{state}] {b['weights_file'].format(size=b['upscale_size'])}")
+              f"[{state}] {b['weights_file'].format(size=size)}")
     return EXIT_OK
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def _gpus(args) -> str:
+    if not args.devices:
+        return "GPUs: `transferkit info --devices` asks TensorFlow (slower)"
+    from transferkit.cli import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
+    import tensorflow as tf
+
+    return f"{len(tf.config.list_physical_devices('GPU'))} GPU visible to TensorFlow"

@@ -1,0 +1,131 @@
+"""The ``transferkit`` command: train on your images, predict, evaluate, run experiments.
+
+Exit codes: 0 success, 2 usage or input error (the whole message in CLI terms,
+no traceback unless ``--debug``), 1 anything unexpected (one line; ``--debug``
+shows the traceback), 130 interrupted.
+
+Startup stays fast and quiet: ``--help`` and ``info`` never import TensorFlow,
+and the commands that do import it with its C++ start-up chatter hidden
+(``-v`` shows it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+# Before anything imports TensorFlow: hide its C++ INFO/WARNING/ERROR start-up lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Library messages name Python arguments; the CLI user knows the flags.
+_CLI_TERMS = (
+    (r"weights=<path to a weights file>", "--weights FILE"),
+    (r"weights=None", "--weights none"),
+    (r"\bdata_dir=", "--data PATH"),
+    (r"\bimage_size=", "--image-size N"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    from transferkit.cli._parser import build_parser, common_options_first
+
+    argv = common_options_first(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    level = "debug" if args.debug else args.verbosity
+    configure_logging(level)
+    from transferkit.errors import TransferkitError
+
+    try:
+        if getattr(args, "needs_tensorflow", True):
+            quiet_tensorflow_import(show=level in ("verbose", "debug"))
+        return args.func(args)
+    except TransferkitError as exc:
+        if args.debug:
+            raise
+        print(f"transferkit: error: {cli_terms(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("transferkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - never a traceback without --debug
+        if args.debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"transferkit: unexpected {type(exc).__name__}: {first} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def cli_terms(message: str) -> str:
+    """A library message with Python argument names replaced by the CLI's flags."""
+    for pattern, flag in _CLI_TERMS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"transferkit: {kind}{record.getMessage()}"
+
+
+def configure_logging(level: str = "normal") -> None:
+    """Route ``transferkit`` log lines to stderr once (repeated calls replace the handler).
+
+    Args:
+        level: ``"quiet"`` (warnings only), ``"normal"``, ``"verbose"`` or ``"debug"``.
+    """
+    log = logging.getLogger("transferkit")
+    for handler in [h for h in log.handlers if getattr(h, "_transferkit_cli", False)]:
+        log.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler._transferkit_cli = True
+    handler.setFormatter(_Formatter())
+    log.addHandler(handler)
+    log.setLevel({"quiet": logging.WARNING, "debug": logging.DEBUG}.get(level, logging.INFO))
+    log.propagate = False
+    os.environ["TRANSFERKIT_VERBOSITY"] = level  # progress display: see training.progress_verbose
+
+
+def quiet_tensorflow_import(*, show: bool = False) -> None:
+    """Import TensorFlow and find its devices with its start-up lines hidden.
+
+    TensorFlow writes several lines to the process's stderr while it loads
+    (oneDNN notices, "Could not find cuda drivers", a ``cuInit`` ERROR on
+    machines without a GPU), some before its log level applies. They go to a
+    temporary file here; if the import fails, the file is printed.
+    """
+    if show or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here
+            tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Handlers of ``train``, ``predict`` and ``evaluate``: your own images, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.cli import EXIT_OK
+from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
+
+
+def train(args) -> int:
+    """Frozen head, then fine-tuning; model, metrics, figures and report under --out."""
+    import keras
+
+    from transferkit._atomic import atomic_write_json, atomic_write_text
+    from transferkit._registry import get_backbone_spec
+    from transferkit.backbones import check_weights_arg, check_weights_fit
+    from transferkit.data import load_image_folder
+    from transferkit.finetune import fine_tune
+    from transferkit.models import build_transfer_model
+    from transferkit.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.report import write_report
+    from transferkit.training import train as train_model
+
+    started = time.perf_counter()
+    _check_positive(args, "image_size", "head_epochs", "batch_size")
+    if args.epochs < 0:
+        raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
+    get_backbone_spec(args.backbone)  # a typo fails before minutes of decoding
+    weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
+    if weights not in (None, "imagenet"):
+        check_weights_fit(weights, args.backbone)  # before minutes of decoding
+    data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
+                             seed=args.seed)
+    out = Path(args.out or Path("runs") / _stem(args.images))
+    keras.utils.set_random_seed(args.seed)
+    model = build_transfer_model(args.backbone, data, weights=weights,
+                                 name=f"{args.backbone}_{_stem(args.images)}")
+    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
+                        name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
+                        **batch)]
+    if args.epochs > 0:
+        runs.append(fine_tune(model, data, epochs=args.epochs, seed=args.seed,
+                              name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True,
+                              **batch))
+    final = runs[-1]
+    final.config["data"].update(image_size=args.image_size, resize=args.resize)
+    final.save(out)  # model.keras + run.json side by side: what predict and evaluate read
+    plot_learning_curves(runs, path=out / "learning_curves.png")
+    plot_confusion_matrix(final.evaluation, path=out / "confusion_matrix.png")
+    atomic_write_text(out / "classification_report.txt", final.evaluation.report)
+    write_report(runs, out / "report.html", title=f"transferkit: {_stem(args.images)}", data=data)
+    metrics = {
+        "data": repr(data), "backbone": args.backbone, "image_size": args.image_size,
+        "resize": args.resize, "seed": args.seed,
+        "runs": {r.name: {"test_accuracy": r.evaluation.accuracy, "f1": r.evaluation.f1,
+                          "epochs": r.epochs_run} for r in runs},
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    print()
+    for r in runs:
+        print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
+              f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
+    print(f"Test split: {len(data.y_test)} images ({data.source}).")
+    print(f"\nWrote {out}/model.keras, metrics.json, report.html, learning_curves.png, "
+          f"confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
+    print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
+    return EXIT_OK
+
+
+def predict(args) -> int:
+    """Top-k classes of each image file (folders are searched recursively)."""
+    from transferkit.data.folder import IMAGE_EXTENSIONS, decode_image
+
+    if args.top_k < 1:
+        raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")
+    model, names, resize = _load(args.model, args.resize)
+    files = _image_files(args.paths, IMAGE_EXTENSIONS)
+    size = model.input_shape[1:3]
+    k = min(args.top_k, len(names))
+    rows, unreadable = [], []
+    for start in range(0, len(files), 256):
+        chunk, images = files[start:start + 256], []
+        for path in chunk:
+            try:
+                images.append(decode_image(path.read_bytes(), size, resize))
+            except Exception:  # noqa: BLE001 - an unreadable image is reported, not fatal
+                unreadable.append(path)
+        kept = [p for p in chunk if p not in unreadable]
+        if not kept:
+            continue
+        probs = model.predict(np.stack(images), batch_size=64, verbose=0)
+        for path, p in zip(kept, probs):
+            top = np.argsort(-p)[:k]
+            rows.append([str(path)] + [x for i in top for x in (names[i], f"{p[i]:.4f}")])
+    if not rows:
+        raise DataError(f"None of the {len(files)} file(s) could be read as an image: "
+                        + ", ".join(map(str, unreadable[:5])))
+    for row in rows:
+        print(row[0] + "\t" + "\t".join(f"{row[i]} {row[i + 1]}" for i in range(1, len(row), 2)))
+    if args.csv:
+        header = ["path"] + [x for i in range(1, k + 1) for x in (f"class_{i}", f"prob_{i}")]
+        with open(args.csv, "w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+        print(f"Wrote {args.csv}")
+    if unreadable:
+        print(f"transferkit: warning: skipped {len(unreadable)} unreadable image(s): "
+              + ", ".join(map(str, unreadable[:5])), file=sys.stderr)
+    return EXIT_OK
+
+
+def evaluate(args) -> int:
+    """Accuracy and per-class report of a saved model on labelled images."""
+    from transferkit._atomic import atomic_write_json
+    from transferkit.data.folder import _list_entries, _read_tree
+    from transferkit.evaluation import evaluate_predictions
+    from transferkit.plots import plot_confusion_matrix
+
+    model, names, resize = _load(args.model, args.resize)
+    root = Path(args.data).expanduser()
+    if not root.exists():
+        raise DataNotFoundError(f"DATA {str(root)!r} does not exist.")
+    tree = _read_tree(_list_entries(root), root, image_size=tuple(model.input_shape[1:3]),
+                      resize=resize, strict=False)
+    split = "test" if "test" in tree else None
+    groups = tree["test"] if split else _merge(tree)
+    unknown = sorted(set(groups) - set(names))
+    if unknown:
+        raise DataError(f"{root}: class folders {unknown} are not classes of this model "
+                        f"({', '.join(names)}).")
+    x = np.concatenate([groups[c] for c in sorted(groups)])
+    y = np.concatenate([np.full(len(groups[c]), names.index(c)) for c in sorted(groups)])
+    probs = model.predict(x, batch_size=64, verbose=0)
+    ev = evaluate_predictions(y, probs, names, split=split or "all")
+    print(f"{len(y)} images ({'test/ folder' if split else 'every image'} of {root})")
+    print(f"accuracy {ev.accuracy:.4f}  precision {ev.precision:.4f}  recall {ev.recall:.4f}  "
+          f"F1 {ev.f1:.4f} (macro)\n")
+    print(ev.report)
+    if args.out:
+        out = Path(args.out)
+        plot_confusion_matrix(ev, path=out / "confusion_matrix.png")
+        atomic_write_json(out / "metrics.json", {"model": str(args.model), "data": str(root),
+                                                 **ev.to_dict(include_predictions=False)})
+        print(f"Wrote {out}/metrics.json and confusion_matrix.png")
+    return EXIT_OK
+
+
+def _load(model_path: str, resize: str | None):
+    """The model, its class names (from run.json beside it) and the resize mode to use."""
+    from transferkit.models import load_model
+
+    model = load_model(model_path)
+    record = Path(model_path).expanduser().with_name("run.json")
+    data_cfg = {}
+    if record.is_file():
+        data_cfg = json.loads(record.read_text()).get("config", {}).get("data", {})
+    classes = int(model.output_shape[-1])
+    names = list(data_cfg.get("class_names") or [str(i) for i in range(classes)])
+    if len(names) != classes:
+        names = [str(i) for i in range(classes)]
+    return model, names, resize or data_cfg.get("resize", "crop")
+
+
+def _image_files(paths: list[str], extensions) -> list[Path]:
+    files = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in extensions
+                            and not any(part.startswith(".") for part in p.parts))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataNotFoundError(f"{given!r} does not exist.")
+    if not files:
+        raise DataError(f"No images in {', '.join(paths)} (looked for {', '.join(sorted(extensions)[:8])} ...).")
+    return files
+
+
+def _merge(tree: dict) -> dict:
+    merged: dict[str, list] = {}
+    for classes in tree.values():
+        for name, images in classes.items():
+            merged.setdefault(name, []).append(images)
+    return {name: np.concatenate(parts) for name, parts in merged.items()}
+
+
+def _stem(path: str) -> str:
+    name = Path(path).expanduser().resolve().name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _check_positive(args, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be 1 or more, got {value}.")

@@ -1,0 +1,172 @@
+"""The ``transferkit`` argument parser: verbs, their options, and help that says what they do."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferkit.experiments import EXPERIMENTS  # a table: does not load TensorFlow
+
+_WEIGHTS_HELP = ("'imagenet' (the Keras cache, else a download), 'none' (random "
+                 "initialisation) or a weights file path")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; every verb also takes ``-q/-v/--debug``."""
+    parser = argparse.ArgumentParser(
+        prog="transferkit",
+        description="Transfer learning for image classification with Keras 3.",
+        epilog="Start with `transferkit train IMAGES_DIR` for your own images, or "
+        "`transferkit quickstart` for CIFAR-10. Each command has --help.",
+    )
+    _add_verbosity(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_quickstart(sub)
+    _add_train(sub)
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_run(sub)
+    _add_report(sub)
+    i = _sub(sub, "info", "versions, backbones, and where data and weights are looked up")
+    i.add_argument("--devices", action="store_true", help="also ask TensorFlow for GPUs (slower)")
+    i.set_defaults(func=_lazy("info"), needs_tensorflow=False)
+    return parser
+
+
+def common_options_first(argv: list[str]) -> list[str]:
+    """``run --quick NAME`` means ``run NAME --quick``: move options given before NAME after it."""
+    if not argv or argv[0] != "run" or any(a in ("-h", "--help") for a in argv[1:2]):
+        return argv
+    for i, token in enumerate(argv[1:], start=1):
+        if token in EXPERIMENTS:
+            return ["run", token, *argv[1:i], *argv[i + 1:]]
+    return argv
+
+
+def _lazy(name: str, module: str = "_commands"):
+    """The handler ``name`` of ``transferkit.cli.<module>``, imported when called."""
+    def call(args):
+        import importlib
+
+        return getattr(importlib.import_module(f"transferkit.cli.{module}"), name)(args)
+
+    return call
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # On the verbs, SUPPRESS keeps a flag given before the verb from being reset.
+    default = {} if top else {"default": argparse.SUPPRESS}
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const="quiet",
+                       help="warnings and results only", **default)
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const",
+                       const="verbose", help="also TensorFlow's own messages", **default)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs",
+                        **default)
+    if top:
+        parser.set_defaults(verbosity="normal")
+
+
+def _sub(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=kwargs.pop("description", help[0].upper()
+                            + help[1:] + "."), **kwargs)
+    _add_verbosity(parser)
+    return parser
+
+
+def _add_quickstart(sub) -> None:
+    q = _sub(sub, "quickstart", "frozen MobileNetV2 vs a CNN from scratch on a small CIFAR-10 budget",
+             description="Train a frozen ImageNet MobileNetV2 head and a baseline CNN on a "
+             "class-balanced CIFAR-10 subset, print a comparison and write metrics and figures.")
+    q.add_argument("--data", help="CIFAR-10 file or folder (default: TRANSFERKIT_DATA, "
+                   "the Keras cache, then a download)")
+    q.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
+    q.add_argument("--out", default="quickstart-out", help="output folder (default: quickstart-out)")
+    q.add_argument("--per-class", type=int, default=300, help="images per class in train and test")
+    q.add_argument("--epochs", type=int, default=10, help="epochs for each model")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--strict", action="store_true",
+                   help="fail instead of falling back to generated data or random weights")
+    q.set_defaults(func=_lazy("quickstart"))
+
+
+def _add_train(sub) -> None:
+    t = _sub(sub, "train", "train a classifier on your own class-per-folder images",
+             description="Train on IMAGES_DIR (a folder or .zip/.tar.gz with one folder per "
+             "class, optionally under train/, val/ and test/). The best measured recipe: the "
+             "head on the frozen ImageNet backbone first, then fine-tuning (AdamW, warm-up + "
+             "cosine, crop + flip). Writes model.keras, metrics, figures and report.html to "
+             "--out and prints where they are.",
+             epilog="Splits: train/ val/ test/ folders are used as they are; with train/ and "
+             "val/ only, val/ is the test split; a flat tree is split 80/10/10 (stratified).")
+    t.add_argument("images", metavar="IMAGES_DIR", help="class-per-folder images")
+    t.add_argument("--backbone", default="mobilenet_v2",
+                   help="registry name (default mobilenet_v2; `transferkit info` lists them)")
+    t.add_argument("--image-size", type=int, default=128,
+                   help="images are resized to this square size (default 128)")
+    t.add_argument("--resize", choices=("crop", "pad", "squash"), default="crop",
+                   help="how other aspect ratios fit: crop the centre (default), pad, or squash")
+    t.add_argument("--head-epochs", type=int, default=5,
+                   help="epochs of the head on the frozen backbone (default 5)")
+    t.add_argument("--epochs", type=int, default=9,
+                   help="fine-tuning epochs after that (default 9; 0 keeps the backbone frozen)")
+    t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
+    t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
+    t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_lazy("train", "_images"))
+
+
+def _add_predict(sub) -> None:
+    p = _sub(sub, "predict", "classify images with a saved model",
+             description="Classify image files or folders (searched recursively) with a "
+             "model.keras; class names come from the run.json beside it.")
+    p.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+    p.add_argument("--top-k", type=int, default=1, help="classes shown per image (default 1)")
+    p.add_argument("--csv", metavar="FILE", help="also write the predictions to a CSV file")
+    p.add_argument("--resize", choices=("crop", "pad", "squash"),
+                   help="how images fit the model input (default: as in training, else crop)")
+    p.set_defaults(func=_lazy("predict", "_images"))
+
+
+def _add_evaluate(sub) -> None:
+    e = _sub(sub, "evaluate", "score a saved model on labelled images",
+             description="Evaluate a model.keras on DATA, a class-per-folder tree (its test/ "
+             "folder if it has one, else every image). Prints accuracy, macro precision, "
+             "recall and F1 and the per-class report.")
+    e.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
+    e.add_argument("data", metavar="DATA", help="class-per-folder images (folder or archive)")
+    e.add_argument("--resize", choices=("crop", "pad", "squash"),
+                   help="how images fit the model input (default: as in training, else crop)")
+    e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
+    e.set_defaults(func=_lazy("evaluate", "_images"))
+
+
+def _add_run(sub) -> None:
+    from transferkit.experiments._options import common_options_help
+
+    run = _sub(
+        sub, "run", "run one of the documented CIFAR-10 experiments (`transferkit run --help`)",
+        description="Run a documented experiment on CIFAR-10. Each writes metrics.json, "
+        "history CSVs, figures, model files and report.html under --out and prints a "
+        "comparison table. Options may come before or after NAME.",
+        epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in EXPERIMENTS.items())
+        + "\n\noptions every experiment takes (NAME --help lists its own too):\n"
+        + common_options_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
+                     help="experiment to run (listed below)")
+    run.add_argument("options", nargs=argparse.REMAINDER,
+                     help="the experiment's options (transferkit run NAME --help)")
+    run.set_defaults(func=_lazy("run_experiment"))
+
+
+def _add_report(sub) -> None:
+    r = _sub(sub, "report", "HTML report or slide deck from saved run folders")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by train(run_dir=...)")
+    r.add_argument("-o", "--output", default="report.html", help="output HTML file")
+    r.add_argument("--slides", action="store_true", help="write a 10-slide deck instead")
+    r.add_argument("--title", default="transferkit report")
+    r.add_argument("--data", help="dataset the runs were evaluated on (adds feature maps and predictions)")
+    r.set_defaults(func=_lazy("report"))

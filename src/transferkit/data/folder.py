@@ -1,0 +1,366 @@
+"""Class-per-folder image datasets (folders or archives), decoded with Pillow."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.data.splits import (
+    _SPLIT_ALIASES,
+    DataSplits,
+    _check_fraction,
+    _train_val,
+    stratified_split,
+)
+from transferkit.errors import (
+    ConfigurationError,
+    CorruptDataError,
+    DataError,
+    DataNotFoundError,
+    unknown_name,
+)
+
+logger = logging.getLogger("transferkit")
+
+
+
+def _pillow_extensions() -> frozenset[str]:
+    from PIL import Image
+
+    Image.init()  # registers every format plugin Pillow was built with
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(readable - {".pdf", ".eps", ".ps"})  # documents, not photos
+
+
+IMAGE_EXTENSIONS: frozenset[str] = _pillow_extensions()
+"""File suffixes read as images: every format this Pillow opens (JPEG, PNG, WebP, BMP, GIF, TIFF ...)."""
+RESIZE_MODES = ("crop", "pad", "squash")
+"""How :func:`load_image_folder` fits an image to ``image_size``: ``"crop"`` (scale the
+short side, cut the centre), ``"pad"`` (scale the long side, pad with black) or
+``"squash"`` (stretch to the size, changing the aspect ratio)."""
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
+
+def load_image_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    resize: str = "crop",
+    validation_split: float = 0.1,
+    test_split: float = 0.1,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+    strict: bool = False,
+) -> DataSplits:
+    """Load a class-per-folder image dataset (a folder or a ``.tar.gz``/``.zip``).
+
+    Split folders named ``train``, ``val``/``valid``/``validation`` and ``test``
+    are recognised (``train/<class>/img.jpg``); a tree without them
+    (``<class>/img.jpg``) is split by the loader (stratified and seeded).
+    A ``train/`` + ``val/`` tree, the common tutorial layout, is scored on
+    ``val/`` (a test split carved from a small train folder would be a handful
+    of images: each would move the accuracy by points), and its validation
+    split for early stopping is carved from ``train/``; a log line says so.
+    Every format Pillow reads is accepted (:data:`IMAGE_EXTENSIONS`), photos are
+    turned upright from their EXIF orientation, and transparency is laid on white.
+
+    Args:
+        path: Folder or archive.
+        image_size: Resize every image to this size (int or ``(height, width)``).
+            Required when the images differ in size.
+        resize: How images of another aspect ratio fit ``image_size``: ``"crop"``
+            (default: keep the aspect ratio, cut the centre, as ImageNet models are
+            evaluated), ``"pad"`` (keep everything, black borders) or ``"squash"``.
+        validation_split: Fraction held out for validation when the tree has
+            no validation folder.
+        test_split: Fraction held out for testing when the tree has no test folder.
+        class_names: Label order; defaults to the sorted folder names.
+        seed: Seed for the splits.
+        strict: Raise on an unreadable image instead of skipping it with a warning.
+
+    Returns:
+        A :class:`DataSplits` of uint8 images.
+
+    Raises:
+        DataNotFoundError: If ``path`` does not exist.
+        DataError: For an empty or classless tree, differing image sizes
+            without ``image_size``, or a class with no images in the train or
+            test split (in the validation split too with ``strict=True``;
+            otherwise that only warns).
+        CorruptDataError: For an unreadable archive, or an unreadable image with
+            ``strict=True``.
+        UnknownNameError: If ``class_names`` names a folder that does not exist.
+
+    Example:
+        >>> flowers = load_image_folder("flowers/", image_size=96)  # doctest: +SKIP
+        >>> model = build_transfer_model(num_classes=flowers.num_classes,
+        ...                              input_shape=flowers.image_shape)  # doctest: +SKIP
+    """
+    _check_fraction(validation_split)
+    _check_fraction(test_split)
+    if validation_split + test_split >= 1:
+        raise ConfigurationError("validation_split + test_split must be below 1.")
+    if resize not in RESIZE_MODES:
+        raise ConfigurationError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataNotFoundError(f"Image folder {str(root)!r} does not exist.")
+    size = _as_size(image_size)
+    tree = _read_tree(_list_entries(root), root, image_size=size, resize=resize, strict=strict)
+    if "val" in tree and "test" not in tree:
+        # Score on val/; early stopping gets a slice of train/ instead.
+        tree["test"] = tree.pop("val")
+        logger.info("%s has no test/ folder: its val/ folder is the test split; the "
+                    "validation split is %.0f%% of train/.", root, 100 * validation_split)
+    found = sorted({c for split in tree.values() for c in split})
+    names = tuple(class_names) if class_names is not None else tuple(found)
+    for c in found:
+        if c not in names:
+            raise DataError(f"{root}: folder class {c!r} is missing from class_names {names}.")
+    for c in names:
+        if c not in found:
+            raise unknown_name("class", c, found)
+
+    def arrays(split):
+        xs, ys = [], []
+        for label, name in enumerate(names):
+            if name in tree.get(split, {}):
+                xs.append(tree[split][name])
+                ys.append(np.full(len(tree[split][name]), label, np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    pooled = "all" if "all" in tree else "train"
+    x_pool, y_pool = arrays(pooled)
+    if "test" in tree:
+        x_te, y_te = arrays("test")
+    else:
+        keep, held = stratified_split(y_pool, test_split, seed=seed + 1)
+        x_te, y_te = x_pool[held], y_pool[held]
+        x_pool, y_pool = x_pool[keep], y_pool[keep]
+    if "val" in tree:
+        x_tr, y_tr = x_pool, y_pool
+        x_val, y_val = arrays("val")
+    else:
+        frac = validation_split / (1 - (0 if "test" in tree else test_split))  # of the pool
+        x_tr, y_tr, x_val, y_val = _train_val(x_pool, y_pool, min(frac, 0.99), seed)
+    data = DataSplits(x_tr, y_tr, x_val, y_val, x_te, y_te, names, source=str(root))
+    _check_missing_classes(data, strict=strict)
+    logger.info("Loaded %r", data)
+    return data
+
+
+def _check_missing_classes(data: DataSplits, *, strict: bool) -> None:
+    """A class absent from train cannot be learned, one absent from test cannot be scored."""
+    for split, counts in data.counts().items():
+        missing = [data.class_names[i] for i, n in enumerate(counts) if n == 0]
+        if not missing or not sum(counts):
+            continue
+        message = (
+            f"The {split!r} split has no images of classes {missing}. Add images of these "
+            "classes to that split's folders, or pass class_names=[...] without them."
+        )
+        if split == "val" and not strict:
+            warnings.warn(message, stacklevel=3)  # a thin validation split still trains
+        else:
+            raise DataError(message)
+
+
+def _as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or any(int(s) < 1 for s in size):
+        raise ConfigurationError(f"image_size must be a positive int or (h, w), got {image_size!r}.")
+    return int(size[0]), int(size[1])
+
+
+def _is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+def _list_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
+    """Map relative path parts to a function returning that file's bytes."""
+    if path.is_dir():
+        entries = {}
+        for dirpath, _, files in os.walk(path):
+            for f in files:
+                full = Path(dirpath, f)
+                entries[full.relative_to(path).parts] = full.read_bytes
+        return entries
+    if not _is_archive(path):
+        raise DataError(
+            f"{path} is neither a folder nor an archive ({', '.join(_ARCHIVE_SUFFIXES)})."
+        )
+    try:
+        if path.name.lower().endswith(".zip"):
+            return _zip_entries(path)
+        return _tar_entries(path)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CorruptDataError(f"Archive {path} could not be read ({exc}).") from exc
+
+
+def _tar_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
+    entries = {}
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            if member.isfile():
+                data = tar.extractfile(member).read()
+                entries[tuple(Path(member.name).parts)] = lambda d=data: d
+    return entries
+
+
+def _zip_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
+    entries = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.is_dir():
+                data = zf.read(info)
+                entries[tuple(Path(info.filename).parts)] = lambda d=data: d
+    return entries
+
+
+def _classify_entries(
+    entries: dict[tuple[str, ...], Callable[[], bytes]],
+) -> tuple[dict[tuple[str, str], list[tuple[str, Callable[[], bytes]]]], list[str]]:
+    """Group image files by (split, class); return the groups and skipped non-images."""
+    groups: dict[tuple[str, str], list] = {}
+    skipped = []
+    has_splits = any(
+        len(p) >= 3 and p[-3].lower() in _SPLIT_ALIASES for p in entries if _is_image(p)
+    )
+    for parts in sorted(entries):
+        if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+            continue
+        if not _is_image(parts):
+            skipped.append("/".join(parts))
+            continue
+        if len(parts) < 2:
+            skipped.append("/".join(parts))
+            continue
+        if has_splits:
+            if len(parts) < 3 or parts[-3].lower() not in _SPLIT_ALIASES:
+                skipped.append("/".join(parts))
+                continue
+            split = _SPLIT_ALIASES[parts[-3].lower()]
+        else:
+            split = "all"
+        groups.setdefault((split, parts[-2]), []).append(("/".join(parts), entries[parts]))
+    return groups, skipped
+
+
+def _is_image(parts: tuple[str, ...]) -> bool:
+    return Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _read_tree(
+    entries: dict[tuple[str, ...], Callable[[], bytes]],
+    root: Path,
+    *,
+    image_size: tuple[int, int] | None,
+    strict: bool,
+    resize: str = "crop",
+) -> dict[str, dict[str, np.ndarray]]:
+    """Decode an image tree into ``{split: {class: uint8 array}}``."""
+    groups, skipped = _classify_entries(entries)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} file(s) that are not images in a "
+            f"<class>/ folder: {shown}",
+            stacklevel=3,
+        )
+    if not groups:
+        raise DataError(
+            f"{root} holds no images in class folders. Expected <class>/<image> or "
+            f"train/<class>/<image> with extensions {sorted(IMAGE_EXTENSIONS)}."
+        )
+    flat = [(key, name, read) for key, files in groups.items() for name, read in files]
+    images, bad = _decode_all([read for _, _, read in flat], image_size, resize)
+    if bad:
+        names = [flat[i][1] for i in bad]
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        if strict:
+            raise CorruptDataError(f"{root}: {len(bad)} unreadable image(s): {shown}")
+        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s): {shown}", stacklevel=3)
+    shapes = {im.shape for im in images if im is not None}
+    if len(shapes) > 1:
+        raise DataError(
+            f"{root}: images differ in size ({sorted(shapes)[:4]} ...). "
+            "Pass image_size= to resize them to one size."
+        )
+    tree: dict[str, dict[str, list[np.ndarray]]] = {}
+    for (key, _, _), im in zip(flat, images):
+        if im is not None:
+            tree.setdefault(key[0], {}).setdefault(key[1], []).append(im)
+    if not tree:
+        raise DataError(f"{root}: no readable images.")
+    return {s: {c: np.stack(v) for c, v in classes.items()} for s, classes in tree.items()}
+
+
+def _decode_all(
+    reads: list[Callable[[], bytes]], image_size: tuple[int, int] | None, resize: str = "crop"
+) -> tuple[list[np.ndarray | None], list[int]]:
+    """Decode images on a thread pool (Pillow releases the GIL); unreadable ones become None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(read):
+        try:
+            return decode_image(read(), image_size, resize)
+        except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(decode, reads, chunksize=64))
+    return images, [i for i, im in enumerate(images) if im is None]
+
+
+def decode_image(
+    blob: bytes, image_size: tuple[int, int] | None = None, resize: str = "crop"
+) -> np.ndarray:
+    """Decode one encoded image to uint8 RGB ``(h, w, 3)``, upright, resized if asked.
+
+    Args:
+        blob: The file's bytes (any format Pillow reads).
+        image_size: ``(height, width)`` to resize to, or None to keep the size.
+        resize: ``"crop"``, ``"pad"`` or ``"squash"`` (see :data:`RESIZE_MODES`).
+
+    Returns:
+        The image array.
+
+    Raises:
+        OSError: If Pillow cannot read it.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (40, 20), "red").save(buf, "PNG")
+        >>> decode_image(buf.getvalue(), (16, 16), "pad").shape
+        (16, 16, 3)
+    """
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(blob)) as im:
+        im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            im = Image.new("RGB", rgba.size, (255, 255, 255))
+            im.paste(rgba, mask=rgba.getchannel("A"))
+        im = im.convert("RGB")
+        if image_size is not None:
+            size = (image_size[1], image_size[0])  # Pillow speaks (width, height)
+            method = Image.Resampling.BILINEAR  # antialiased when shrinking
+            if resize == "crop":
+                im = ImageOps.fit(im, size, method)
+            elif resize == "pad":
+                im = ImageOps.pad(im, size, method, color=(0, 0, 0))
+            else:
+                im = im.resize(size, method)
+        return np.asarray(im, dtype=np.uint8)
