@@ -4,13 +4,14 @@ The recipe lives in ``transferkit/experiments/liltinynet.py`` (read it: it is th
 whole experiment, built from the public API); this script runs it exactly as
 ``transferkit run liltinynet`` does, with the same options::
 
-    python examples/liltinynet.py --data ../shared/data/cifar10-jpeg.tar.gz --out runs/liltinynet
+    python examples/liltinynet.py --data ../shared/data/cifar10-jpeg.tar.gz \
+        --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 --out runs/liltinynet
     python examples/liltinynet.py --help
 """
 
 import sys
 
-from transferkit.experiments import liltinynet
+from transferkit.cli import main  # imports TensorFlow only when the run starts, quietly
 
 if __name__ == "__main__":
-    sys.exit(liltinynet.main())
+    sys.exit(main(["run", "liltinynet", *sys.argv[1:]]))

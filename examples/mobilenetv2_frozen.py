@@ -4,13 +4,14 @@ The recipe lives in ``transferkit/experiments/mobilenetv2_frozen.py`` (read it: 
 whole experiment, built from the public API); this script runs it exactly as
 ``transferkit run mobilenetv2_frozen`` does, with the same options::
 
-    python examples/mobilenetv2_frozen.py --data ../shared/data/cifar10-jpeg.tar.gz --out runs/mobilenetv2_frozen
+    python examples/mobilenetv2_frozen.py --data ../shared/data/cifar10-jpeg.tar.gz \
+        --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 --out runs/mobilenetv2_frozen
     python examples/mobilenetv2_frozen.py --help
 """
 
 import sys
 
-from transferkit.experiments import mobilenetv2_frozen
+from transferkit.cli import main  # imports TensorFlow only when the run starts, quietly
 
 if __name__ == "__main__":
-    sys.exit(mobilenetv2_frozen.main())
+    sys.exit(main(["run", "mobilenetv2_frozen", *sys.argv[1:]]))

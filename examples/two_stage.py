@@ -4,13 +4,14 @@ The recipe lives in ``transferkit/experiments/two_stage.py`` (read it: it is the
 whole experiment, built from the public API); this script runs it exactly as
 ``transferkit run two_stage`` does, with the same options::
 
-    python examples/two_stage.py --data ../shared/data/cifar10-jpeg.tar.gz --out runs/two_stage
+    python examples/two_stage.py --data ../shared/data/cifar10-jpeg.tar.gz \
+        --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 --out runs/two_stage
     python examples/two_stage.py --help
 """
 
 import sys
 
-from transferkit.experiments import two_stage
+from transferkit.cli import main  # imports TensorFlow only when the run starts, quietly
 
 if __name__ == "__main__":
-    sys.exit(two_stage.main())
+    sys.exit(main(["run", "two_stage", *sys.argv[1:]]))

@@ -38,6 +38,7 @@ while True:
 '''
 
 
+@pytest.mark.slow
 def test_kill_during_saves_never_leaves_a_truncated_file(tmp_path):
     script = tmp_path / "saver.py"
     script.write_text(_SAVER)

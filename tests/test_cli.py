@@ -48,6 +48,7 @@ def test_quickstart_falls_back_offline_and_strict_refuses(tmp_path, capsys, monk
     assert metrics["notes"] == ["data: generated images (fallback)"]
 
 
+@pytest.mark.slow
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata

@@ -11,6 +11,7 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = ROOT / "examples" / "transfer_learning.ipynb"
 
 
+@pytest.mark.slow
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata

@@ -5,9 +5,12 @@ from transferkit.errors import ConfigurationError
 from transferkit.evaluation import evaluate_predictions
 from transferkit.models import build_transfer_model
 from transferkit.plots import (
+    continuations,
     most_confused_pairs,
+    plot_accuracy_vs_time,
     plot_confusion_matrix,
     plot_feature_maps,
+    plot_feature_maps_by_depth,
     plot_learning_curves,
     plot_model_summary,
     plot_per_class_metrics,
@@ -25,9 +28,103 @@ def evaluation():
     return evaluate_predictions(y, p / p.sum(1, keepdims=True), ["cat", "dog", "frog"])
 
 
-def _run(name):
-    return Run(name, {}, {"accuracy": [0.4, 0.6], "val_accuracy": [0.5, 0.55], "loss": [1.2, 0.9],
-                          "val_loss": [1.1, 1.0]}, None, {})
+def _run(name, config=None, epochs=2, evaluation=None):
+    values = np.linspace(0.4, 0.6, epochs).tolist()
+    return Run(name, config or {}, {"accuracy": values, "val_accuracy": values, "loss": values[::-1],
+                                    "val_loss": values[::-1]}, evaluation,
+               {"fit": 3.0 * epochs, "total": 3.0 * epochs + 1})
+
+
+def _pair(evaluation=None):
+    frozen = _run("mobilenet_v2_frozen", {"model": "m", "backbone": {"name": "mobilenet_v2", "frozen": True}},
+                  3, evaluation)
+    tuned = _run("mobilenet_v2_finetuned", {"model": "m", "backbone": {"name": "mobilenet_v2", "frozen": False}},
+                 1, evaluation)
+    scratch = _run("baseline_cnn_scratch", {"model": "b", "backbone": {"name": "features", "frozen": False}},
+                   4, evaluation)
+    return [frozen, tuned, scratch]
+
+
+def text_overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap, measured with matplotlib's own renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ticks, shown = set(), []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                for label in (tick.label1, tick.label2):
+                    ticks.add(id(label))
+                    if (ax.get_visible() and label.get_visible() and label.get_text()
+                            and lo - 1e-9 <= tick.get_loc() <= hi + 1e-9):
+                        shown.append(label)
+    for text in fig.findobj(Text):
+        if id(text) in ticks or not text.get_visible() or not text.get_text().strip():
+            continue
+        if text.axes is not None and not text.axes.get_visible():
+            continue
+        shown.append(text)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in shown]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if min(ba.x1, bb.x1) - max(ba.x0, bb.x0) > 0.5 and min(ba.y1, bb.y1) - max(ba.y0, bb.y0) > 0.5]
+
+
+@pytest.fixture
+def evaluation10():
+    rng = np.random.default_rng(1)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    y = rng.integers(0, 10, 200)
+    p = rng.random((200, 10))
+    p[np.arange(150), y[:150]] += 3
+    return evaluate_predictions(y, p / p.sum(1, keepdims=True), names)
+
+
+def test_no_text_overlaps_in_any_figure(evaluation10):
+    """Every figure function, with realistic names: no two drawn texts overlap."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (200, 32, 32, 3)).astype(np.uint8)
+    maps = {"expanded_conv_depthwise_relu": rng.random((48, 48, 32)),
+            "block_3_expand_relu": rng.random((24, 24, 96)), "block_6_expand_relu": rng.random((12, 12, 192))}
+    model = build_transfer_model("mobilenet_v2", 10, weights=None)
+    figures = {
+        "learning curves": plot_learning_curves(_pair()),
+        "accuracy vs time": plot_accuracy_vs_time(_pair(evaluation10)),
+        "confusion": plot_confusion_matrix(evaluation10, name="mobilenet_v2_finetuned"),
+        "per class": plot_per_class_metrics(evaluation10, name="mobilenet_v2_finetuned"),
+        "feature maps": plot_feature_maps(images[0], maps["block_6_expand_relu"], layer="m: block_6"),
+        "by depth": plot_feature_maps_by_depth(images[0], maps, model_name="mobilenet_v2_frozen"),
+        "predictions": plot_predictions(images, evaluation10, count=16, name="m"),
+        "mistakes": plot_predictions(images, evaluation10, mode="errors", count=8, name="m"),
+        "summary": plot_model_summary(model),
+    }
+    for name, fig in figures.items():
+        assert text_overlaps(fig) == [], name
+
+
+def test_overlap_check_finds_overlaps():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, "one label")
+    ax.text(0.52, 0.5, "another label")
+    assert len(text_overlaps(fig)) == 1
+
+
+def test_fine_tuning_continues_the_frozen_curve():
+    runs = _pair()
+    assert {k: v.name for k, v in continuations(runs).items()} == {"mobilenet_v2_finetuned": "mobilenet_v2_frozen"}
+    acc = plot_learning_curves(runs).axes[0]
+    tuned = acc.lines[2]  # frozen train, frozen val, then the fine-tuning train curve
+    assert list(tuned.get_xdata()) == [3, 4]  # joined to epoch 3, its own epoch is 4
+    assert all(float(t).is_integer() for t in acc.get_xticks())
+    assert any(list(line.get_xdata()) == [3.5, 3.5] for line in acc.lines)  # boundary marked
+    assert "mobilenet_v2_frozen" in acc.figure.get_suptitle()
 
 
 def test_learning_curves(tmp_path):
@@ -35,6 +132,7 @@ def test_learning_curves(tmp_path):
     acc, loss = fig.axes
     assert acc.get_title() == "Accuracy per epoch" and loss.get_ylabel() == "loss"
     assert len(acc.lines) == 4 and acc.get_xlabel() == "epoch"
+    assert fig.legends and not acc.get_legend()  # beside the data, not over it
     assert (tmp_path / "lc.png").stat().st_size > 1000
     with pytest.raises(ConfigurationError):
         plot_learning_curves([])
@@ -46,6 +144,7 @@ def test_confusion_matrix(evaluation, tmp_path):
     assert len(images) == 2
     assert [t.get_text() for t in images[0].get_xticklabels()] == ["cat", "dog", "frog"]
     assert "normalised" in images[1].get_title() and images[0].get_ylabel() == "true"
+    assert "mine" in plot_confusion_matrix(evaluation, name="mine").get_suptitle()
     assert (tmp_path / "cm.svg").read_text().startswith("<?xml")
     assert len([a for a in plot_confusion_matrix(evaluation, normalize=True).axes if a.images]) == 1
 
@@ -53,6 +152,7 @@ def test_confusion_matrix(evaluation, tmp_path):
 def test_per_class_bars(evaluation):
     ax = plot_per_class_metrics(evaluation).axes[0]
     assert len(ax.patches) == 9 and "macro F1" in ax.get_title()
+    assert "net" in plot_per_class_metrics(evaluation, name="net").axes[0].get_title()
 
 
 def test_feature_map_grid():
@@ -77,6 +177,18 @@ def test_prediction_grids(evaluation):
         plot_predictions(images[:3], evaluation)
     pairs = most_confused_pairs(evaluation)
     assert all(t != p for t, p, _ in pairs) and pairs == sorted(pairs, key=lambda x: -x[2])
+
+
+def test_feature_maps_by_depth_rows_share_a_scale():
+    rng = np.random.default_rng(0)
+    maps = {"early": rng.random((24, 24, 8)), "late": 3 * rng.random((6, 6, 16))}
+    fig = plot_feature_maps_by_depth(np.zeros((32, 32, 3), np.uint8), maps, model_name="net", channels=3)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 1 + 2 * 3 and "net" in fig.get_suptitle()
+    late = [ax.images[0].get_clim() for ax in shown if ax.images[0].get_array().shape == (6, 6)]
+    assert len(late) == 3 and len(set(late)) == 1
+    with pytest.raises(ConfigurationError):
+        plot_feature_maps_by_depth(np.zeros((4, 4, 3)), {})
 
 
 def test_model_summary_figure(tmp_path):

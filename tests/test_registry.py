@@ -4,9 +4,9 @@ import pytest
 from conftest import MOBILENET_FILE, MOBILENET_V1_FILE
 
 from transferkit import BACKBONES, build_transfer_model, get_backbone_spec, register_backbone
-from transferkit._registry import identify_weights_file, unregister_backbone
 from transferkit.backbones import build_backbone, check_weights_fit
 from transferkit.errors import ConfigurationError
+from transferkit.registry import identify_weights_file, unregister_backbone
 
 needs_both = pytest.mark.skipif(not (MOBILENET_FILE.exists() and MOBILENET_V1_FILE.exists()),
                                 reason="the shared ImageNet weights files are absent")
@@ -72,3 +72,29 @@ def test_a_weights_file_for_another_network_is_refused_before_building():
 def test_mobilenet_v1_025_loads_its_imagenet_weights_offline():
     model = build_transfer_model("mobilenet_v1_025", 10, weights="imagenet")
     assert model.get_layer("mobilenet_v1_025").input_shape[1:3] == (128, 128)
+
+
+# Each registered backbone against keras' own preprocessing function for it.
+_KERAS_PREPROCESS = {
+    "mobilenet_v2": "mobilenet_v2", "mobilenet_v1_025": "mobilenet",
+    "mobilenet_v3_small": "mobilenet_v3", "mobilenet_v3_large": "mobilenet_v3",
+    "resnet50": "resnet50", "vgg16": "vgg16", "inception_v3": "inception_v3",
+    "efficientnet_b0": "efficientnet", "densenet121": "densenet", "convnext_tiny": "convnext",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_registered_backbone_builds_small_and_preprocesses_like_keras(name):
+    import keras
+    import numpy as np
+
+    from transferkit.backbones import BackbonePreprocessing
+
+    spec = get_backbone_spec(name)
+    base = build_backbone(name, image_size=spec.min_size, weights=None)
+    assert base.input_shape[1:3] == (spec.min_size, spec.min_size)
+    assert base.get_layer(spec.feature_layer) is not None  # the feature-map layer exists
+    module = getattr(keras.applications, _KERAS_PREPROCESS[name])
+    x = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3)).astype("float32")
+    ours = np.asarray(BackbonePreprocessing(spec.preprocessing)(x))
+    np.testing.assert_allclose(ours, module.preprocess_input(x.copy()), rtol=1e-5, atol=1e-4)

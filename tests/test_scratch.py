@@ -47,6 +47,7 @@ def test_train_from_scratch_refuses_options_it_sets_itself(tiny):
             train_from_scratch(cnn, tiny, verbose=0, **kwargs)
 
 
+@pytest.mark.slow
 @requires_cifar
 @pytest.mark.realdata
 def test_real_recipe_beats_the_plain_cnn_at_equal_epochs(cifar):

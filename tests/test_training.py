@@ -173,6 +173,7 @@ def test_mixed_precision_keeps_float32_output(tiny):
     assert np.isfinite(run.history["loss"]).all()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     script = textwrap.dedent("""
         import os, json
@@ -204,6 +205,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 @requires_cifar
 @pytest.mark.realdata
 def test_real_baseline_cnn_learns_on_2000_images(cifar):
@@ -213,6 +215,7 @@ def test_real_baseline_cnn_learns_on_2000_images(cifar):
     assert run.evaluation.accuracy > 0.35, run.evaluation.accuracy  # chance: 0.10
 
 
+@pytest.mark.slow
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata
@@ -276,6 +279,7 @@ def _epochs_started(log):
     return [int(x) for x in log.read_text().split()]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_continues_and_loses_nothing(tmp_path):
     import signal
     import time
@@ -312,6 +316,7 @@ def test_sigkill_mid_epoch_then_resume_continues_and_loses_nothing(tmp_path):
     assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]  # no leftovers
 
 
+@pytest.mark.slow
 def test_separate_processes_with_one_seed_agree_exactly(tmp_path):
     """What users rely on: rerunning the same script repeats every number."""
     procs = [_child(tmp_path, tmp_path / name, -1, tmp_path / f"{name}.log", seed=seed)

@@ -21,12 +21,12 @@ _EXPORTS = {
     # transferkit.augment
     "AugmentedBatches": "augment",
     "crop_flip": "augment",
-    # transferkit._registry
-    "BACKBONES": "_registry",
-    "BackboneSpec": "_registry",
-    "get_backbone_spec": "_registry",
-    "list_backbones": "_registry",
-    "register_backbone": "_registry",
+    # transferkit.registry
+    "BACKBONES": "registry",
+    "BackboneSpec": "registry",
+    "get_backbone_spec": "registry",
+    "list_backbones": "registry",
+    "register_backbone": "registry",
     # transferkit.backbones
     "BackbonePreprocessing": "backbones",
     "build_backbone": "backbones",

@@ -1,7 +1,7 @@
 """Building registered backbones: ``keras.applications`` networks with their weights.
 
-The registry itself (:class:`~transferkit._registry.BackboneSpec`, names,
-sizes, weights files) lives in :mod:`transferkit._registry`; this module turns
+The registry itself (:class:`~transferkit.registry.BackboneSpec`, names,
+sizes, weights files) lives in :mod:`transferkit.registry`; this module turns
 a spec into a Keras model and carries its preprocessing as a serialisable
 layer, so saved models take raw images.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import keras
 
-from transferkit._registry import (
+from transferkit.errors import ConfigurationError, WeightsNotFoundError
+from transferkit.registry import (
     BACKBONES,
     BackboneSpec,
-    describe,
     get_backbone_spec,
     identify_weights_file,
     list_backbones,
@@ -26,7 +26,6 @@ from transferkit._registry import (
     resize_target,
     weights_cache_path,
 )
-from transferkit.errors import ConfigurationError, WeightsNotFoundError
 
 logger = logging.getLogger("transferkit")
 
@@ -209,7 +208,6 @@ __all__ = [
     "build_backbone",
     "check_weights_arg",
     "check_weights_fit",
-    "describe",
     "get_backbone_spec",
     "list_backbones",
     "register_backbone",

@@ -94,7 +94,7 @@ def step_decay(
         A staircase Keras ``ExponentialDecay`` schedule.
 
     Example:
-        >>> float(step_decay(0.1, 10, factor=0.5)(25))
+        >>> round(float(step_decay(0.1, 10, factor=0.5)(25)), 6)
         0.025
     """
     _check_lr(base_lr)

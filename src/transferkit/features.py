@@ -6,10 +6,10 @@ import keras
 import numpy as np
 
 from transferkit._progress import progress_verbose
-from transferkit._registry import BACKBONES
 from transferkit.data import DataSplits, check_images
 from transferkit.errors import unknown_name
 from transferkit.models import backbone_input, check_model_input, find_backbone, split_at_pool
+from transferkit.registry import BACKBONES
 
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from transferkit.errors import ConfigurationError
-
-
-def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    if path is not None:
-        from transferkit._atomic import atomic_write
-
-        path = Path(path)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png"))
-    return fig
+from transferkit.image_plots import (  # noqa: F401 - part of this module's API
+    _save,
+    plot_feature_maps,
+    plot_feature_maps_by_depth,
+    plot_predictions,
+)
 
 
 def _runs(runs) -> list:
@@ -32,8 +28,45 @@ def _runs(runs) -> list:
     return runs
 
 
+def continuations(runs: Sequence) -> dict[str, object]:
+    """``{fine-tuning run name: the frozen run it continues}`` among ``runs``.
+
+    A run continues an earlier one when both trained the same model (same
+    ``config["model"]``), the earlier one with its backbone frozen and the
+    later one with part of it trainable, as :func:`~transferkit.finetune.fine_tune`
+    after :func:`~transferkit.training.train` does.
+    """
+    found: dict[str, object] = {}
+    for i, run in enumerate(runs):
+        bb = run.config.get("backbone") or {}
+        if bb.get("frozen", True) or not run.config.get("model"):
+            continue
+        for prev in reversed(runs[:i]):
+            pbb = prev.config.get("backbone") or {}
+            if prev.config.get("model") == run.config["model"] and pbb.get("frozen"):
+                found[run.name] = prev
+                break
+    return found
+
+
+def _offsets(runs) -> dict[str, int]:
+    """Epochs before each run's first epoch (the frozen run's, for a continuation)."""
+    cont = continuations(runs)
+    return {r.name: (cont[r.name].epochs_run if r.name in cont else 0) for r in runs}
+
+
+def _names_title(runs) -> str:
+    names = [r.name for r in runs]
+    return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + ", ".join(names[:3]) + ", ..."
+
+
 def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figure:
     """Accuracy and loss per epoch, train (solid) vs validation (dashed), runs overlaid.
+
+    A fine-tuning run that continues a frozen run (:func:`continuations`) is
+    drawn after the frozen run's epochs, joined to its last point, with the
+    boundary marked by a dotted vertical line. Epoch ticks are integers and the
+    legend sits below the axes, clear of the data.
 
     Args:
         runs: A :class:`~transferkit.training.Run` or a list of them.
@@ -45,73 +78,157 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
     Example:
         >>> fig = plot_learning_curves([transfer_run, baseline_run], path="curves.png")  # doctest: +SKIP
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     runs = _runs(runs)
-    fig = Figure(figsize=(11, 4))
+    cont, offsets = continuations(runs), _offsets(runs)
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
+    colors = {r.name: f"C{i % 10}" for i, r in enumerate(runs)}
     for ax, metric in zip(axes, ("accuracy", "loss")):
-        for i, run in enumerate(runs):
-            color = f"C{i % 10}"
-            for key, style, label in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
-                values = run.history.get(key)
-                if values:
-                    epochs = np.arange(1, len(values) + 1)
-                    ax.plot(epochs, values, style, color=color, marker="o", ms=3,
-                            label=f"{run.name} ({label})")
+        for run in runs:
+            prev = cont.get(run.name)
+            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                values = list(run.history.get(key) or [])
+                if not values:
+                    continue
+                start = offsets[run.name]
+                epochs = list(range(start + 1, start + len(values) + 1))
+                if prev is not None and prev.history.get(key):
+                    epochs, values = [start, *epochs], [prev.history[key][-1], *values]
+                ax.plot(epochs, values, style, color=colors[run.name], marker="o", ms=3)
+        for run in runs:
+            if run.name in cont:
+                ax.axvline(offsets[run.name] + 0.5, color=colors[run.name], ls=":", lw=1.2)
         ax.set_title(f"{metric.capitalize()} per epoch")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.suptitle("Learning curves")
+    handles = [Line2D([], [], color=colors[r.name], marker="o", ms=3, label=r.name) for r in runs]
+    handles += [Line2D([], [], color="0.3", ls="-", label="train"),
+                Line2D([], [], color="0.3", ls="--", label="validation")]
+    if cont:
+        handles.append(Line2D([], [], color="0.3", ls=":", label="fine-tuning starts"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize="small",
+               frameon=False)
+    fig.suptitle(_names_title(runs), fontsize="large")
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Figure:
+    """Validation accuracy against wall-clock training time, transfer vs scratch.
+
+    Each run's curve is its validation accuracy after each epoch, placed at the
+    seconds spent so far (feature caching plus an even share of the fit time
+    per epoch); a fine-tuning run starts where its frozen run ended. A star
+    marks each run's test accuracy at its total time. Transfer runs are solid,
+    runs without a pretrained backbone dashed.
+
+    Args:
+        runs: A :class:`~transferkit.training.Run` or a list of them.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with one axes.
+    """
+    from matplotlib.lines import Line2D
+
+    from transferkit.backbones import BACKBONES
+
+    runs = _runs(runs)
+    cont = continuations(runs)
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    ends: dict[str, float] = {}
+    handles = []
+    for i, run in enumerate(runs):
+        t = run.timings or {}
+        start = ends.get(cont[run.name].name, 0.0) if run.name in cont else 0.0
+        fit = float(t.get("fit") or t.get("total") or 0.0)
+        before = start + float(t.get("features") or 0.0)
+        values = list(run.history.get("val_accuracy") or [])
+        times = [before + fit * (k + 1) / max(len(values), 1) for k in range(len(values))]
+        ends[run.name] = start + float(t.get("total") or fit)
+        transfer = ((run.config.get("backbone") or {}).get("name") in BACKBONES)
+        color, style = f"C{i % 10}", "-" if transfer else "--"
+        prev = cont.get(run.name)
+        if values and prev is not None and prev.history.get("val_accuracy"):
+            times, values = [start, *times], [prev.history["val_accuracy"][-1], *values]
+        if values:
+            ax.plot(times, values, style, color=color, marker="o", ms=3)
+        if run.evaluation is not None:
+            ax.plot([ends[run.name]], [run.evaluation.accuracy], "*", color=color, ms=11)
+        handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=3, label=run.name))
+    handles.append(Line2D([], [], color="0.3", ls="", marker="*", ms=9, label="test accuracy"))
+    ax.set_xlabel("wall-clock training time (s)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.set_title("Accuracy against training time (solid: pretrained backbone, dashed: scratch)",
+                 fontsize="medium")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize="small",
+               frameon=False)
+    fig.suptitle(_names_title(runs), fontsize="large")
     return _save(fig, path)
 
 
 def plot_confusion_matrix(
-    evaluation, *, normalize: bool | None = None, path: str | os.PathLike | None = None
+    evaluation,
+    *,
+    normalize: bool | None = None,
+    name: str | None = None,
+    path: str | os.PathLike | None = None,
 ) -> Figure:
     """Confusion matrix with class names on both axes: counts and row-normalised side by side.
 
     Args:
         evaluation: An :class:`~transferkit.evaluation.Evaluation`.
         normalize: ``None`` draws both panels; True only normalised; False only counts.
+        name: The model or run, named in the title.
         path: Save the figure here when given.
 
     Returns:
-        A Figure with one or two axes.
+        A Figure with one or two image axes (and their colorbars).
     """
     cm = np.asarray(evaluation.confusion_matrix, dtype=float)
     names = evaluation.class_names
     panels = [False, True] if normalize is None else [bool(normalize)]
     n = len(names)
-    size = max(4.5, 0.55 * n + 2)
-    fig = Figure(figsize=(size * len(panels), size))
+    size = max(4.2, 0.5 * n + 2)
+    fig = Figure(figsize=(size * 1.2 * len(panels), size + 0.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, norm in zip(axes, panels):
         shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if norm else cm
         im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if norm else None)
-        ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(n), names, fontsize=8)
+        ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")
+        ax.set_yticks(range(n), names, fontsize="small")
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title("Confusion matrix (normalised)" if norm else "Confusion matrix (counts)")
+        ax.set_title("row-normalised (recall per class)" if norm else "counts", fontsize="medium")
         if n <= 15:
             threshold = shown.max() / 2 if shown.size else 0
             for i in range(n):
                 for j in range(n):
                     text = f"{shown[i, j]:.2f}" if norm else f"{int(shown[i, j])}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    ax.text(j, i, text, ha="center", va="center", fontsize="xx-small" if n > 8 else "x-small",
                             color="white" if shown[i, j] > threshold else "black")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"{evaluation.split} split, accuracy {evaluation.accuracy:.3f}")
+        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+    label = f"{name}: " if name else ""
+    fig.suptitle(f"{label}confusion matrix, {evaluation.split} split, "
+                 f"accuracy {evaluation.accuracy:.1%}", fontsize="large")
     return _save(fig, path)
 
 
-def plot_per_class_metrics(evaluation, *, path: str | os.PathLike | None = None) -> Figure:
-    """Per-class precision, recall and F1 as grouped bars.
+def plot_per_class_metrics(
+    evaluation, *, name: str | None = None, path: str | os.PathLike | None = None
+) -> Figure:
+    """Per-class precision, recall and F1 as grouped bars (legend beside the axes).
 
     Args:
         evaluation: An :class:`~transferkit.evaluation.Evaluation`.
+        name: The model or run, named in the title.
         path: Save the figure here when given.
 
     Returns:
@@ -119,132 +236,20 @@ def plot_per_class_metrics(evaluation, *, path: str | os.PathLike | None = None)
     """
     names = evaluation.class_names
     x = np.arange(len(names))
-    fig = Figure(figsize=(max(6, 0.8 * len(names) + 2), 4))
+    fig = Figure(figsize=(max(6, 0.8 * len(names) + 2.5), 4.2), layout="constrained")
     ax = fig.subplots()
     for k, metric in enumerate(("precision", "recall", "f1")):
         values = [evaluation.per_class[n][metric] for n in names]
         ax.bar(x + (k - 1) * 0.27, values, width=0.27, label=metric)
-    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_xticks(x, names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
-    ax.set_title(f"Per-class metrics ({evaluation.split}; macro F1 {evaluation.f1:.3f})")
-    ax.legend()
+    label = f"{name}: " if name else ""
+    ax.set_title(f"{label}per-class metrics ({evaluation.split} split, macro F1 {evaluation.f1:.2f})",
+                 fontsize="medium")
+    fig.legend(loc="outside right upper", frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
-
-
-def plot_feature_maps(
-    image: np.ndarray,
-    activations: np.ndarray,
-    *,
-    layer: str = "",
-    top_k: int = 16,
-    path: str | os.PathLike | None = None,
-) -> Figure:
-    """The input image and the ``top_k`` most active channels of one layer for it.
-
-    Args:
-        image: One raw image ``(h, w, c)``.
-        activations: That image's activations ``(h', w', channels)`` (e.g. one
-            entry of :func:`~transferkit.features.extract_feature_maps`).
-        layer: Layer name for the title.
-        top_k: Channels shown, ranked by mean activation.
-        path: Save the figure here when given.
-
-    Returns:
-        A Figure with ``1 + top_k`` image axes.
-    """
-    acts = np.asarray(activations)
-    if acts.ndim != 3:
-        raise ConfigurationError(f"activations must be (h, w, channels) for one image, got {acts.shape}.")
-    k = min(top_k, acts.shape[-1])
-    order = np.argsort(-acts.mean(axis=(0, 1)))[:k]
-    cols = int(np.ceil(np.sqrt(k + 1)))
-    rows = int(np.ceil((k + 1) / cols))
-    fig = Figure(figsize=(1.8 * cols, 1.9 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    axes[0].imshow(np.asarray(image).squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
-    axes[0].set_title("input", fontsize=8)
-    for ax, ch in zip(axes[1:], order):
-        ax.imshow(acts[..., ch], cmap="viridis")
-        ax.set_title(f"ch {ch}", fontsize=8)
-    for ax in axes:
-        ax.axis("off")
-    for ax in axes[k + 1:]:
-        ax.set_visible(False)
-    fig.suptitle(f"Feature maps of {layer} (top {k} channels by activation)")
-    return _save(fig, path)
-
-
-def plot_predictions(
-    images: np.ndarray,
-    evaluation,
-    *,
-    indices: Sequence[int] | None = None,
-    count: int = 16,
-    mode: str = "sample",
-    path: str | os.PathLike | None = None,
-) -> Figure:
-    """A grid of images with true vs predicted labels; wrong predictions in red.
-
-    Args:
-        images: The evaluated split's images, in evaluation order.
-        evaluation: An :class:`~transferkit.evaluation.Evaluation` with predictions.
-        indices: Which images to show; default chosen by ``mode``.
-        count: Number of images when ``indices`` is not given.
-        mode: ``"sample"`` (evenly spaced), ``"errors"`` (misclassified, most
-            confident first) or ``"loss"`` (highest loss first).
-        path: Save the figure here when given.
-
-    Returns:
-        A Figure with one axes per image.
-    """
-    y_true = np.asarray(evaluation.y_true)
-    y_pred = np.asarray(evaluation.y_pred)
-    probs = np.asarray(evaluation.probabilities)
-    if len(y_true) != len(images) or probs.shape[0] != len(images):
-        raise ConfigurationError(
-            "images and evaluation differ in length; pass the evaluated split's images "
-            "and an evaluation that kept its predictions."
-        )
-    if indices is None:
-        indices = _pick(y_true, y_pred, probs, count, mode)
-    indices = list(indices)
-    if not indices:
-        indices = list(range(min(count, len(images))))
-    cols = min(8, len(indices))
-    rows = int(np.ceil(len(indices) / cols))
-    fig = Figure(figsize=(1.7 * cols, 2.0 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    names = evaluation.class_names
-    for ax, i in zip(axes, indices):
-        ax.imshow(images[i].squeeze(), cmap="gray" if images.shape[-1] == 1 else None)
-        wrong = y_true[i] != y_pred[i]
-        ax.set_title(
-            f"true: {names[y_true[i]]}\npred: {names[y_pred[i]]} {probs[i, y_pred[i]]:.2f}",
-            fontsize=7, color="red" if wrong else "green",
-        )
-    for ax in axes:
-        ax.axis("off")
-    for ax in axes[len(indices):]:
-        ax.set_visible(False)
-    titles = {"sample": "Sample predictions", "errors": "Most confident mistakes",
-              "loss": "Highest-loss examples"}
-    fig.suptitle(f"{titles.get(mode, 'Predictions')} (red = wrong)")
-    return _save(fig, path)
-
-
-def _pick(y_true, y_pred, probs, count, mode) -> list[int]:
-    if mode == "sample":
-        return np.linspace(0, len(y_true) - 1, min(count, len(y_true))).astype(int).tolist()
-    if mode == "errors":
-        wrong = np.flatnonzero(y_true != y_pred)
-        conf = probs[wrong, y_pred[wrong]]
-        return wrong[np.argsort(-conf)][:count].tolist()
-    if mode == "loss":
-        loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1))
-        return np.argsort(-loss)[:count].tolist()
-    raise ConfigurationError(f"Unknown mode {mode!r}; use 'sample', 'errors' or 'loss'.")
 
 
 def most_confused_pairs(evaluation, top: int = 5) -> list[tuple[str, str, int]]:
@@ -261,8 +266,9 @@ def most_confused_pairs(evaluation, top: int = 5) -> list[tuple[str, str, int]]:
 def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows: int = 40) -> Figure:
     """A readable architecture table: layer, type, output shape, parameters, trainable/frozen.
 
-    Nested backbones are shown as one row (with their trainable-layer count);
-    frozen rows are greyed.
+    Nested backbones are shown as one row with their trainable-layer count,
+    counted as in run records (:func:`backbone_layer_counts`); frozen rows
+    are greyed.
 
     Args:
         model: A Keras model.
@@ -279,9 +285,7 @@ def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows
         params = int(sum(np.prod(w.shape) for w in layer.weights))
         trainable_params = int(sum(np.prod(w.shape) for w in layer.trainable_weights))
         if isinstance(layer, keras.Model):
-            inner = [x for x in layer.layers if x.weights]
-            n_train = sum(1 for x in inner if x.trainable_weights)
-            state = f"{n_train}/{len(inner)} layers trainable"
+            state = "{} of {} layers trainable".format(*backbone_layer_counts(layer))
         elif not params:
             state = "-"
         else:
@@ -293,13 +297,14 @@ def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows
         rows.append([layer.name, type(layer).__name__, shape, f"{params:,}", state])
     cut = len(rows) > max_rows
     rows = rows[:max_rows] + ([["...", f"{len(model.layers) - max_rows} more", "", "", ""]] if cut else [])
-    fig = Figure(figsize=(10, 0.32 * len(rows) + 1.2))
+    fig = Figure(figsize=(10, 0.3 * len(rows) + 1.0), layout="constrained")
     ax = fig.subplots()
     ax.axis("off")
     table = ax.table(cellText=rows, colLabels=["layer", "type", "output shape", "params", "state"],
                      loc="upper center", cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(8)
+    table.auto_set_column_width(list(range(5)))
     table.scale(1, 1.25)
     for (r, _), cell in table.get_celld().items():
         if r > 0 and r <= len(rows) and rows[r - 1][4] == "frozen":
@@ -312,16 +317,17 @@ def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows
     return _save(fig, path)
 
 
-def plot_model_graph(model, path: str | os.PathLike) -> Path | None:
-    """Draw ``keras.utils.plot_model`` output to ``path`` when pydot and graphviz are installed.
+def backbone_layer_counts(backbone) -> tuple[int, int]:
+    """``(trainable, total)`` layers of a backbone, counted as run records count them.
 
-    Returns:
-        The path written, or None when pydot/graphviz are missing.
+    ``total`` is every layer but the input; ``trainable`` those with weights
+    that training updates. BatchNorm layers kept frozen during fine-tuning
+    are not trainable, so ``unfreeze=20`` (the last 20 layers) usually makes
+    fewer than 20 trainable.
     """
     import keras
 
-    try:
-        keras.utils.plot_model(model, to_file=str(path), show_shapes=True, expand_nested=False)
-    except (ImportError, OSError):
-        return None
-    return Path(path) if Path(path).exists() else None
+    layers = [x for x in backbone.layers if not isinstance(x, keras.layers.InputLayer)]
+    if not backbone.trainable:
+        return 0, len(layers)
+    return sum(1 for x in layers if x.trainable and x.weights), len(layers)

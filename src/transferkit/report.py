@@ -1,45 +1,50 @@
-"""Self-contained HTML reports and slide decks from runs (figures embedded, no network)."""
+"""Self-contained HTML reports and slide decks from runs (figures embedded, no network).
+
+:func:`write_report` writes the report (:data:`REPORT_SECTIONS`) or, with
+``slides=True``, the 10-slide deck of :mod:`transferkit.slides`.
+:func:`load_report_inputs` opens run folders or a whole experiment folder and
+:func:`rebuild_test_data` reloads the dataset a run recorded, so a report made
+later can add feature maps and per-image predictions.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from transferkit import _report_parts as parts
 from transferkit._atomic import atomic_write_text
-from transferkit.backbones import BACKBONES
-from transferkit.compare import COLUMNS, compare_runs
 from transferkit.data import DataSplits
-from transferkit.errors import ConfigurationError
-from transferkit.training import Run
+from transferkit.errors import ConfigurationError, DataNotFoundError, TransferkitError
+from transferkit.training import RUN_FILE, Run
+
+logger = logging.getLogger("transferkit")
 
 REPORT_SECTIONS = (
-    "Comparison", "Learning curves", "Confusion matrices", "Per-class metrics",
-    "Feature maps", "Sample predictions", "Configuration",
-)
-SLIDES = (
-    "Dataset",
-    "What transfer learning is",
-    "Chosen pretrained model and its original purpose",
-    "Fine-tuning steps",
-    "Results: transfer vs from scratch",
-    "Per-class view",
-    "Feature maps",
-    "Limitations and improvements",
-    "Conclusion",
-    "Configuration appendix",
+    "Summary", "Data", "Models and training", "Results", "Learning curves",
+    "Confusion matrices", "Per-class metrics", "Feature maps", "Sample predictions",
+    "Limitations, pitfalls and ethics", "Configuration",
 )
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}img{max-width:100%}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:0.8em}
-.slide{min-height:90vh;border-bottom:2px solid #ddd;padding:1em 0;page-break-after:always;break-after:page}
-@media print{.slide{border:none;min-height:auto}}
+:root{--ink:#1b1d23;--muted:#5b6170;--line:#d9dce3;--accent:#c2410c;--head:#14213d}
+body{font-family:"Source Sans 3","Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;padding:24px;
+max-width:1100px;color:var(--ink);line-height:1.5;font-size:16px}
+h1{color:var(--head);font-size:2em;margin:.4em 0}h2{color:var(--head);border-bottom:2px solid var(--line);
+padding-bottom:.2em;margin-top:2em}h3{margin:1.2em 0 .4em}
+table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border-bottom:1px solid var(--line);
+padding:4px 10px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f4f7}
+table.results td+td,table.results th+th{text-align:right}
+img{max-width:100%;height:auto;display:block;margin:.6em 0}
+pre{background:#f6f7f9;padding:8px;overflow-x:auto;font-size:.8em;max-width:100%;box-sizing:border-box}
+.quick{background:#fff4e5;border-left:6px solid var(--accent);padding:.6em 1em;font-weight:600}
+.note{color:var(--muted);font-size:.9em}
+@media print{body{max-width:none;padding:0}h2{break-after:avoid}img{break-inside:avoid}}
 """
 
 
@@ -50,6 +55,10 @@ def write_report(
     title: str = "transferkit report",
     data: DataSplits | None = None,
     slides: bool = False,
+    quick: bool = False,
+    skipped: Mapping[str, str] | None = None,
+    figures: Mapping[str, str | os.PathLike] | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write one self-contained HTML file about ``runs`` (figures as data URIs).
 
@@ -58,9 +67,15 @@ def write_report(
         path: Output ``.html`` file (written atomically).
         title: Page title.
         data: The dataset the runs were evaluated on; with it (and the runs'
-            models) the report adds feature maps and sample predictions.
-        slides: Write a 10-slide deck (:data:`SLIDES`, one per printed page)
-            instead of the report (:data:`REPORT_SECTIONS`).
+            models) the report adds feature maps and, where it is the same
+            test split, per-image predictions.
+        slides: Write the 10-slide deck (:data:`transferkit.slides.SLIDES`,
+            16:9, one printed landscape page each) instead of the report.
+        quick: The runs come from a ``--quick`` run: every page says so.
+        skipped: Backbones left out, with the reason (named in tables and slides).
+        figures: More PNG files to embed, ``{caption: path}`` (e.g. architecture
+            figures); missing files are left out.
+        notes: Lines shown prominently at the top (e.g. fallbacks taken).
 
     Returns:
         The path written.
@@ -73,188 +88,200 @@ def write_report(
         >>> write_report([frozen, scratch], "out/slides.html", data=data, slides=True)  # doctest: +SKIP
     """
     runs = list(runs)
-    comparison = compare_runs(runs)
-    parts = _slides(runs, comparison, data) if slides else _sections(runs, comparison, data)
-    body = "\n".join(
-        f'<section class="{"slide" if slides else "section"}" id="s{i}"><h2>{html.escape(name)}</h2>\n{content}</section>'
-        for i, (name, content) in enumerate(parts, start=1)
-    )
-    page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
+    if not runs:
+        raise ConfigurationError("Nothing to report: no runs given.")
+    figures = {k: Path(v) for k, v in (figures or {}).items() if Path(v).is_file()}
+    ctx = {"title": title, "data": data, "quick": quick, "skipped": dict(skipped or {}),
+           "figures": figures, "notes": list(notes)}
+    if slides:
+        from transferkit.slides import deck_html
+
+        return atomic_write_text(path, deck_html(runs, ctx))
+    body = "\n".join(f'<section id="s{i}"><h2>{parts.esc(name)}</h2>\n{content}</section>'
+                     for i, (name, content) in enumerate(_sections(runs, ctx), start=1))
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{parts.esc(title)}</title><style>{_CSS}</style></head>"
+            f"<body><h1>{parts.esc(title)}</h1>\n{body}\n</body></html>\n")
     return atomic_write_text(path, page)
 
 
-def _sections(runs, comparison, data) -> list[tuple[str, str]]:
+def _sections(runs, ctx) -> list[tuple[str, str]]:
     from transferkit.plots import (
+        continuations,
+        plot_accuracy_vs_time,
         plot_confusion_matrix,
         plot_learning_curves,
         plot_per_class_metrics,
     )
 
+    cont = continuations(runs)
     evaluated = [r for r in runs if r.evaluation]
+    names = ", ".join(r.name for r in runs)
+    arch = "".join(f"<h3>{parts.esc(cap)}</h3>{parts.img(p, cap)}" for cap, p in ctx["figures"].items())
     return [
-        ("Comparison", _table(comparison)),
-        ("Learning curves", _img(plot_learning_curves(runs))),
-        ("Confusion matrices", "".join(f"<h3>{html.escape(r.name)}</h3>{_img(plot_confusion_matrix(r.evaluation))}"
-                                       for r in evaluated) or "<p>No evaluations.</p>"),
-        ("Per-class metrics", "".join(f"<h3>{html.escape(r.name)}</h3>{_img(plot_per_class_metrics(r.evaluation))}"
-                                      f"<pre>{html.escape(r.evaluation.report)}</pre>" for r in evaluated)
-         or "<p>No evaluations.</p>"),
-        ("Feature maps", _feature_maps(runs, data)),
-        ("Sample predictions", _predictions(runs, data)),
-        ("Configuration", _configs(runs)),
+        ("Summary", summary(runs, ctx, cont)),
+        ("Data", parts.table(["", ""], parts.dataset_rows(runs, ctx["data"]), "data")),
+        ("Models and training",
+         (parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"],
+                      parts.purposes_rows(runs, ctx["skipped"])) if parts.purposes_rows(runs, ctx["skipped"]) else "")
+         + "<ul>" + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs) + "</ul>"
+         + f'<p class="note">{parts.esc(parts.LAYER_NOTE)}</p>' + arch),
+        ("Results", parts.results_table(runs, cont)
+         + parts.img(plot_accuracy_vs_time(runs), f"Validation accuracy against training time for {names}")),
+        ("Learning curves", parts.img(plot_learning_curves(runs),
+                                      f"Accuracy and loss per epoch, train and validation, for {names}")),
+        ("Confusion matrices", "".join(
+            parts.img(plot_confusion_matrix(r.evaluation, name=r.name),
+                      f"Confusion matrix of {r.name} on the {r.evaluation.split} split")
+            for r in evaluated) or "<p>No run was evaluated.</p>"),
+        ("Per-class metrics", "".join(
+            parts.img(plot_per_class_metrics(r.evaluation, name=r.name),
+                      f"Precision, recall and F1 per class for {r.name}")
+            + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)
+         or "<p>No run was evaluated.</p>"),
+        ("Feature maps", feature_maps(runs, ctx["data"])),
+        ("Sample predictions", predictions(runs, ctx["data"])),
+        ("Limitations, pitfalls and ethics",
+         "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
+         + parts.bullets(parts.PITFALLS) + "<h3>Ethics</h3>" + parts.bullets(parts.ETHICS)),
+        ("Configuration", "".join(
+            f"<details><summary>{parts.esc(r.name)}</summary><pre>"
+            f"{parts.esc(json.dumps(r.config, indent=2))}</pre></details>" for r in runs)),
     ]
 
 
-def _slides(runs, comparison, data) -> list[tuple[str, str]]:
-    from transferkit.plots import plot_learning_curves, plot_per_class_metrics
-
-    best = comparison.best("test_accuracy") if any(r.evaluation for r in runs) else None
-    transfer = [r for r in runs if (r.config.get("backbone") or {}).get("name") in BACKBONES]
-    scratch = [r for r in runs if r not in transfer]
-    content = {
-        "Dataset": _dataset(runs, data),
-        "What transfer learning is": (
-            "<p>A network trained on a large dataset (ImageNet: 1.28 M images, 1,000 classes) "
-            "already computes general visual features: edges and textures in early layers, "
-            "object parts later. Transfer learning reuses those layers for a new task: freeze "
-            "them, train a small new head on top, then optionally unfreeze the last layers and "
-            "fine-tune gently. It needs far less data and compute than training from scratch.</p>"
-        ),
-        "Chosen pretrained model and its original purpose": _purposes(transfer),
-        "Fine-tuning steps": _steps(runs),
-        "Results: transfer vs from scratch": _table(comparison) + _img(plot_learning_curves(runs)),
-        "Per-class view": (_img(plot_per_class_metrics(best and _by_name(runs, best["run"]).evaluation))
-                           if best else "<p>No evaluations.</p>"),
-        "Feature maps": _feature_maps(runs, data, limit=1),
-        "Limitations and improvements": _limitations(runs),
-        "Conclusion": _conclusion(comparison, transfer, scratch),
-        "Configuration appendix": _configs(runs),
-    }
-    return [(name, content[name]) for name in SLIDES]
+def summary(runs, ctx, cont) -> str:
+    """The opening paragraph: quick-run warning, notes, best run, skipped backbones."""
+    out = [f'<p class="quick">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []
+    out += [f'<p class="quick">{parts.esc(n)}</p>' for n in ctx["notes"]]
+    scored = [r for r in runs if r.evaluation]
+    if scored:
+        best = max(scored, key=lambda r: r.evaluation.accuracy)
+        out.append(f"<p>{len(runs)} runs. Best test accuracy: <b>{parts.esc(best.name)}</b>, "
+                   f"{parts.pct(best.evaluation.accuracy)} ({parts.kind(best, cont)}).</p>")
+    for name, reason in ctx["skipped"].items():
+        out.append(f"<p>Skipped backbone <b>{parts.esc(name)}</b>: {parts.esc(reason)}</p>")
+    return "".join(out)
 
 
-# --------------------------------------------------------------------------- pieces
-
-
-def _img(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
-def _table(comparison) -> str:
-    from transferkit.compare import _fmt
-
-    head = "".join(f"<th>{c}</th>" for c in COLUMNS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in COLUMNS) + "</tr>"
-                   for r in comparison.rows)
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _by_name(runs, name) -> Run:
-    return next(r for r in runs if r.name == name)
-
-
-def _feature_maps(runs, data, limit=None) -> str:
-    from transferkit.features import default_feature_layers, extract_feature_maps
-    from transferkit.plots import plot_feature_maps
+def feature_maps(runs, data, *, limit: int | None = None) -> str:
+    """Feature maps at increasing depth of the first test image, per run with a model."""
+    from transferkit.features import extract_feature_maps
+    from transferkit.plots import plot_feature_maps_by_depth
 
     if data is None or not len(data.x_test):
-        return "<p>Feature maps need the dataset: pass <code>data=</code> (CLI: <code>--data</code>).</p>"
+        return ("<p>Feature maps are drawn on a test image: give the dataset "
+                "(<code>transferkit report ... --data PATH</code>).</p>")
     out = []
     for run in [r for r in runs if r.model is not None][:limit]:
         try:
-            layer = default_feature_layers(run.model)[0]
-            maps = extract_feature_maps(run.model, data.x_test[:1], layer)
-        except (ConfigurationError, IndexError) as exc:
-            out.append(f"<p>{html.escape(run.name)}: no feature maps ({html.escape(str(exc))}).</p>")
+            layers = parts.depth_layers(run.model)
+            maps = extract_feature_maps(run.model, data.x_test[:1], layers)
+        except (TransferkitError, ValueError, IndexError) as exc:
+            logger.info("No feature maps for %s: %s", run.name, exc)
             continue
-        fig = plot_feature_maps(data.x_test[0], maps[layer][0], layer=f"{run.name}: {layer}", top_k=15)
-        out.append(f"<h3>{html.escape(run.name)}</h3>{_img(fig)}")
-    return "".join(out) or "<p>No run carries its model; load runs with their model files.</p>"
+        fig = plot_feature_maps_by_depth(data.x_test[0], {k: v[0] for k, v in maps.items()},
+                                         model_name=run.name)
+        out.append(parts.img(fig, f"{run.name}: the first test image and the most active channels "
+                             f"of layers {', '.join(layers)}, shallow to deep"))
+    return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
+                            "folders hold no <code>model.keras</code>.</p>")
 
 
-def _predictions(runs, data) -> str:
+def same_test_split(run: Run, data: DataSplits | None) -> bool:
+    """Whether ``run`` was evaluated on exactly ``data``'s test split (labels in order)."""
+    ev = run.evaluation
+    return (data is not None and ev is not None and bool(ev.y_true)
+            and np.array_equal(np.asarray(ev.y_true), np.asarray(data.y_test)))
+
+
+def predictions(runs, data) -> str:
     from transferkit.plots import plot_predictions
 
     if data is None:
-        return "<p>Sample predictions need the dataset: pass <code>data=</code> (CLI: <code>--data</code>).</p>"
+        return ("<p>Per-image predictions need the test images: give the dataset "
+                "(<code>transferkit report ... --data PATH</code>).</p>")
     out = []
     for run in runs:
-        ev = run.evaluation
-        if ev and len(ev.y_true) == len(data.y_test):
-            out.append(f"<h3>{html.escape(run.name)}</h3>{_img(plot_predictions(data.x_test, ev, count=16))}"
-                       f"{_img(plot_predictions(data.x_test, ev, mode='errors', count=8))}")
+        if same_test_split(run, data):
+            ev = run.evaluation
+            out.append(parts.img(plot_predictions(data.x_test, ev, count=16, name=run.name),
+                                 f"16 test images with {run.name}'s predictions")
+                       + parts.img(plot_predictions(data.x_test, ev, mode="errors", count=8, name=run.name),
+                                   f"{run.name}'s eight most confident mistakes"))
     return "".join(out) or "<p>No run was evaluated on this dataset's test split.</p>"
 
 
-def _configs(runs) -> str:
-    return "".join(f"<h3>{html.escape(r.name)}</h3><pre>{html.escape(json.dumps(r.config, indent=2))}</pre>"
-                   for r in runs)
+def load_report_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[Run], dict]:
+    """Runs from run folders and experiment folders, with what the experiment recorded.
+
+    An experiment folder (``transferkit run NAME --out DIR``) holds
+    ``metrics.json`` and one folder per run; its runs come in the order the
+    experiment recorded, with its mode (``quick``), skipped backbones and
+    ``architecture_*.png`` figures.
+
+    Returns:
+        ``(runs, context)``: ``context`` has ``quick``, ``skipped``, ``figures``
+        and ``title`` (None where no experiment said).
+
+    Raises:
+        DataNotFoundError: For a folder that holds neither.
+    """
+    runs: list[Run] = []
+    ctx: dict = {"quick": False, "skipped": {}, "figures": {}, "title": None}
+    for path in map(Path, paths):
+        if (path / RUN_FILE).is_file():
+            runs.append(Run.load(path))
+            continue
+        metrics_file = path / "metrics.json"
+        subdirs = sorted(p.parent for p in path.glob(f"*/{RUN_FILE}"))
+        if not subdirs:
+            raise DataNotFoundError(f"{path} holds no {RUN_FILE}: not a transferkit run or experiment folder.")
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        order = list(metrics.get("runs", {}))
+        subdirs.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
+        runs += [Run.load(p) for p in subdirs]
+        ctx["quick"] |= metrics.get("mode") == "quick"
+        ctx["skipped"].update(metrics.get("skipped") or {})
+        ctx["title"] = ctx["title"] or (f"transferkit: {metrics['experiment']}" if metrics.get("experiment") else None)
+        ctx["figures"].update({f"Architecture: {p.stem.removeprefix('architecture_')}": p
+                               for p in sorted(path.glob("architecture_*.png"))})
+    return runs, ctx
 
 
-def _dataset(runs, data) -> str:
-    cfg = runs[0].config.get("data", {})
-    if data is not None:
-        sizes = {s: len(data.split(s)[1]) for s in ("train", "val", "test")}
-        names, shape = list(data.class_names), data.image_shape
+def rebuild_test_data(runs: Sequence[Run], path: str | os.PathLike,
+                      *, image_size: int | None = None) -> DataSplits:
+    """Load ``path`` the way the runs' data was loaded (their recorded provenance).
+
+    CIFAR-10 gets the same classes, per-class limit, seed and validation
+    split; an image folder the same image size (or ``image_size``), resize
+    mode, splits and seed. Without provenance (older runs), CIFAR-10 class
+    names load CIFAR-10, anything else loads an image folder.
+
+    Raises:
+        ConfigurationError: If the image size cannot be known for an image folder.
+    """
+    from transferkit.data import CIFAR10_CLASSES, load_cifar10, load_image_folder
+
+    cfg = runs[0].config.get("data") or {}
+    prov = dict(cfg.get("provenance") or {})
+    names = cfg.get("class_names") or []
+    loader = prov.get("loader") or ("cifar10" if names and set(names) <= set(CIFAR10_CLASSES) else "image_folder")
+    if loader == "cifar10":
+        data = load_cifar10(path, classes=prov.get("classes") or (names if names and list(names) != list(CIFAR10_CLASSES) else None),
+                            limit_per_class=prov.get("limit_per_class"), seed=prov.get("seed", 0),
+                            validation_split=prov.get("validation_split", 0.1), download=False)
     else:
-        sizes, names, shape = cfg.get("sizes", {}), cfg.get("class_names", []), runs[0].config.get("input_shape")
-    return (f"<p>Source: <code>{html.escape(str(cfg.get('source', getattr(data, 'source', '?'))))}</code></p>"
-            f"<p>{len(names)} classes: {html.escape(', '.join(names))}</p>"
-            f"<p>Images {shape}; split sizes: {html.escape(json.dumps(sizes))}. The validation split "
-            "is stratified and carved from the training images; the test split is never used for "
-            "model selection.</p>")
-
-
-def _purposes(transfer) -> str:
-    names = sorted({r.config["backbone"]["name"] for r in transfer})
-    if not names:
-        return "<p>No pretrained backbone among these runs.</p>"
-    items = "".join(f"<li><b>{n}</b> (pretrained at {'/'.join(map(str, BACKBONES[n].pretrained_sizes))} px): "
-                    f"{html.escape(BACKBONES[n].purpose)}</li>" for n in names)
-    return f"<ul>{items}</ul>"
-
-
-def _steps(runs) -> str:
-    items = []
-    for r in runs:
-        bb = r.config.get("backbone") or {}
-        state = ("frozen (only the head trains)" if bb.get("frozen")
-                 else f"{bb.get('trainable_layers', '?')} of {bb.get('layers', '?')} backbone layers trainable")
-        items.append(
-            f"<li><b>{html.escape(r.name)}</b>: backbone {html.escape(str(bb.get('name')))} {state}; "
-            f"lr {r.config.get('lr')}, {r.config.get('epochs')} epochs, augmentation "
-            f"{'on' if r.config.get('augment') else 'off'}, cached features "
-            f"{'yes' if r.config.get('cached_features') else 'no'}.</li>")
-    return ("<p>BatchNorm layers stay frozen and run in inference mode throughout: their "
-            "statistics were learned on ImageNet and small fine-tuning batches would corrupt them. "
-            "Unfreeze from the top, where features are most task-specific, with a learning rate "
-            f"10-100x lower than the head's.</p><ul>{''.join(items)}</ul>")
-
-
-def _limitations(runs) -> str:
-    sizes = runs[0].config.get("data", {}).get("sizes", {})
-    return ("<ul><li>Results come from one seed; repeat with several seeds before "
-            "trusting differences of a point or two.</li>"
-            f"<li>Training set size here: {sizes.get('train', '?')} images; transfer's advantage "
-            "shrinks as data grows.</li><li>CIFAR-10's 32x32 images are upscaled for ImageNet "
-            "backbones; larger inputs cost time quadratically.</li><li>Improvements: more "
-            "fine-tuning epochs with augmentation, a cosine schedule, larger input size, other "
-            "backbones (see the backbone study).</li></ul>")
-
-
-def _conclusion(comparison, transfer, scratch) -> str:
-    rows = {r["run"]: r for r in comparison.rows}
-    best = comparison.best("test_accuracy") if any(r["test_accuracy"] is not None for r in comparison.rows) else None
-    text = f"<p>Best test accuracy: <b>{best['run']}</b> ({best['test_accuracy']:.3f}).</p>" if best else ""
-    if transfer and scratch:
-        t = max(rows[r.name]["test_accuracy"] or 0 for r in transfer)
-        s = max(rows[r.name]["test_accuracy"] or 0 for r in scratch)
-        text += (f"<p>Best transfer run {t:.3f} vs best from-scratch run {s:.3f}: "
-                 f"{'+' if t >= s else ''}{(t - s) * 100:.1f} points.</p>")
-    return text or "<p>No evaluated runs.</p>"
+        size = image_size or prov.get("image_size") or (cfg.get("image_shape") or [None])[:2]
+        size = tuple(size) if isinstance(size, list) and None not in size else size
+        if size in (None, [None]):
+            raise ConfigurationError("The runs do not record their image size: pass --image-size.")
+        data = load_image_folder(path, image_size=size, resize=prov.get("resize", "crop"),
+                                 validation_split=prov.get("validation_split", 0.1),
+                                 test_split=prov.get("test_split", 0.1),
+                                 class_names=prov.get("class_names") or names or None,
+                                 seed=prov.get("seed", 0))
+    for step in prov.get("then", []):
+        data = data.subset(step["subset"]) if "subset" in step else data.limit(step["limit"], seed=step["seed"])
+    return data

@@ -10,6 +10,7 @@ evaluation and wall times, and saves to / loads from a folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -669,6 +670,9 @@ def _run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cach
             "source": data.source,
             "class_names": list(data.class_names),
             "sizes": {s: int(len(data.split(s)[1])) for s in ("train", "val", "test")},
+            "image_shape": list(data.image_shape),
+            "provenance": dict(data.provenance),
+            "test_labels_sha1": hashlib.sha1(np.asarray(data.y_test, np.int64).tobytes()).hexdigest(),
         },
         "versions": {
             "transferkit": __version__,

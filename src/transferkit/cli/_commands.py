@@ -24,6 +24,7 @@ def quickstart(args) -> int:
     from transferkit._atomic import atomic_write_json
     from transferkit.errors import DataNotFoundError, WeightsNotFoundError
     from transferkit.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.report import write_report
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -69,7 +70,10 @@ def quickstart(args) -> int:
     comparison = compare_runs(runs)
     plot_learning_curves(runs, path=out / "learning_curves.png")
     for run in runs:
-        plot_confusion_matrix(run.evaluation, path=out / f"confusion_{run.name}.png")
+        plot_confusion_matrix(run.evaluation, name=run.name, path=out / f"confusion_{run.name}.png")
+    title = "transferkit quickstart: MobileNetV2 transfer vs a CNN from scratch"
+    write_report(runs, out / "report.html", title=title, data=data, notes=notes)
+    write_report(runs, out / "slides.html", title=title, data=data, notes=notes, slides=True)
     atomic_write_json(out / "metrics.json", {
         "data": repr(data), "weights": str(weights), "notes": notes,
         "comparison": comparison.to_dict(),
@@ -80,7 +84,7 @@ def quickstart(args) -> int:
     if notes:
         print("NOTE: " + "; ".join(notes))
     print(comparison.to_markdown())
-    print(f"\nWrote {out}/metrics.json, learning_curves.png, confusion_*.png and run folders "
+    print(f"\nWrote {out}/report.html, slides.html, metrics.json, figures and run folders "
           f"in {time.perf_counter() - started:.0f} s.")
     return EXIT_OK
 
@@ -99,19 +103,24 @@ def run_experiment(args) -> int:
 
 
 def report(args) -> int:
-    from transferkit.data import load_cifar10
-    from transferkit.report import write_report
-    from transferkit.training import Run
+    from transferkit.report import (
+        load_report_inputs,
+        rebuild_test_data,
+        same_test_split,
+        write_report,
+    )
 
-    runs = [Run.load(d) for d in args.run_dirs]
+    runs, ctx = load_report_inputs(args.run_dirs)
     data = None
     if args.data:
-        cfg = runs[0].config.get("data", {})
-        data = load_cifar10(args.data, classes=cfg.get("class_names"))
-        if len(data.y_test) != cfg.get("sizes", {}).get("test"):
-            print("transferkit: --data test split differs from the runs' (subset or limit): "
-                  "feature maps only, no per-image predictions.", file=sys.stderr)
-    path = write_report(runs, args.output, title=args.title, data=data, slides=args.slides)
+        data = rebuild_test_data(runs, args.data, image_size=args.image_size)
+        if not any(same_test_split(r, data) for r in runs):
+            print("transferkit: --data does not rebuild the test split these runs were scored on "
+                  "(other subset, limit or seed): feature maps only, no per-image predictions.",
+                  file=sys.stderr)
+    title = args.title or ctx["title"] or "transferkit report"
+    path = write_report(runs, args.output, title=title, data=data, slides=args.slides,
+                        quick=ctx["quick"], skipped=ctx["skipped"], figures=ctx["figures"])
     print(f"Wrote {path}")
     return EXIT_OK
 
@@ -121,8 +130,8 @@ def info(args) -> int:
     from importlib import metadata
 
     import transferkit
-    from transferkit._registry import keras_home, list_backbones
     from transferkit.data.cifar import cifar10_search_paths
+    from transferkit.registry import keras_home, list_backbones
 
     def version(package):
         try:

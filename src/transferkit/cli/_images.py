@@ -19,12 +19,12 @@ def train(args) -> int:
     import keras
 
     from transferkit._atomic import atomic_write_json, atomic_write_text
-    from transferkit._registry import get_backbone_spec
     from transferkit.backbones import check_weights_arg, check_weights_fit
     from transferkit.data import load_image_folder
     from transferkit.finetune import fine_tune
     from transferkit.models import build_transfer_model
     from transferkit.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.registry import get_backbone_spec
     from transferkit.report import write_report
     from transferkit.training import train as train_model
 

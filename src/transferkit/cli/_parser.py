@@ -163,10 +163,19 @@ def _add_run(sub) -> None:
 
 
 def _add_report(sub) -> None:
-    r = _sub(sub, "report", "HTML report or slide deck from saved run folders")
-    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by train(run_dir=...)")
+    r = _sub(sub, "report", "HTML report or 10-slide deck from run or experiment folders",
+             description="Write one self-contained HTML report (or, with --slides, a 10-slide "
+             "16:9 deck that prints as 10 landscape pages) about saved runs. FOLDER is a run "
+             "folder (holding run.json) or an experiment's --out folder (all its runs, its "
+             "quick/full mode, skipped backbones and architecture figures).")
+    r.add_argument("run_dirs", nargs="+", metavar="FOLDER",
+                   help="run folders (train(run_dir=...)) or experiment --out folders")
     r.add_argument("-o", "--output", default="report.html", help="output HTML file")
-    r.add_argument("--slides", action="store_true", help="write a 10-slide deck instead")
-    r.add_argument("--title", default="transferkit report")
-    r.add_argument("--data", help="dataset the runs were evaluated on (adds feature maps and predictions)")
+    r.add_argument("--slides", action="store_true", help="write the 10-slide deck instead")
+    r.add_argument("--title", help="page title (default: the experiment's, else 'transferkit report')")
+    r.add_argument("--data", help="the dataset the runs used: it is reloaded as the runs record "
+                   "(subset, per-class limit, seed, image size) to add feature maps and, when the "
+                   "test split matches, per-image predictions")
+    r.add_argument("--image-size", type=int,
+                   help="square size images of a --data folder are resized to (default: as recorded)")
     r.set_defaults(func=_lazy("report"))

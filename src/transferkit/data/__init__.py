@@ -6,7 +6,6 @@ One module per source: :mod:`~transferkit.data.splits` (the
 images) and :mod:`~transferkit.data.synthetic`.
 """
 
-from transferkit._registry import keras_home
 from transferkit.data.cifar import CIFAR10_CLASSES, cifar10_search_paths, load_cifar10
 from transferkit.data.folder import IMAGE_EXTENSIONS, RESIZE_MODES, load_image_folder
 from transferkit.data.splits import (
@@ -18,6 +17,7 @@ from transferkit.data.splits import (
     stratified_split,
 )
 from transferkit.data.synthetic import make_synthetic_dataset
+from transferkit.registry import keras_home
 
 __all__ = [
     "CIFAR10_CLASSES",

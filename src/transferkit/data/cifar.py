@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit._registry import keras_home
 from transferkit.data.folder import _list_entries, _read_tree
 from transferkit.data.splits import DataSplits, _check_fraction, _limit_indices, _train_val
 from transferkit.errors import (
@@ -20,6 +19,7 @@ from transferkit.errors import (
     DataError,
     DataNotFoundError,
 )
+from transferkit.registry import keras_home
 
 logger = logging.getLogger("transferkit")
 
@@ -107,6 +107,9 @@ def load_cifar10(
     data = DataSplits(x_tr, y_tr, x_val, y_val, x_te, y_te, CIFAR10_CLASSES, source=source)
     if classes is not None:
         data = data.subset(classes)
+    data.provenance = {"loader": "cifar10", "path": source, "validation_split": validation_split,
+                       "classes": list(classes) if classes is not None else None,
+                       "limit_per_class": limit_per_class, "seed": seed}
     logger.info("Loaded %r", data)
     return data
 

@@ -46,6 +46,9 @@ class DataSplits:
         y_test: Test labels.
         class_names: One name per label, in label order.
         source: Where the data came from, for run records.
+        provenance: How to load the same splits again (loader, path, classes,
+            limit, seed, image size), recorded in run configs so a report can
+            rebuild the test split; empty for arrays built by hand.
 
     Example:
         >>> import numpy as np
@@ -63,6 +66,7 @@ class DataSplits:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     source: str = field(default="arrays")
+    provenance: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.class_names = tuple(str(c) for c in self.class_names)
@@ -157,7 +161,8 @@ class DataSplits:
             arrays[f"x_{split}"] = x[keep]
             arrays[f"y_{split}"] = lookup[y[keep]]
         names = tuple(self.class_names[i] for i in indices)
-        return DataSplits(**arrays, class_names=names, source=f"{self.source} [subset {names}]")
+        return DataSplits(**arrays, class_names=names, source=f"{self.source} [subset {names}]",
+                          provenance=_then(self.provenance, {"subset": list(names)}))
 
     def limit(self, per_class: int, *, seed: int = 0) -> DataSplits:
         """Keep at most ``per_class`` images of each class in every split (seeded choice).
@@ -176,7 +181,8 @@ class DataSplits:
             x, y = self.split(split)
             idx = _limit_indices(y, per_class, seed + i)
             arrays[f"x_{split}"], arrays[f"y_{split}"] = x[idx], y[idx]
-        return DataSplits(**arrays, class_names=self.class_names, source=self.source)
+        return DataSplits(**arrays, class_names=self.class_names, source=self.source,
+                          provenance=_then(self.provenance, {"limit": per_class, "seed": seed}))
 
     def as_tf_dataset(
         self,
@@ -397,3 +403,8 @@ def _train_val(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     keep, held = stratified_split(y, validation_split, seed=seed)
     return x[keep], y[keep], x[held], y[held]
+
+
+def _then(provenance: dict, step: dict) -> dict:
+    """``provenance`` with one more step applied after loading (empty stays empty)."""
+    return {**provenance, "then": [*provenance.get("then", []), step]} if provenance else {}

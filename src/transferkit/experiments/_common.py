@@ -17,7 +17,6 @@ from pathlib import Path
 import keras
 
 from transferkit._atomic import atomic_write_json, atomic_write_text
-from transferkit._registry import get_backbone_spec, identify_weights_file
 from transferkit.backbones import check_weights_arg
 from transferkit.compare import compare_runs
 from transferkit.data import DataSplits, load_cifar10
@@ -27,7 +26,8 @@ from transferkit.experiments._options import (  # noqa: F401 - the experiments' 
     budget,
     unfreeze_arg,
 )
-from transferkit.plots import plot_confusion_matrix, plot_learning_curves
+from transferkit.plots import plot_accuracy_vs_time, plot_confusion_matrix, plot_learning_curves
+from transferkit.registry import get_backbone_spec, identify_weights_file
 from transferkit.report import write_report
 from transferkit.training import Run
 
@@ -103,24 +103,32 @@ def finish(
     extra: dict | None = None,
     title: str | None = None,
     slides: bool = False,
+    skipped: dict[str, str] | None = None,
+    figures: dict[str, Path] | None = None,
 ) -> dict:
     """Write the shared artefacts, print the comparison table and return the metrics.
 
-    Writes ``learning_curves.png``, ``confusion_<run>.png``,
-    ``classification_report_<run>.txt``, ``report.html`` (and ``slides.html``
-    with ``slides``) and ``metrics.json`` under ``--out``.
+    Writes ``learning_curves.png``, ``accuracy_vs_time.png``,
+    ``confusion_<run>.png``, ``classification_report_<run>.txt``,
+    ``report.html`` (and ``slides.html`` with ``slides``) and ``metrics.json``
+    under ``--out``. ``skipped`` names backbones left out (with the reason)
+    and ``figures`` more PNGs to embed in the report (``{caption: path}``);
+    a ``--quick`` run is marked as such on every page.
     """
     out = output_dir(args)
     comparison = compare_runs(runs)
     plot_learning_curves(runs, path=out / "learning_curves.png")
+    plot_accuracy_vs_time(runs, path=out / "accuracy_vs_time.png")
     for run in runs:
         if run.evaluation is not None:
-            plot_confusion_matrix(run.evaluation, path=out / f"confusion_{run.name}.png")
+            plot_confusion_matrix(run.evaluation, name=run.name, path=out / f"confusion_{run.name}.png")
             atomic_write_text(out / f"classification_report_{run.name}.txt", run.evaluation.report)
     title = title or f"transferkit: {experiment}"
-    write_report(runs, out / "report.html", title=title, data=data)
+    options = {"title": title, "data": data, "quick": bool(args.quick), "skipped": skipped,
+               "figures": figures}
+    write_report(runs, out / "report.html", **options)
     if slides:
-        write_report(runs, out / "slides.html", title=title, data=data, slides=True)
+        write_report(runs, out / "slides.html", slides=True, **options)
     b = budget(args)
     metrics = {
         "experiment": experiment,

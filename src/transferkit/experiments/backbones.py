@@ -10,7 +10,8 @@ steps, results transfer vs scratch, and limitations.
 
 Backbones whose ImageNet weights are neither cached nor downloadable stop the
 run with the weights error, unless ``--missing-weights skip`` (they are then
-listed as skipped) or ``--weights none``. ``--weights`` takes files per
+named, with the reason, in the report and the deck) or ``--weights none``;
+when every backbone is skipped the run stops with the weights error. ``--weights`` takes files per
 backbone (``mobilenet_v2=FILE,mobilenet_v1_025=FILE``); a single file is used
 for the backbone it belongs to.
 
@@ -76,10 +77,15 @@ def run(args: argparse.Namespace) -> dict:
         runs.append(train(model, data, epochs=epochs, **c.run_dir(args, f"{name}_frozen")))
         runs.append(fine_tune(model, data, unfreeze=c.clamp_unfreeze(args.unfreeze, model),
                               epochs=ft_epochs, **c.run_dir(args, f"{name}_finetuned")))
+    if not runs:
+        raise WeightsNotFoundError(
+            "No backbone could be built, so there is nothing to compare with the CNN from "
+            "scratch. Skipped: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+            + ". Give weights files with --weights NAME=FILE, or run online once.")
     c.seed(args)
     scratch = build_baseline_cnn(data.num_classes, input_shape=data.image_shape)
     runs.append(train(scratch, data, epochs=epochs + ft_epochs, **c.run_dir(args, "baseline_cnn_scratch")))
-    return c.finish(NAME, args, runs, started=started, data=data, slides=True,
+    return c.finish(NAME, args, runs, started=started, data=data, slides=True, skipped=skipped,
                     title="Transfer learning on CIFAR-10: a backbone study",
                     extra={"backbones": names, "skipped": skipped, "purposes": purposes,
                            "fine_tune_epochs": ft_epochs})

@@ -73,16 +73,20 @@ def run(args: argparse.Namespace) -> dict:
         run = Run.load(out / name, load_model=False)  # the checkpoint is loaded below
         models[name] = keras.saving.load_model(out / name / "best.keras")
         run.evaluation = evaluate(models[name], data)  # the checkpoint, not the last epoch
+        run.model = models[name]  # the report draws its feature maps
         runs.append(run)
         plot_model_summary(models[name], path=out / f"architecture_{name}.png")
-        plot_predictions(data.x_test, run.evaluation, count=16, path=out / f"predictions_{name}.png")
+        plot_predictions(data.x_test, run.evaluation, count=16, name=name,
+                         path=out / f"predictions_{name}.png")
     side_by_side = {name: {"test_accuracy": r.evaluation.accuracy, "test_loss": r.evaluation.loss,
                            "params": parameter_counts(models[name])}
                     for name, r in zip(models, runs)}
     for name, row in side_by_side.items():
         print(f"{name:<10} accuracy {row['test_accuracy']:.4f}  loss {row['test_loss']:.4f}  "
               f"trainable {row['params']['trainable']:,}")
-    return c.finish(NAME, args, runs, started=started, data=data,
+    figures = {f"Architecture of the {'base' if n == 'base' else 'fine-tuned'} model ({n}/best.keras)":
+               out / f"architecture_{n}.png" for n in models}
+    return c.finish(NAME, args, runs, started=started, data=data, figures=figures,
                     extra={"evaluator": side_by_side, "unfreeze": args.unfreeze,
                            "fine_tune_lr": args.fine_tune_lr})
 

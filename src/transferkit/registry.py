@@ -276,14 +276,6 @@ def resize_target(spec: BackboneSpec, input_size: int, image_size: int | None) -
     return max(input_size, spec.upscale_size)
 
 
-def describe(name: str) -> str:
-    """One line describing a backbone, for logs and reports."""
-    spec = get_backbone_spec(name)
-    return (
-        f"{spec.name} (keras.applications.{spec.constructor}; pretrained at "
-        f"{'/'.join(map(str, spec.pretrained_sizes))}px; preprocessing {spec.preprocessing!r})"
-    )
-
 def identify_weights_file(path: str | os.PathLike) -> str | None:
     """Which registered backbone a Keras ``.h5`` weights file belongs to, if any.
 

@@ -1,0 +1,64 @@
+"""Regenerate the report and deck screenshots in docs/_static/screenshots/.
+
+Trains three tiny runs on generated images (about 20 s on a CPU), writes
+their report and deck, and photographs them with headless Chromium::
+
+    .venv/bin/python docs/screenshots.py
+
+Needs ``chromium`` on PATH (Debian: ``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "_static" / "screenshots"
+SLIDES_SHOWN = (1, 2, 5, 6, 7, 8)
+
+
+def _shoot(browser: str, url: str, path: Path, size: str) -> None:
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--window-size={size}", "--virtual-time-budget=5000",
+                    f"--screenshot={path}", url], check=True, capture_output=True, timeout=120)
+
+
+def main() -> int:
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if browser is None:
+        print("screenshots.py: no Chromium on PATH", file=sys.stderr)
+        return 1
+    import keras
+
+    from transferkit.data import make_synthetic_dataset
+    from transferkit.finetune import fine_tune
+    from transferkit.models import build_baseline_cnn, build_transfer_model
+    from transferkit.report import write_report
+    from transferkit.training import train
+
+    keras.utils.set_random_seed(0)
+    data = make_synthetic_dataset(3, per_class=40, image_size=32, test_per_class=10, seed=2,
+                                  class_names=["circle", "square", "stripes"])
+    model = build_transfer_model("mobilenet_v2", 3, image_size=32, weights=None)
+    runs = [train(model, data, epochs=3, verbose=0, name="mobilenet_v2_frozen"),
+            fine_tune(model, data, epochs=2, unfreeze=20, verbose=0, name="mobilenet_v2_finetuned"),
+            train(build_baseline_cnn(3, filters=(8, 16)), data, epochs=5, verbose=0,
+                  name="baseline_cnn_scratch")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        options = {"data": data, "title": "Transfer learning: a backbone study (example)",
+                   "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
+        deck = write_report(runs, Path(tmp) / "slides.html", slides=True, **options)
+        report = write_report(runs, Path(tmp) / "report.html", **options)
+        for n in SLIDES_SHOWN:
+            _shoot(browser, f"{deck.as_uri()}#{n}", OUT / f"slide-{n:02d}.png", "1280,720")
+        _shoot(browser, report.as_uri(), OUT / "report.png", "1200,1600")
+    print(f"Wrote {len(SLIDES_SHOWN) + 1} screenshots to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""HTML pieces shared by the report and the slide deck: numbers for people, tables, text."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from transferkit.backbones import BACKBONES
+
+LAYER_NOTE = ("Layers are counted as every backbone layer but the input; trainable ones are "
+              "those with weights that training updates (BatchNorm layers stay frozen).")
+QUICK_NOTE = "Quick run: a few images and epochs to check the pipeline. These are not results."
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def num(x: float | None) -> str:
+    """A learning rate or other small number as a person writes it: 0.001, 1e-05, 0.00025."""
+    if x is None:
+        return "-"
+    return f"{float(x):.2g}"
+
+
+def plural(n: int | None, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{'?' if n is None else n} {word}s"
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def seconds(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
+
+
+def img(fig_or_path, alt: str, *, dpi: int = 110) -> str:
+    """An ``<img>`` with the figure (or PNG file) embedded as a data URI and ``alt`` text."""
+    if isinstance(fig_or_path, (str, os.PathLike)):
+        data = Path(fig_or_path).read_bytes()
+    else:
+        buf = io.BytesIO()
+        fig_or_path.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        data = buf.getvalue()
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def backbone_name(run) -> str | None:
+    name = (run.config.get("backbone") or {}).get("name")
+    return name if name in BACKBONES else None
+
+
+def kind(run, cont: Mapping) -> str:
+    if backbone_name(run) is None:
+        return "from scratch"
+    return "fine-tuned" if run.name in cont or not (run.config.get("backbone") or {}).get("frozen") \
+        else "frozen backbone"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    """An HTML table; cells are escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c).replace('_', '_<wbr>')}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def results_table(runs, cont, *, compact: bool = False) -> str:
+    rows = []
+    for r in runs:
+        ev = r.evaluation
+        params = (r.config.get("params") or {}).get("trainable")
+        row = [r.name, kind(r, cont), pct(ev.accuracy if ev else None),
+               f"{ev.f1:.2f}" if ev else "-", str(r.epochs_run),
+               f"{params:,}" if isinstance(params, int) else "-",
+               seconds((r.timings or {}).get("total"))]
+        rows.append(row if not compact else [row[0], row[1], row[2], row[4], row[6]])
+    header = ["Run", "Kind", "Test accuracy", "Macro F1", "Epochs", "Trainable params", "Time"]
+    return table(header if not compact else [header[i] for i in (0, 1, 2, 4, 6)], rows, "results")
+
+
+def dataset_rows(runs, data) -> list[list[str]]:
+    cfg = runs[0].config.get("data") or {}
+    prov = cfg.get("provenance") or getattr(data, "provenance", {}) or {}
+    if data is not None:
+        sizes = {s: len(data.split(s)[1]) for s in ("train", "val", "test")}
+        names, shape = list(data.class_names), list(data.image_shape)
+    else:
+        sizes = cfg.get("sizes") or {}
+        names = cfg.get("class_names") or []
+        shape = cfg.get("image_shape") or runs[0].config.get("input_shape") or []
+    limit = prov.get("limit_per_class")
+    then = [f"limit {s['limit']} per class" if "limit" in s else f"subset {', '.join(s['subset'])}"
+            for s in prov.get("then", [])]
+    subset = ", ".join(filter(None, [
+        f"{limit} images per class (train and test)" if limit else "",
+        "classes chosen: " + ", ".join(map(str, prov["classes"])) if prov.get("classes") else "",
+        *then])) or "all images"
+    source = prov.get("path") or cfg.get("source") or getattr(data, "source", "?")
+    rows = [["Source", str(source)],
+            ["Classes", f"{len(names)}: {', '.join(names)}"],
+            ["Images", " / ".join(f"{sizes.get(s, '?'):,} {s}" if isinstance(sizes.get(s), int)
+                                  else f"? {s}" for s in ("train", "val", "test"))],
+            ["Image size", "x".join(map(str, shape[:2])) + (f", {shape[2]} channels" if len(shape) > 2 else "")],
+            ["Subset", subset]]
+    if prov:
+        rows.append(["Seed / validation split", f"{prov.get('seed', '?')} / "
+                     f"{pct(prov.get('validation_split'))} of train, stratified"])
+    return rows
+
+
+def purposes_rows(runs, skipped: Mapping[str, str] | None) -> list[list[str]]:
+    rows = []
+    for name in dict.fromkeys(filter(None, (backbone_name(r) for r in runs))):
+        spec = BACKBONES[name]
+        rows.append([name, spec.purpose, "/".join(map(str, spec.pretrained_sizes)) + " px", "used"])
+    for name, reason in (skipped or {}).items():
+        spec = BACKBONES.get(name)
+        rows.append([name, spec.purpose if spec else "-", "/".join(map(str, spec.pretrained_sizes))
+                     + " px" if spec else "-", f"skipped: {reason}"])
+    return rows
+
+
+def step(run, cont: Mapping) -> str:
+    """One sentence on what a run trained, what was frozen, and with what settings."""
+    bb = run.config.get("backbone") or {}
+    recipe = run.config.get("recipe") or {}
+    total, trainable = bb.get("layers"), bb.get("trainable_layers")
+    aug = run.config.get("augment") or recipe.get("augment")
+    settings = (f"learning rate {num(run.config.get('lr'))}, {plural(run.epochs_run, 'epoch')}"
+                + (f" (of {run.config.get('epochs')} planned)"
+                   if run.config.get("epochs") not in (None, run.epochs_run) else "")
+                + (f", {run.config.get('schedule') or recipe.get('schedule')} schedule"
+                   if run.config.get("schedule") or recipe.get("schedule") else "")
+                + (f", augmentation {aug if isinstance(aug, str) else 'on'}" if aug else "")
+                + (", head trained on cached backbone features" if run.config.get("cached_features") else ""))
+    name = backbone_name(run)
+    if name is None:
+        what = f"a CNN trained from scratch, all {plural(total, 'layer')} trainable, random initial weights"
+    elif run.name in cont or not bb.get("frozen"):
+        unfreeze = recipe.get("unfreeze")
+        cut = (f"the last {unfreeze} layers unfrozen, " if isinstance(unfreeze, int)
+               else "the whole backbone unfrozen, " if unfreeze == "all" else "")
+        after = f"continues {cont[run.name].name}: " if run.name in cont else ""
+        what = (f"{after}{name} fine-tuned: {cut}{trainable} of {total} backbone layers trainable, "
+                "with a lower learning rate so the pretrained features change gently")
+    else:
+        what = (f"{name} frozen (0 of {total} backbone layers trainable): only the new head "
+                "trains, so its random weights cannot wreck the pretrained features")
+    return f"<b>{esc(run.name)}</b>: {esc(what)}; {esc(settings)}."
+
+
+LIMITATIONS = (
+    "One seed per run: repeat with several seeds before trusting differences of a point or two.",
+    "Small training sets favour transfer; its advantage shrinks as data grows.",
+    "Small images are upscaled for ImageNet backbones; larger inputs cost time quadratically.",
+    "Test accuracy is measured once on a held-out split never used for model selection.",
+)
+PITFALLS = (
+    "Feed each backbone its own preprocessing (it is inside the model here).",
+    "Keep BatchNorm in inference mode when fine-tuning; small batches corrupt its statistics.",
+    "Train the head first: unfreezing under a random head sends large gradients into the backbone.",
+)
+ETHICS = (
+    "ImageNet's images and labels carry biases of who took and labelled them; a pretrained "
+    "backbone inherits them.",
+    "Accuracy hides per-class failures: check the confusion matrix before any use.",
+    "Training costs energy; frozen features and small inputs cut it several-fold.",
+)
+
+
+def bullets(items: Sequence[str], cls: str = "") -> str:
+    return f'<ul class="{cls}">' + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+
+
+def depth_layers(model, count: int = 3) -> list[str]:
+    """``count`` backbone layers at increasing depth whose maps still show structure.
+
+    Chosen among activation outputs (falling back to convolutions) at least an
+    eighth of the backbone's input size across, spread from shallow to deep.
+    """
+    import numpy as np
+
+    from transferkit.models import find_backbone
+
+    base = find_backbone(model)
+    size = min(base.input_shape[1:3])
+    outputs = []
+    for layer in base.layers:
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        activation = not layer.weights and ("relu" in layer.name or "act" in layer.name)
+        if activation and len(shape) == 4 and shape[1] and shape[1] >= max(6, size // 8):
+            outputs.append(layer.name)
+    if len(outputs) < count:
+        outputs = [x.name for x in base.layers if type(x).__name__.endswith("Conv2D")]
+    if len(outputs) <= count:
+        return outputs
+    picks = np.linspace(0, len(outputs) - 1, count + 1)[1:].round().astype(int)
+    picks[0] = max(1, int(round((len(outputs) - 1) * 0.1)))
+    return [outputs[i] for i in dict.fromkeys(picks.tolist())]

@@ -1,0 +1,214 @@
+"""Figures made of images: feature maps by depth and prediction grids.
+
+:mod:`transferkit.plots` re-exports every function here. Figures use
+matplotlib's constrained layout, so titles, labels and panels never overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from transferkit.errors import ConfigurationError
+
+
+def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    if path is not None:
+        from transferkit._atomic import atomic_write
+
+        path = Path(path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight",
+                                                   format=path.suffix.lstrip(".") or "png"))
+    return fig
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+    image = np.asarray(image)
+    ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_feature_maps(
+    image: np.ndarray,
+    activations: np.ndarray,
+    *,
+    layer: str = "",
+    top_k: int = 16,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """The input image and the ``top_k`` most active channels of one layer for it.
+
+    All channels share one colour scale (0 to the largest activation shown),
+    so brighter means more active across the whole grid.
+
+    Args:
+        image: One raw image ``(h, w, c)``.
+        activations: That image's activations ``(h', w', channels)`` (e.g. one
+            entry of :func:`~transferkit.features.extract_feature_maps`).
+        layer: Model and layer name for the title.
+        top_k: Channels shown, ranked by mean activation.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with ``1 + top_k`` image axes.
+    """
+    acts = np.asarray(activations)
+    if acts.ndim != 3:
+        raise ConfigurationError(f"activations must be (h, w, channels) for one image, got {acts.shape}.")
+    k = min(top_k, acts.shape[-1])
+    order = np.argsort(-acts.mean(axis=(0, 1)))[:k]
+    cols = int(np.ceil(np.sqrt(k + 1)))
+    rows = int(np.ceil((k + 1) / cols))
+    fig = Figure(figsize=(1.9 * cols, 2.0 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    _show_image(axes[0], image)
+    axes[0].set_title("input", fontsize="small")
+    vmax = float(acts[..., order].max()) if k else 1.0
+    for ax, ch in zip(axes[1:], order):
+        ax.imshow(acts[..., ch], cmap="viridis", vmin=min(0.0, float(acts.min())), vmax=vmax,
+                  interpolation="nearest")
+        ax.set_title(f"ch {ch}", fontsize="small")
+    for ax in axes:
+        ax.axis("off")
+    for ax in axes[k + 1:]:
+        ax.set_visible(False)
+    h, w = acts.shape[:2]
+    fig.suptitle(f"Feature maps of {layer} ({h}x{w}, top {k} channels)", fontsize="medium")
+    return _save(fig, path)
+
+
+def plot_feature_maps_by_depth(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    *,
+    model_name: str = "",
+    channels: int = 4,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """The input image beside a few layers at increasing depth, one row per layer.
+
+    Each row shows the ``channels`` most active channels of one layer for the
+    image, with one colour scale per row (0 to that layer's largest value shown),
+    labelled with the layer's name and resolution.
+
+    Args:
+        image: One raw image ``(h, w, c)``.
+        maps: ``{layer name: activations (h', w', channels)}`` for that image,
+            shallow to deep (e.g. :func:`~transferkit.features.extract_feature_maps`
+            of :func:`~transferkit.features.layers_by_depth`, first image each).
+        model_name: The model, named in the title.
+        channels: Channels shown per layer.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure: the input on the left, ``len(maps)`` rows of ``channels`` maps.
+    """
+    maps = {k: np.asarray(v) for k, v in maps.items()}
+    if not maps or any(v.ndim != 3 for v in maps.values()):
+        raise ConfigurationError("maps must be {layer: (h, w, channels)} for one image, at least one layer.")
+    rows = len(maps)
+    cols = min(channels, min(v.shape[-1] for v in maps.values()))
+    mosaic = [["input", *(f"{r}-{c}" for c in range(cols))] for r in range(rows)]
+    fig = Figure(figsize=(1.75 * (cols + 1.6), 1.75 * rows + 0.5), layout="constrained")
+    axd = fig.subplot_mosaic(mosaic, width_ratios=[1.6] + [1] * cols)
+    _show_image(axd["input"], image)
+    h, w = np.asarray(image).shape[:2]
+    axd["input"].set_title(f"input ({h}x{w})", fontsize="medium")
+    _bare(axd["input"])
+    for r, (layer, acts) in enumerate(maps.items()):
+        order = np.argsort(-acts.mean(axis=(0, 1)))[:cols]
+        vmax = float(acts[..., order].max()) or 1.0
+        for c, ch in enumerate(order):
+            ax = axd[f"{r}-{c}"]
+            ax.imshow(acts[..., ch], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            _bare(ax)
+            ax.set_xlabel(f"ch {ch}", fontsize="x-small", labelpad=1)
+        axd[f"{r}-0"].set_ylabel(f"{layer}\n{acts.shape[0]}x{acts.shape[1]}", fontsize="small",
+                                 rotation=0, ha="right", va="center")
+    label = f"{model_name}: " if model_name else ""
+    fig.suptitle(f"{label}what layers at increasing depth respond to", fontsize="medium")
+    return _save(fig, path)
+
+
+def plot_predictions(
+    images: np.ndarray,
+    evaluation,
+    *,
+    indices: Sequence[int] | None = None,
+    count: int = 16,
+    mode: str = "sample",
+    name: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """A grid of images with true vs predicted labels; wrong predictions in red.
+
+    Args:
+        images: The evaluated split's images, in evaluation order.
+        evaluation: An :class:`~transferkit.evaluation.Evaluation` with predictions.
+        indices: Which images to show; default chosen by ``mode``.
+        count: Number of images when ``indices`` is not given.
+        mode: ``"sample"`` (evenly spaced), ``"errors"`` (misclassified, most
+            confident first) or ``"loss"`` (highest loss first).
+        name: The model or run, named in the title.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with one axes per image.
+    """
+    y_true = np.asarray(evaluation.y_true)
+    y_pred = np.asarray(evaluation.y_pred)
+    probs = np.asarray(evaluation.probabilities)
+    if len(y_true) != len(images) or probs.shape[0] != len(images):
+        raise ConfigurationError(
+            "images and evaluation differ in length; pass the evaluated split's images "
+            "and an evaluation that kept its predictions."
+        )
+    if indices is None:
+        indices = _pick(y_true, y_pred, probs, count, mode)
+    indices = list(indices)
+    if not indices:
+        indices = list(range(min(count, len(images))))
+    cols = min(8, len(indices))
+    rows = int(np.ceil(len(indices) / cols))
+    fig = Figure(figsize=(1.75 * cols, 2.1 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    names = evaluation.class_names
+    for ax, i in zip(axes, indices):
+        _show_image(ax, images[i])
+        wrong = y_true[i] != y_pred[i]
+        ax.set_title(
+            f"true: {names[y_true[i]]}\npred: {names[y_pred[i]]} {probs[i, y_pred[i]]:.2f}",
+            fontsize="x-small", color="red" if wrong else "green",
+        )
+    for ax in axes:
+        ax.axis("off")
+    for ax in axes[len(indices):]:
+        ax.set_visible(False)
+    titles = {"sample": "Sample predictions", "errors": "Most confident mistakes",
+              "loss": "Highest-loss examples"}
+    label = f"{name}: " if name else ""
+    fig.suptitle(f"{label}{titles.get(mode, 'Predictions')} (red = wrong)", fontsize="medium")
+    return _save(fig, path)
+
+
+def _pick(y_true, y_pred, probs, count, mode) -> list[int]:
+    if mode == "sample":
+        return np.linspace(0, len(y_true) - 1, min(count, len(y_true))).astype(int).tolist()
+    if mode == "errors":
+        wrong = np.flatnonzero(y_true != y_pred)
+        conf = probs[wrong, y_pred[wrong]]
+        return wrong[np.argsort(-conf)][:count].tolist()
+    if mode == "loss":
+        loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1))
+        return np.argsort(-loss)[:count].tolist()
+    raise ConfigurationError(f"Unknown mode {mode!r}; use 'sample', 'errors' or 'loss'.")

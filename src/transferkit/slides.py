@@ -1,0 +1,191 @@
+"""The 10-slide deck: 16:9, one slide per screen, keyboard navigation, one landscape page each.
+
+Written by :func:`transferkit.report.write_report` with ``slides=True``. Each
+slide is a 1280x720 px box (13.333 x 7.5 in printed), scaled to the window on
+screen. Keys: right arrow, space or Page Down for the next slide, left arrow
+or Page Up for the previous one, Home and End; ``#3`` in the address opens
+slide 3. Printing gives exactly one landscape page per slide. Everything
+(figures, styles, script) is inside the file: it works offline.
+"""
+
+from __future__ import annotations
+
+from transferkit import _report_parts as parts
+
+SLIDES = (
+    "Overview",
+    "Dataset",
+    "Transfer learning in brief",
+    "Pretrained models and their original purpose",
+    "Fine-tuning steps",
+    "Results: transfer vs from scratch",
+    "Learning curves",
+    "What the network sees",
+    "Limitations, pitfalls and ethics",
+    "Conclusion",
+)
+"""Slide titles, in order."""
+
+_CSS = """
+@page{size:13.333in 7.5in;margin:0}
+:root{--ink:#1b1d23;--muted:#5b6170;--line:#d9dce3;--accent:#c2410c;--head:#14213d;--s:1}
+*{box-sizing:border-box}
+html,body{margin:0;height:100%;background:#22252b}
+body{font-family:"Source Sans 3","Segoe UI",Helvetica,Arial,sans-serif;color:var(--ink)}
+.slide{width:1280px;height:720px;padding:44px 64px 58px;background:#fff;display:none;flex-direction:column;
+overflow:hidden;position:absolute;left:50%;top:50%;transform:translate(-50%,-50%) scale(var(--s));
+font-size:25px;line-height:1.35}
+.slide.active{display:flex}
+.slide h2{font-size:40px;line-height:1.1;margin:0 0 18px;color:var(--head);border-left:10px solid var(--accent);
+padding-left:18px}
+.slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:70px 0 24px}
+.body{flex:1;min-height:0;display:flex;flex-direction:column;gap:12px}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:28px;flex:1;min-height:0}
+.cols.wide{grid-template-columns:1.2fr 1fr}
+.cols>*{min-width:0;min-height:0}
+.fig{flex:1;min-height:0;display:flex;align-items:center;justify-content:center}
+.fig img{max-width:100%;max-height:100%;object-fit:contain;display:block}
+ul{margin:0;padding-left:1.1em}li{margin:0 0 .35em}
+table{border-collapse:collapse;width:100%;font-size:20px;table-layout:auto}
+td,th{border-bottom:1px solid var(--line);padding:5px 10px;text-align:left;vertical-align:top;
+overflow-wrap:break-word}th{background:#f1f3f6}
+table.results td+td,table.results th+th{text-align:right}
+.small{font-size:19px}.smaller{font-size:16px}.tiny{font-size:14px}
+.note{color:var(--muted);font-size:18px}
+.big{font-size:34px;font-weight:600;color:var(--head)}
+footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
+gap:20px;font-size:15px;color:var(--muted);border-top:1px solid var(--line);padding-top:6px}
+footer .quick{color:#fff;background:var(--accent);padding:0 10px;border-radius:4px;font-weight:600}
+.banner{background:#fff4e5;border-left:8px solid var(--accent);padding:10px 16px;font-weight:600;font-size:22px}
+@media print{html,body{background:#fff;height:auto}
+.slide{display:flex!important;position:relative;left:0;top:0;transform:none;break-after:page;
+page-break-after:always}}
+html.static body{background:#fff;height:auto}
+html.static .slide{display:flex!important;position:relative;left:0;top:0;transform:none}
+"""
+
+_JS = """
+(function(){var s=[].slice.call(document.querySelectorAll('.slide')),i=0;
+function fit(){document.documentElement.style.setProperty('--s',
+Math.min(innerWidth/1280,innerHeight/720));}
+function show(n){i=Math.max(0,Math.min(s.length-1,n));s.forEach(function(e,k){
+e.classList.toggle('active',k===i);});if(location.hash!=='#'+(i+1))history.replaceState(null,'','#'+(i+1));}
+addEventListener('keydown',function(e){var k=e.key;
+if(k==='ArrowRight'||k==='PageDown'||k===' '||k==='ArrowDown'){show(i+1);e.preventDefault();}
+else if(k==='ArrowLeft'||k==='PageUp'||k==='ArrowUp'){show(i-1);e.preventDefault();}
+else if(k==='Home'){show(0);}else if(k==='End'){show(s.length-1);}});
+addEventListener('resize',fit);addEventListener('hashchange',function(){show(parseInt(location.hash.slice(1),10)-1||0);});
+fit();show(parseInt(location.hash.slice(1),10)-1||0);window.deck={show:show,count:s.length};})();
+"""
+
+
+def deck_html(runs, ctx) -> str:
+    """The whole deck as one HTML page (see :func:`transferkit.report.write_report`)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"font.size": 14}):  # figures read from the back of a room
+        contents = _contents(runs, ctx)
+    title = ctx["title"]
+    quick = '<span class="quick">QUICK RUN: not results</span>' if ctx["quick"] else ""
+    slides = []
+    for i, name in enumerate(SLIDES, start=1):
+        heading = "" if i == 1 else f"<h2>{parts.esc(name)}</h2>"
+        slides.append(
+            f'<section class="slide" id="slide-{i}" aria-label="Slide {i} of {len(SLIDES)}: '
+            f'{parts.esc(name)}">{heading}<div class="body">{contents[name]}</div>'
+            f"<footer><span>{parts.esc(title)}</span>{quick}<span>{i} / {len(SLIDES)}</span>"
+            "</footer></section>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{parts.esc(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(slides) + f"\n<script>{_JS}</script></body></html>\n")
+
+
+def _fit_class(rows: int) -> str:
+    return "" if rows <= 5 else "small" if rows <= 8 else "smaller" if rows <= 12 else "tiny"
+
+
+def _contents(runs, ctx) -> dict[str, str]:
+    from transferkit.plots import (
+        continuations,
+        plot_accuracy_vs_time,
+        plot_learning_curves,
+        plot_per_class_metrics,
+    )
+    from transferkit.report import feature_maps
+
+    cont = continuations(runs)
+    scored = [r for r in runs if r.evaluation]
+    best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
+    transfer = [r for r in scored if parts.backbone_name(r)]
+    scratch = [r for r in scored if not parts.backbone_name(r)]
+    names = ", ".join(r.name for r in runs)
+    banner = ([f'<p class="banner">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []) + \
+        [f'<p class="banner">{parts.esc(n)}</p>' for n in ctx["notes"]]
+    purposes = parts.purposes_rows(runs, ctx["skipped"])
+    data_rows = parts.dataset_rows(runs, ctx["data"])
+    maps = feature_maps(runs, ctx["data"], limit=1) if ctx["data"] is not None else ""
+    if "<img" not in maps and best is not None:
+        maps = ('<p class="note">No feature maps (they need the dataset and a saved model); '
+                "per-class scores of the best run instead.</p>"
+                f'<div class="fig">{parts.img(plot_per_class_metrics(best.evaluation, name=best.name), f"Precision, recall and F1 per class for {best.name}")}</div>')
+    elif "<img" in maps:
+        maps = f'<div class="fig">{maps}</div><p class="note">Early layers respond to edges and colour, deeper ones to larger parts; brighter means more active (one scale per row).</p>'
+    verdict = _verdict(transfer, scratch)
+    return {
+        "Overview": (f"<h1>{parts.esc(ctx['title'])}</h1>" + "".join(banner)
+                     + f'<p class="big">{parts.esc(verdict)}</p>'
+                     + f"<p>{len(runs)} runs: {parts.esc(names)}.</p>"
+                     + (f"<p>Skipped: {parts.esc(', '.join(ctx['skipped']))} (weights unavailable; see slide 4).</p>"
+                        if ctx["skipped"] else "")),
+        "Dataset": (parts.table(["", ""], data_rows, "data " + _fit_class(len(data_rows)))
+                    + '<p class="note">Validation images come from the training split; the test '
+                    "split is never used to choose a model.</p>"),
+        "Transfer learning in brief": parts.bullets([
+            "A network trained on ImageNet (1.28 M photos, 1,000 classes) already computes general "
+            "visual features: edges and textures early, object parts later.",
+            "Transfer learning keeps those layers, adds a small new head for our classes and trains "
+            "the head first with the backbone frozen.",
+            "Fine-tuning then unfreezes backbone layers and trains them gently, with a low learning rate.",
+            "It needs far less data and compute than training the same network from scratch.",
+        ]),
+        "Pretrained models and their original purpose": (
+            parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], purposes,
+                        _fit_class(len(purposes) * 2)) if purposes
+            else "<p>No pretrained backbone among these runs.</p>"),
+        "Fine-tuning steps": (
+            f'<ul class="{_fit_class(len(runs) * 2)}">' + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs)
+            + "</ul>" + f'<p class="note">Why: the head starts random, so it trains first on a frozen '
+            "backbone; BatchNorm stays in inference mode because small batches would corrupt "
+            f"its ImageNet statistics. {parts.esc(parts.LAYER_NOTE)}</p>"),
+        "Results: transfer vs from scratch": (
+            f'<div class="cols wide"><div class="{_fit_class(len(runs) + 9)}">{parts.results_table(runs, cont, compact=True)}'
+            f'<p class="note">{parts.esc(verdict)}</p></div>'
+            f'<div class="fig">{parts.img(plot_accuracy_vs_time(runs), f"Validation accuracy against training time for {names}")}</div></div>'),
+        "Learning curves": (f'<div class="fig">{parts.img(plot_learning_curves(runs), f"Accuracy and loss per epoch, train and validation, for {names}")}</div>'),
+        "What the network sees": maps or "<p>No evaluated run.</p>",
+        "Limitations, pitfalls and ethics": (
+            '<div class="cols"><div class="small"><b>Limitations</b>' + parts.bullets(parts.LIMITATIONS)
+            + '</div><div class="small"><b>Pitfalls</b>' + parts.bullets(parts.PITFALLS)
+            + "<b>Ethics</b>" + parts.bullets(parts.ETHICS) + "</div></div>"),
+        "Conclusion": (f'<p class="big">{parts.esc(verdict)}</p>'
+                       + (f"<p>Best run: <b>{parts.esc(best.name)}</b>, {parts.pct(best.evaluation.accuracy)} "
+                          f"test accuracy ({parts.kind(best, cont)}).</p>" if best else "")
+                       + "".join(f"<p>Not compared: <b>{parts.esc(k)}</b> ({parts.esc(v)}).</p>"
+                                 for k, v in ctx["skipped"].items())
+                       + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."])),
+    }
+
+
+def _verdict(transfer, scratch) -> str:
+    if not transfer and not scratch:
+        return "No run was evaluated."
+    if not transfer:
+        return "No transfer run was evaluated: nothing to compare with the CNN from scratch."
+    t = max(transfer, key=lambda r: r.evaluation.accuracy)
+    if not scratch:
+        return f"Best transfer run: {t.name}, {parts.pct(t.evaluation.accuracy)} test accuracy."
+    s = max(scratch, key=lambda r: r.evaluation.accuracy)
+    delta = 100 * (t.evaluation.accuracy - s.evaluation.accuracy)
+    return (f"Transfer {parts.pct(t.evaluation.accuracy)} vs from scratch "
+            f"{parts.pct(s.evaluation.accuracy)}: {delta:+.1f} points.")

@@ -1,0 +1,129 @@
+"""The report and the deck as a person sees them: rendered and printed by headless Chromium.
+
+Chromium runs from its command line (``--dump-dom`` after an injected check
+script, ``--print-to-pdf``); no Python driver is needed. Debian's ``chromium``
+package provides it (``.ci/run`` installs it); without a browser these tests skip.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+pytestmark = pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+
+# Runs after load: lays every slide out as printed, then measures.
+CHECK_JS = """<script>addEventListener('load',function(){setTimeout(function(){
+var d=document.documentElement;d.classList.add('static');
+var slides=[].slice.call(document.querySelectorAll('.slide'));
+var boxes=slides.length?slides:[document.body],out={count:slides.length,overflow:[],broken:[],external:[]};
+boxes.forEach(function(box,k){var r=box.getBoundingClientRect(),right=slides.length?r.right:d.clientWidth,
+bottom=slides.length?r.bottom:Infinity,left=slides.length?r.left:0;
+box.querySelectorAll('*').forEach(function(e){var b=e.getBoundingClientRect();
+if(!b.width&&!b.height)return;
+if(b.right>right+1||b.left<left-1||b.bottom>bottom+1)out.overflow.push([k+1,e.tagName,e.className,
+Math.round(b.right-right),Math.round(b.bottom-bottom)]);});});
+if(!slides.length&&d.scrollWidth>d.clientWidth+1)out.overflow.push(['page',d.scrollWidth,d.clientWidth]);
+[].forEach.call(document.images,function(i){if(!(i.complete&&i.naturalWidth>0))out.broken.push(i.alt);
+if(!i.alt||i.alt==='figure')out.broken.push('no alt text');});
+performance.getEntriesByType('resource').forEach(function(e){if(!/^(data|file|blob):/.test(e.name))
+out.external.push(e.name);});
+var p=document.createElement('pre');p.id='tk-check';p.textContent=JSON.stringify(out);
+document.body.appendChild(p);},50);});</script>"""
+
+
+def _chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--no-first-run", "--disable-dev-shm-usage", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def layout_check(page: Path, width: int = 1280) -> dict:
+    """Render ``page`` (with the check script) and return what the script measured."""
+    probe = page.with_name(page.stem + ".check.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", CHECK_JS + "</body>"),
+                     encoding="utf-8")
+    result = _chromium(f"--window-size={width},900", "--virtual-time-budget=10000",
+                       "--dump-dom", probe.resolve().as_uri())
+    found = re.search(r'<pre id="tk-check">(.*?)</pre>', result.stdout, re.S)
+    assert found, f"Chromium printed no check result: {result.stderr[-2000:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def print_pdf(page: Path) -> list[tuple[float, float]]:
+    """Print ``page`` to PDF with Chromium; the (width, height) in points of each page."""
+    pdf = page.with_suffix(".pdf")
+    result = _chromium("--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.resolve().as_uri())
+    assert pdf.is_file(), result.stderr[-2000:]
+    data = pdf.read_bytes()
+    pages = re.findall(rb"/Type\s*/Page\b(?!s)", data)
+    boxes = [tuple(float(v) for v in m.split()[2:4])
+             for m in re.findall(rb"/MediaBox\s*\[\s*([-\d.\s]+)\]", data)]
+    assert len(boxes) >= len(pages)
+    return boxes[: len(pages)]
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    from transferkit.data import make_synthetic_dataset
+    from transferkit.finetune import fine_tune
+    from transferkit.models import build_baseline_cnn, build_transfer_model
+    from transferkit.report import write_report
+    from transferkit.training import train
+
+    data = make_synthetic_dataset(3, per_class=24, image_size=32, test_per_class=6, seed=2)
+    model = build_transfer_model("mobilenet_v2", 3, image_size=32, weights=None)
+    runs = [train(model, data, epochs=2, verbose=0, name="mobilenet_v2_frozen"),
+            fine_tune(model, data, epochs=1, unfreeze=20, verbose=0, name="mobilenet_v2_finetuned"),
+            train(build_baseline_cnn(3, filters=(8, 16)), data, epochs=3, verbose=0,
+                  name="baseline_cnn_scratch")]
+    root = tmp_path_factory.mktemp("render")
+    options = {"data": data, "title": "Transfer learning on a test set: a backbone study",
+               "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
+    return (write_report(runs, root / "slides.html", slides=True, **options),
+            write_report(runs, root / "report.html", **options))
+
+
+def test_deck_prints_ten_landscape_pages(pages):
+    sizes = print_pdf(pages[0])
+    assert len(sizes) == 10
+    assert all(w > h and abs(w / h - 16 / 9) < 0.01 for w, h in sizes)
+
+
+def test_deck_fits_every_slide_and_loads_everything(pages):
+    found = layout_check(pages[0])
+    assert found["count"] == 10
+    assert found["overflow"] == [], found["overflow"][:10]
+    assert found["broken"] == [] and found["external"] == []
+
+
+def test_report_fits_the_page_and_loads_everything(pages):
+    for width in (1280, 800):
+        found = layout_check(pages[1], width=width)
+        assert found["overflow"] == [], (width, found["overflow"][:10])
+        assert found["broken"] == [] and found["external"] == []
+
+
+def test_no_external_urls_in_the_files(pages):
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+        assert "@import" not in text and "url(http" not in text
+
+
+def test_the_checks_see_a_clipped_slide_and_a_broken_image(pages, tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text(pages[0].read_text(encoding="utf-8").replace(
+        '<div class="body">', '<div class="body"><div style="width:2000px;height:10px"></div>'
+        '<img alt="missing" src="missing.png">', 1), encoding="utf-8")
+    found = layout_check(bad)
+    assert found["overflow"] and found["overflow"][0][0] == 1
+    assert "missing" in found["broken"]
