@@ -1,9 +1,13 @@
 """Regenerate the report and deck screenshots in docs/_static/screenshots/.
 
-Trains three tiny runs on generated images (about 20 s on a CPU), writes
-their report and deck, and photographs them with headless Chromium::
+Photographs a real experiment's deck and report with headless Chromium, e.g.
+after ``transferkit run backbones --out runs/backbones``::
 
-    .venv/bin/python docs/screenshots.py
+    .venv/bin/python docs/screenshots.py runs/backbones
+
+Without a folder it trains three tiny runs on generated images (about 20 s on
+a CPU) and photographs their report and deck instead (layout only: the
+figures are not results).
 
 Needs ``chromium`` on PATH (Debian: ``apt-get install chromium``).
 """
@@ -26,11 +30,20 @@ def _shoot(browser: str, url: str, path: Path, size: str) -> None:
                     f"--screenshot={path}", url], check=True, capture_output=True, timeout=120)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if browser is None:
         print("screenshots.py: no Chromium on PATH", file=sys.stderr)
         return 1
+    if argv:
+        folder = Path(argv[0]).resolve()
+        deck, report = folder / "slides.html", folder / "report.html"
+        if not (deck.exists() and report.exists()):
+            print(f"screenshots.py: {folder} holds no slides.html and report.html", file=sys.stderr)
+            return 2
+        _shoot_all(browser, deck, report)
+        return 0
     import keras
 
     from transferkit.data import make_synthetic_dataset
@@ -53,11 +66,16 @@ def main() -> int:
                    "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
         deck = write_report(runs, Path(tmp) / "slides.html", slides=True, **options)
         report = write_report(runs, Path(tmp) / "report.html", **options)
-        for n in SLIDES_SHOWN:
-            _shoot(browser, f"{deck.as_uri()}#{n}", OUT / f"slide-{n:02d}.png", "1280,720")
-        _shoot(browser, report.as_uri(), OUT / "report.png", "1200,1600")
-    print(f"Wrote {len(SLIDES_SHOWN) + 1} screenshots to {OUT}")
+        _shoot_all(browser, deck, report)
     return 0
+
+
+def _shoot_all(browser: str, deck: Path, report: Path) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for n in SLIDES_SHOWN:
+        _shoot(browser, f"{deck.as_uri()}#{n}", OUT / f"slide-{n:02d}.png", "1280,720")
+    _shoot(browser, report.as_uri(), OUT / "report.png", "1200,1600")
+    print(f"Wrote {len(SLIDES_SHOWN) + 1} screenshots to {OUT}")
 
 
 if __name__ == "__main__":

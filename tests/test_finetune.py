@@ -141,19 +141,21 @@ def test_fine_tune_rejects_bad_arguments(tiny):
 
 @pytest.fixture(scope="module")
 def real_runs(cifar):
-    """Frozen head, then default fine-tuning with and without low-resolution epochs (100 per class).
-
-    On 900 images ``"auto"`` keeps one size; the fast path is forced here with
-    as many full-size epochs as low-size ones, which is what it must not wreck
-    (views share the model's weights and optimizer)."""
+    """Frozen head, then default fine-tuning three ways (100 per class): the default (the
+    frozen prefix's activations cached), images every epoch at full size, and progressive
+    resizing forced with as many full-size epochs as low-size ones (on 900 images
+    ``"auto"`` keeps one size). The fast paths must not wreck what the plain one learns."""
     data = cifar.limit(100, seed=0)
+    ways = {"cached": {}, "plain": {"cache_prefix": False, "progressive": False},
+            "progressive": {"progressive": [(64, 2), (96, 2)]}}
     results = {}
-    for progressive in ([(64, 2), (96, 2)], False):
+    for way, options in ways.items():
         keras.utils.set_random_seed(0)
         model = build_transfer_model("mobilenet_v2", 10, head=(), dropout=0.0)
         results["head"] = train(model, data, epochs=3, verbose=0).evaluation.accuracy
-        run = fine_tune(model, data, epochs=4, progressive=progressive, seed=0, verbose=0)
-        results[bool(progressive)] = run.evaluation.accuracy
+        run = fine_tune(model, data, epochs=4, seed=0, verbose=0, **options)
+        assert bool(run.config["recipe"]["cached_prefix"]) == (way == "cached")
+        results[way] = run.evaluation.accuracy
     return results
 
 
@@ -162,15 +164,16 @@ def real_runs(cifar):
 @requires_imagenet
 @pytest.mark.realdata
 def test_real_default_fine_tuning_beats_the_frozen_head(real_runs):
-    assert real_runs[True] > real_runs["head"] + 0.02, real_runs
-    assert real_runs[False] > real_runs["head"] + 0.02, real_runs
+    for way in ("cached", "plain", "progressive"):
+        assert real_runs[way] > real_runs["head"] + 0.02, real_runs
 
 
 @pytest.mark.slow
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata
-def test_real_fast_path_and_plain_path_agree_within_noise(real_runs):
+def test_real_fast_paths_and_plain_path_agree_within_noise(real_runs):
     # 1,000 test images: one standard error of a difference of two accuracies near
     # 0.5 is about 2.2 points; 8 points is well outside noise.
-    assert abs(real_runs[True] - real_runs[False]) < 0.08, real_runs
+    for way in ("cached", "progressive"):
+        assert abs(real_runs[way] - real_runs["plain"]) < 0.08, real_runs

@@ -59,13 +59,14 @@ def fine_tune(
     unfreeze: FreezeSpec = "auto",
     lr: float | None = None,
     weight_decay: float = 0.05,
-    epochs: int = 9,
+    epochs: int = 10,
     warmup: float = 0.05,
     batch_size: int | None = None,
     augment: bool = True,
     optimizer: str = "adamw",
     train_batchnorm: bool = False,
     progressive: bool | str | list[tuple[int, int]] = "auto",
+    cache_prefix: bool | str = "auto",
     **train_kwargs,
 ) -> Run:
     """Train the backbone with the measured recipe (or the classic one, on request).
@@ -75,8 +76,11 @@ def fine_tune(
     the first ``warmup`` fraction of steps and then decays to 0 on a cosine,
     and trains with random crop + flip. It works on a fresh model too: the
     warm-up protects the pretrained weights from the new head's first
-    gradients. Where the model upscales its inputs inside, most epochs run at
-    a lower resolution (``progressive``), with one log line saying so.
+    gradients. Where the backbone's first layers stay frozen (``unfreeze="auto"``
+    for MobileNetV2), their activations are computed once and the rest trains
+    on them (``cache_prefix``, :mod:`transferkit.prefix`); otherwise, where the
+    model upscales its inputs inside, most epochs run at a lower resolution
+    (``progressive``). One log line says which fast path runs.
 
     Args:
         model: A transfer model (after :func:`~transferkit.training.train`
@@ -90,9 +94,8 @@ def fine_tune(
             measured recipe's 1e-3 at batch 256, scaled linearly (at batch 64,
             1e-3 wrecked the pretrained features of a 540-image subset).
         weight_decay: Decoupled weight decay (0 for none).
-        epochs: Epochs in all, across resolutions (9: 6 at 64 px and 3 at
-            96 px for CIFAR-10 into MobileNetV2, about 9 minutes on all 50,000
-            images on 2 CPU cores; 12 epochs took 13 minutes for +0.2 points).
+        epochs: Epochs in all (10: about 11 minutes on all 50,000 CIFAR-10
+            images on 2 CPU cores with the cached prefix; see docs/results.md).
         warmup: Fraction of the steps spent warming up (0 for a plain cosine).
         batch_size: Images per batch; default 256 with 10,000 training images
             or more, else 64 (small sets then still get enough steps).
@@ -103,6 +106,11 @@ def fine_tune(
             inside and there are at least 4 epochs), ``False`` (every epoch at
             the model's size), ``True`` (require it), or explicit
             ``[(image_size, epochs), ...]`` phases summing to ``epochs``.
+            Used only where the prefix is not cached.
+        cache_prefix: ``"auto"`` (cache the frozen prefix's activations of each
+            training image and its mirror image, float16, when a prefix is frozen,
+            ``augment`` is on and they fit in a quarter of the memory), ``True``
+            (require it) or ``False`` (feed images every epoch).
         **train_kwargs: Passed to :func:`~transferkit.training.train`
             (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
 
@@ -124,7 +132,9 @@ def fine_tune(
     base = find_backbone(model)
     frozen = _freeze_spec(base, unfreeze)
     set_freeze(base, frozen, train_batchnorm=train_batchnorm)
-    phases = progressive_phases(model, epochs, progressive, train_images=len(data.y_train))
+    cut = _prefix_plan(model, data, frozen, augment, cache_prefix, progressive)
+    phases = None if cut else progressive_phases(model, epochs, progressive,
+                                                 train_images=len(data.y_train))
     recipe = compile_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                             base_lr=BASE_LR, base_batch=BASE_BATCH, warmup=warmup,
                             weight_decay=weight_decay, optimizer=optimizer, augment=augment)
@@ -132,12 +142,43 @@ def fine_tune(
     if phases is not None:
         with _strategy_of(model).scope():
             views = _compiled_views(model, phases)
-    recipe |= {"unfreeze": unfreeze, "phases": phases,
+    recipe |= {"unfreeze": unfreeze, "phases": phases, "cached_prefix": cut,
                "frozen_through": frozen if isinstance(frozen, str) else None}
     train_kwargs.setdefault("name", f"{model.name}_finetuned")
     return train_with_recipe(model, data, epochs=epochs, batch_size=recipe["batch_size"],
                              lr=recipe["lr"], augment=augment, recipe=recipe, phases=views,
                              **train_kwargs)
+
+
+def _prefix_plan(model, data, frozen, augment, cache_prefix, progressive) -> str | None:
+    """The frozen layer whose activations are cached, or None (see :mod:`transferkit.prefix`)."""
+    from transferkit.prefix import cache_bytes, fits_in_memory, split_at_layer
+
+    if cache_prefix not in (True, False, "auto"):
+        raise ConfigurationError(f"cache_prefix must be True, False or 'auto', got {cache_prefix!r}.")
+    if cache_prefix is False:
+        return None
+    reason = None
+    if progressive is True or isinstance(progressive, (list, tuple)):
+        reason = "progressive resizing was asked for"
+    elif not isinstance(frozen, str):
+        reason = "no part of the backbone stays frozen"
+    elif augment is not True:
+        reason = "it stands in for crop + flip augmentation (augment=True)"
+    else:
+        try:
+            prefix, _ = split_at_layer(model, frozen)
+        except (ValueError, ConfigurationError) as exc:
+            reason = f"the model cannot be split at {frozen} ({exc})"
+        else:
+            need = cache_bytes(prefix, len(data.y_train))
+            if not fits_in_memory(need):
+                reason = f"its activations ({need / 2**30:.1f} GiB) would not fit in memory"
+    if reason is None:
+        return frozen
+    if cache_prefix is True:
+        raise ConfigurationError(f"Cannot cache the frozen prefix: {reason}.")
+    return None
 
 
 def _compiled_views(model: keras.Model, phases: list[tuple[int, int]]):

@@ -305,14 +305,15 @@ def train_with_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batc
                "verbose": "auto", **train_kwargs}
     return _train(model, data, epochs=epochs, batch_size=batch_size, optimizer=model.optimizer,
                   lr=lr, augment=augment, cache_features=False, compile=False, phases=phases,
-                  recipe=recipe, **options)
+                  recipe=recipe, prefix=(recipe or {}).get("cached_prefix"), **options)
 
 
 def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment, cache_features,
            run_dir, name, seed, patience, schedule, monitor, overwrite, resume, compile, verbose,
-           phases=None, recipe=None) -> Run:
+           phases=None, recipe=None, prefix=None) -> Run:
     # phases: [(model to fit, last epoch)], views sharing ``model``'s weights
-    # (progressive resizing); None: ``model`` for every epoch.
+    # (progressive resizing); None: ``model`` for every epoch. prefix: a frozen
+    # backbone layer whose activations are cached (transferkit.prefix).
     started = time.perf_counter()
     _check_train_args(model, data, epochs, batch_size, cache_features)
     verbose = progress_verbose(verbose)
@@ -332,7 +333,11 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
             )
     cached = _use_cache(model, augment, cache_features)
     timings: dict[str, float] = {}
-    if cached:
+    if prefix is not None:
+        history, evaluation = _fit_prefix(model, data, prefix, epochs, batch_size, callbacks,
+                                          run_path, monitor, patience, schedule, seed, verbose,
+                                          timings)
+    elif cached:
         logger.info("Backbone frozen: training the head on cached features%s.",
                     " of each image and its mirror image" if augment == "flip" else "")
         history, evaluation = _fit_cached(
@@ -389,6 +394,28 @@ def _fit_streamed(model, data, epochs, batch_size, callbacks, run_path, monitor,
     evaluation = evaluate(model, data, "test") if len(data.y_test) else None
     timings["evaluate"] = time.perf_counter() - t
     return history, evaluation
+
+
+def _fit_prefix(model, data, layer, epochs, batch_size, callbacks, run_path, monitor, patience,
+                schedule, seed, verbose, timings):
+    from transferkit.prefix import fit_on_prefix  # it builds on models and data only
+
+    steps = -(-len(data.y_train) // batch_size)
+
+    def make_callbacks(fitted):
+        if run_path is not None and (run_path / BACKUP_DIR).exists():
+            _restore_iterations(fitted, run_path / BACKUP_DIR, steps)  # the per-step schedule
+        return _callbacks(callbacks, run_path, monitor, patience, schedule, fitted, epochs, model)
+
+    t = time.perf_counter()
+    fit, _ = fit_on_prefix(model, data, layer, epochs=epochs, batch_size=batch_size,
+                           make_callbacks=make_callbacks, verbose=verbose, seed=seed,
+                           timings=timings)
+    timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
+    t = time.perf_counter()
+    evaluation = evaluate(model, data, "test") if len(data.y_test) else None  # the full model
+    timings["evaluate"] = time.perf_counter() - t
+    return _history(fit), evaluation
 
 
 def _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor, patience,

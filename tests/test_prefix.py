@@ -1,0 +1,87 @@
+"""The cached-prefix fast path: a split that shares weights, shifted views, fine_tune using it."""
+
+import keras
+import numpy as np
+import pytest
+
+from transferkit import build_transfer_model, fine_tune, load_model
+from transferkit.errors import ConfigurationError
+from transferkit.models import find_backbone
+from transferkit.prefix import ShiftedViews, _shift, cache_activations, split_at_layer
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    keras.utils.set_random_seed(0)
+    return build_transfer_model("mobilenet_v2", 3, input_shape=(32, 32, 3), weights=None)
+
+
+def test_prefix_then_suffix_is_the_model_and_shares_its_weights(mobilenet):
+    prefix, suffix = split_at_layer(mobilenet, "block_5_add")
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(suffix.predict(prefix.predict(x, verbose=0), verbose=0),
+                               mobilenet.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    model_vars = {id(v) for v in mobilenet.weights}
+    assert all(id(v) in model_vars for v in prefix.weights + suffix.weights)
+    assert prefix.output_shape == (None, 12, 12, 32)  # 96 px inside, stride 8
+
+
+def test_cached_activations_are_float16_and_mirror_on_request(mobilenet):
+    prefix, _ = split_at_layer(mobilenet, "block_5_add")
+    x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    plain, mirrored = cache_activations(prefix, x), cache_activations(prefix, x, flip=True)
+    assert plain.dtype == np.float16
+    np.testing.assert_allclose(mirrored, cache_activations(prefix, x[:, :, ::-1]), atol=1e-3)
+
+
+def test_shift_moves_each_sample_within_reach_and_reflects_borders():
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(64, 6, 6, 2)).astype(np.float32)
+    out = _shift(batch, 1, np.random.default_rng(1))
+    padded = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    for i in range(len(batch)):  # every sample is one of the 9 crops of its padded self
+        assert any(np.array_equal(out[i], padded[i, dy:dy + 6, dx:dx + 6])
+                   for dy in range(3) for dx in range(3))
+    assert not np.array_equal(out, batch)  # some moved
+
+
+def test_shifted_views_cover_every_sample_once_per_epoch_with_its_label():
+    views = [np.arange(10, dtype=np.float16).reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), np.float16)]
+    views.append(-views[0])  # the "mirror" view: negated, to tell them apart
+    labels = np.arange(10) % 3
+    ds = ShiftedViews(views, labels, 4, shift=1, seed=0)
+    seen = []
+    for i in range(len(ds)):
+        x, y = ds[i]
+        ids = np.abs(x[:, 0, 0, 0]).astype(int)  # constant maps: shifting keeps the value
+        assert (labels[ids] == y).all()
+        seen += ids.tolist()
+    assert sorted(seen) == list(range(10)) and len(ds) == 3
+
+
+def test_fine_tune_caches_the_frozen_prefix_by_default(tiny, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    base = find_backbone(model)
+    frozen_before = base.get_layer("block_5_project").get_weights()[0].copy()
+    trained_before = base.get_layer("block_6_expand").get_weights()[0].copy()
+    run = fine_tune(model, tiny, epochs=2, seed=0, verbose=0, run_dir=tmp_path / "ft")
+    assert run.config["recipe"]["cached_prefix"] == "block_5_add"
+    assert run.config["recipe"]["phases"] is None and run.timings["features"] > 0
+    np.testing.assert_array_equal(base.get_layer("block_5_project").get_weights()[0], frozen_before)
+    assert not np.allclose(base.get_layer("block_6_expand").get_weights()[0], trained_before)
+    reloaded = load_model(tmp_path / "ft" / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(tiny.x_test, verbose=0),
+                               model.predict(tiny.x_test, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_cache_prefix_choices_are_checked(tiny):
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    run = fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix=False)
+    assert run.config["recipe"]["cached_prefix"] is None
+    with pytest.raises(ConfigurationError, match="no part of the backbone stays frozen"):
+        fine_tune(model, tiny, epochs=1, verbose=0, unfreeze="all", cache_prefix=True)
+    with pytest.raises(ConfigurationError, match="cache_prefix"):
+        fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix="yes")
+    classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=20)  # classic: no cache
+    assert classic.config["recipe"]["cached_prefix"] is None
