@@ -293,7 +293,9 @@ def markdown(r: dict) -> str:
                      f"unfrozen 96-px model ({ratio:.2f}x).")
     any_case = next(iter(r.values()), None)
     if any_case:
-        notes.append(f"Measured {any_case['measured']} on {any_case['machine']} by "
+        when = sorted(c["measured"] for c in r.values())
+        span = when[0] if when[0] == when[-1] else f"{when[0]} to {when[-1]}"
+        notes.append(f"Measured {span} (one case at a time) on {any_case['machine']} by "
                      f"`python benchmarks/results.py`; data: {any_case['data']}; each wall time "
                      "includes loading the data, building the model and scoring the test set.")
     return "\n".join(rows + [""] + notes) + "\n"

@@ -41,7 +41,7 @@ padding-left:18px}
 .slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:70px 0 24px}
 .body{flex:1;min-height:0;display:flex;flex-direction:column;gap:12px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:28px;flex:1;min-height:0}
-.cols.wide{grid-template-columns:1.2fr 1fr}
+.cols.wide{grid-template-columns:1fr 1.1fr}
 .cols>*{min-width:0;min-height:0}
 .fig{flex:1;min-height:0;display:flex;align-items:center;justify-content:center}
 .fig img{max-width:100%;max-height:100%;object-fit:contain;display:block}
