@@ -217,7 +217,7 @@ def test_train_writes_a_model_with_its_class_names(own_images, capsys):
     assert run["config"]["data"]["class_names"] == ["a", "b", "c"]
     assert run["config"]["data"]["sizes"]["test"] == 12  # val/ is the test split
     assert run["config"]["data"]["resize"] == "crop"
-    for name in ("model.keras", "metrics.json", "report.html", "learning_curves.png",
+    for name in ("model.keras", "metrics.json", "report.html", "slides.html", "learning_curves.png",
                  "confusion_matrix.png", "frozen_head/run.json", "fine_tuned/run.json"):
         assert (tmp / "run" / name).stat().st_size > 0
 

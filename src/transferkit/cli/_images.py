@@ -56,7 +56,9 @@ def train(args) -> int:
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_confusion_matrix(final.evaluation, path=out / "confusion_matrix.png")
     atomic_write_text(out / "classification_report.txt", final.evaluation.report)
-    write_report(runs, out / "report.html", title=f"transferkit: {_stem(args.images)}", data=data)
+    title = f"transferkit: {_stem(args.images)}"
+    write_report(runs, out / "report.html", title=title, data=data)
+    write_report(runs, out / "slides.html", title=title, data=data, slides=True)
     metrics = {
         "data": repr(data), "backbone": args.backbone, "image_size": args.image_size,
         "resize": args.resize, "seed": args.seed,
@@ -70,8 +72,8 @@ def train(args) -> int:
         print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
               f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
     print(f"Test split: {len(data.y_test)} images ({data.source}).")
-    print(f"\nWrote {out}/model.keras, metrics.json, report.html, learning_curves.png, "
-          f"confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
+    print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
+          f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
     print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
     return EXIT_OK
 
