@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from transferkit import build_transfer_model, fine_tune, load_model
+from transferkit.augment import crop_flip
 from transferkit.errors import ConfigurationError
 from transferkit.models import find_backbone
-from transferkit.prefix import ShiftedViews, _shift, cache_activations, split_at_layer
+from transferkit.prefix import ShiftedViews, cache_activations, split_at_layer
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_cached_activations_are_float16_and_mirror_on_request(mobilenet):
 def test_shift_moves_each_sample_within_reach_and_reflects_borders():
     rng = np.random.default_rng(0)
     batch = rng.normal(size=(64, 6, 6, 2)).astype(np.float32)
-    out = _shift(batch, 1, np.random.default_rng(1))
+    out = crop_flip(batch, np.random.default_rng(1), pad=1, flip=False)  # what ShiftedViews uses
     padded = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     for i in range(len(batch)):  # every sample is one of the 9 crops of its padded self
         assert any(np.array_equal(out[i], padded[i, dy:dy + 6, dx:dx + 6])

@@ -18,7 +18,9 @@ import keras
 from transferkit.errors import ConfigurationError, WeightsNotFoundError
 from transferkit.registry import (
     BACKBONES,
+    PREPROCESSING_MODES,
     BackboneSpec,
+    check_preprocessing_mode,
     get_backbone_spec,
     identify_weights_file,
     list_backbones,
@@ -49,12 +51,11 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     _MEAN = {"caffe": (123.68, 116.779, 103.939), "torch": (0.485, 0.456, 0.406)}
     _STD = (0.229, 0.224, 0.225)
-    MODES = ("tf", "caffe", "torch", "none")
+    MODES = PREPROCESSING_MODES
 
     def __init__(self, mode: str = "tf", **kwargs) -> None:
         super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ConfigurationError(f"Unknown preprocessing mode {mode!r}; use one of {self.MODES}.")
+        check_preprocessing_mode(mode)
         self.mode = mode
 
     def call(self, inputs):

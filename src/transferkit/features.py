@@ -46,19 +46,33 @@ def extract_features(
     check_model_input(model, x)
     if len(x) == 0:
         return np.zeros((0, feature_model.output_shape[-1]), np.float32)
-    # Chunks go straight into one preallocated array: one model.predict call
-    # would keep every batch's output and then concatenate them (twice the
-    # features' memory), and only one chunk is ever converted to float.
-    out = np.empty((len(x), feature_model.output_shape[-1]), np.float32)
     if verbose == "auto":  # a bar for long extractions on a terminal, one line otherwise
         verbose = progress_verbose("auto") if len(x) > 10 * batch_size else 0
-    progress = keras.utils.Progbar(len(x), verbose=verbose, unit_name="image") if verbose else None
+    return predict_in_chunks(feature_model, x, flip=flip, batch_size=batch_size, verbose=verbose)
+
+
+def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = False,
+                      batch_size: int = 256, dtype=np.float32, verbose: int = 0) -> np.ndarray:
+    """``model.predict`` of raw images (or their mirror images) into one preallocated array.
+
+    One ``model.predict`` call over everything would keep every batch's output
+    and then concatenate them (twice the output's memory); here each chunk of
+    ``16 * batch_size`` images is converted to float, predicted and written in place.
+
+    Example:
+        >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()])
+        >>> predict_in_chunks(m, np.ones((3, 4, 4, 3), np.uint8), dtype=np.float16).dtype
+        dtype('float16')
+    """
+    out = np.empty((len(images), *model.output_shape[1:]), dtype)
+    progress = (keras.utils.Progbar(len(images), verbose=verbose, unit_name="image")
+                if verbose else None)
     chunk = 16 * batch_size
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].astype(np.float32)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].astype(np.float32)
         if flip:
             part = part[:, :, ::-1]
-        out[start:start + len(part)] = feature_model.predict(part, batch_size=batch_size, verbose=0)
+        out[start:start + len(part)] = model.predict(part, batch_size=batch_size, verbose=0)
         if progress is not None:
             progress.update(start + len(part))
     return out

@@ -152,7 +152,7 @@ def fine_tune(
 
 def _prefix_plan(model, data, frozen, augment, cache_prefix, progressive) -> str | None:
     """The frozen layer whose activations are cached, or None (see :mod:`transferkit.prefix`)."""
-    from transferkit.prefix import cache_bytes, fits_in_memory, split_at_layer
+    from transferkit.prefix import cache_bytes, fits_in_memory
 
     if cache_prefix not in (True, False, "auto"):
         raise ConfigurationError(f"cache_prefix must be True, False or 'auto', got {cache_prefix!r}.")
@@ -166,14 +166,12 @@ def _prefix_plan(model, data, frozen, augment, cache_prefix, progressive) -> str
     elif augment is not True:
         reason = "it stands in for crop + flip augmentation (augment=True)"
     else:
-        try:
-            prefix, _ = split_at_layer(model, frozen)
-        except (ValueError, ConfigurationError) as exc:
-            reason = f"the model cannot be split at {frozen} ({exc})"
-        else:
-            need = cache_bytes(prefix, len(data.y_train))
-            if not fits_in_memory(need):
-                reason = f"its activations ({need / 2**30:.1f} GiB) would not fit in memory"
+        # The backbone was built at the size the model feeds it: its layer's
+        # output shape is the prefix's.
+        shape = find_backbone(model).get_layer(frozen).output.shape[1:]
+        need = cache_bytes(shape, len(data.y_train))
+        if not fits_in_memory(need):
+            reason = f"its activations ({need / 2**30:.1f} GiB) would not fit in memory"
     if reason is None:
         return frozen
     if cache_prefix is True:

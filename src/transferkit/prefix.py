@@ -27,7 +27,9 @@ import math
 import keras
 import numpy as np
 
+from transferkit.augment import crop_flip
 from transferkit.data import DataSplits
+from transferkit.features import predict_in_chunks
 from transferkit.models import find_backbone
 
 logger = logging.getLogger("transferkit")
@@ -77,9 +79,9 @@ def split_at_layer(model: keras.Model, layer_name: str) -> tuple[keras.Model, ke
     return prefix, keras.Model(activations, y, name=f"{model.name}_suffix")
 
 
-def cache_bytes(prefix: keras.Model, images: int, views: int = 2) -> int:
-    """Memory the float16 activations of ``images`` images in ``views`` views take."""
-    return 2 * views * images * math.prod(prefix.output_shape[1:])
+def cache_bytes(shape: tuple[int, ...], images: int, views: int = 2) -> int:
+    """Memory the float16 activations of shape ``shape`` take for ``images`` images in ``views`` views."""
+    return 2 * views * images * math.prod(shape)
 
 
 def fits_in_memory(nbytes: int) -> bool:
@@ -103,14 +105,7 @@ def cache_activations(prefix: keras.Model, images: np.ndarray, *, flip: bool = F
         >>> cache_activations(prefix, np.zeros((3, 32, 32, 3), np.uint8)).shape
         (3, 12, 12, 32)
     """
-    out = np.empty((len(images), *prefix.output_shape[1:]), np.float16)
-    chunk = 16 * batch_size  # only one chunk is ever converted to float32
-    for start in range(0, len(images), chunk):
-        part = images[start:start + chunk].astype(np.float32)
-        if flip:
-            part = part[:, :, ::-1]
-        out[start:start + len(part)] = prefix.predict(part, batch_size=batch_size, verbose=0)
-    return out
+    return predict_in_chunks(prefix, images, flip=flip, batch_size=batch_size, dtype=np.float16)
 
 
 class ShiftedViews(keras.utils.PyDataset):
@@ -144,22 +139,9 @@ class ShiftedViews(keras.utils.PyDataset):
         batch = np.empty((len(idx), *self.views[0].shape[1:]), np.float32)
         for v, view in enumerate(self.views):
             batch[pick == v] = view[idx[pick == v]]
-        if self.shift:
-            batch = _shift(batch, self.shift, self.rng)
+        if self.shift:  # a random crop of the reflect-padded map: a shift of up to `shift` cells
+            batch = crop_flip(batch, self.rng, pad=self.shift, flip=False)
         return batch, self.labels[idx]
-
-
-def _shift(batch: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    """Each sample moved by up to ``s`` cells each way, borders reflected."""
-    h, w = batch.shape[1:3]
-    padded = np.pad(batch, ((0, 0), (s, s), (s, s), (0, 0)), mode="reflect")
-    dy, dx = rng.integers(0, 2 * s + 1, (2, len(batch)))
-    out = np.empty_like(batch)
-    for oy in range(2 * s + 1):  # (2s+1)^2 groups: vectorised within each
-        for ox in range(2 * s + 1):
-            sel = (dy == oy) & (dx == ox)
-            out[sel] = padded[sel, oy:oy + h, ox:ox + w]
-    return out
 
 
 def fit_on_prefix(model: keras.Model, data: DataSplits, layer_name: str, *, epochs: int,

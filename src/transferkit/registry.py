@@ -187,7 +187,7 @@ def register_backbone(spec: BackboneSpec, *, overwrite: bool = False) -> Backbon
                                  "pass overwrite=True to replace it.")
     if not spec.pretrained_sizes or min(spec.pretrained_sizes) < spec.min_size:
         raise ConfigurationError(f"{spec.name}: pretrained_sizes must be >= min_size.")
-    _check_mode(spec.preprocessing)
+    check_preprocessing_mode(spec.preprocessing)
     BACKBONES[spec.name] = spec
     return spec
 
@@ -197,10 +197,15 @@ def unregister_backbone(name: str) -> None:
     BACKBONES.pop(get_backbone_spec(name).name)
 
 
-def _check_mode(mode: str) -> None:
-    modes = ("tf", "caffe", "torch", "none")
-    if mode not in modes:
-        raise ConfigurationError(f"Unknown preprocessing mode {mode!r}; use one of {modes}.")
+PREPROCESSING_MODES = ("tf", "caffe", "torch", "none")
+"""The ``BackboneSpec.preprocessing`` values :class:`~transferkit.backbones.BackbonePreprocessing` knows."""
+
+
+def check_preprocessing_mode(mode: str) -> None:
+    """Raise ConfigurationError unless ``mode`` is one of :data:`PREPROCESSING_MODES`."""
+    if mode not in PREPROCESSING_MODES:
+        raise ConfigurationError(
+            f"Unknown preprocessing mode {mode!r}; use one of {PREPROCESSING_MODES}.")
 
 
 def get_backbone_spec(name: str) -> BackboneSpec:

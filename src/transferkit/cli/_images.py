@@ -80,7 +80,7 @@ def train(args) -> int:
 
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
-    from transferkit.data.folder import IMAGE_EXTENSIONS, decode_image
+    from transferkit.data.folder import IMAGE_EXTENSIONS, _decode_all
 
     if args.top_k < 1:
         raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")
@@ -89,18 +89,15 @@ def predict(args) -> int:
     size = model.input_shape[1:3]
     k = min(args.top_k, len(names))
     rows, unreadable = [], []
-    for start in range(0, len(files), 256):
-        chunk, images = files[start:start + 256], []
-        for path in chunk:
-            try:
-                images.append(decode_image(path.read_bytes(), size, resize))
-            except Exception:  # noqa: BLE001 - an unreadable image is reported, not fatal
-                unreadable.append(path)
-        kept = [p for p in chunk if p not in unreadable]
+    for start in range(0, len(files), 256):  # decode and predict 256 at a time: bounded memory
+        chunk = files[start:start + 256]
+        images, bad = _decode_all([p.read_bytes for p in chunk], size, resize)
+        unreadable += [chunk[i] for i in bad]
+        kept = [(path, im) for path, im in zip(chunk, images) if im is not None]
         if not kept:
             continue
-        probs = model.predict(np.stack(images), batch_size=64, verbose=0)
-        for path, p in zip(kept, probs):
+        probs = model.predict(np.stack([im for _, im in kept]), batch_size=64, verbose=0)
+        for (path, _), p in zip(kept, probs):
             top = np.argsort(-p)[:k]
             rows.append([str(path)] + [x for i in top for x in (names[i], f"{p[i]:.4f}")])
     if not rows:
@@ -196,8 +193,10 @@ def _merge(tree: dict) -> dict:
 
 
 def _stem(path: str) -> str:
+    from transferkit.data.folder import _ARCHIVE_SUFFIXES
+
     name = Path(path).expanduser().resolve().name
-    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+    for suffix in _ARCHIVE_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
