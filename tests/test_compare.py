@@ -3,7 +3,7 @@ import pytest
 from transferkit.compare import COLUMNS, compare_runs
 from transferkit.errors import ConfigurationError
 from transferkit.evaluation import evaluate_predictions
-from transferkit.training import Run
+from transferkit.runs import Run
 
 
 def _run(name, acc_right, val, seconds, trainable):

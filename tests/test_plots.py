@@ -16,7 +16,7 @@ from transferkit.plots import (
     plot_per_class_metrics,
     plot_predictions,
 )
-from transferkit.training import Run
+from transferkit.runs import Run
 
 
 @pytest.fixture

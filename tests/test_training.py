@@ -13,7 +13,9 @@ from transferkit.callbacks import read_history
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
 from transferkit.finetune import fine_tune
 from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
-from transferkit.training import Run, train, two_stage
+from transferkit.runs import Run
+from transferkit.training import train
+from transferkit.twostage import two_stage
 
 
 def _cnn(data, **kw):

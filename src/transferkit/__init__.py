@@ -76,11 +76,11 @@ _EXPORTS = {
     # transferkit.scratch
     "train_from_scratch": "scratch",
     # transferkit.training
-    "Run": "training",
-    "TwoStageResult": "training",
+    "Run": "runs",
+    "TwoStageResult": "twostage",
     "make_deterministic": "training",
     "train": "training",
-    "two_stage": "training",
+    "two_stage": "twostage",
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transferkit.errors import ConfigurationError
-from transferkit.training import Run
+from transferkit.runs import Run
 
 COLUMNS = (
     "run",

@@ -23,15 +23,15 @@ import math
 
 import keras
 
+from transferkit import _backend
 from transferkit.backbones import BACKBONES
 from transferkit.callbacks import warmup_cosine
 from transferkit.data import DataSplits
 from transferkit.errors import ConfigurationError
 from transferkit.models import FreezeSpec, find_backbone, set_freeze
+from transferkit.runs import Run
 from transferkit.training import (
     LOSS,
-    Run,
-    _strategy_of,
     check_recipe_kwargs,
     make_optimizer,
     train_with_recipe,
@@ -140,7 +140,7 @@ def fine_tune(
                             weight_decay=weight_decay, optimizer=optimizer, augment=augment)
     views = None
     if phases is not None:
-        with _strategy_of(model).scope():
+        with _backend.distribution_scope(model):
             views = _compiled_views(model, phases)
     recipe |= {"unfreeze": unfreeze, "phases": phases, "cached_prefix": cut,
                "frozen_through": frozen if isinstance(frozen, str) else None}
@@ -198,7 +198,7 @@ def compile_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batch_s
     batch_size = batch_size or (base_batch if len(data.y_train) >= 10_000 else 64)
     lr = base_lr * batch_size / base_batch if lr is None else lr
     steps = math.ceil(len(data.y_train) / batch_size) * epochs
-    with _strategy_of(model).scope():
+    with _backend.distribution_scope(model):
         model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
                                                  weight_decay=weight_decay),
                       loss=LOSS, metrics=["accuracy"])

@@ -21,7 +21,7 @@ from transferkit import _report_parts as parts
 from transferkit._atomic import atomic_write_text
 from transferkit.data import DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError, TransferkitError
-from transferkit.training import RUN_FILE, Run
+from transferkit.runs import RUN_FILE, Run
 
 logger = logging.getLogger("transferkit")
 

@@ -14,7 +14,8 @@ import keras
 
 from transferkit.data import DataSplits
 from transferkit.finetune import _check_recipe, compile_recipe
-from transferkit.training import Run, train_with_recipe
+from transferkit.runs import Run
+from transferkit.training import train_with_recipe
 
 SCRATCH_LR, SCRATCH_BATCH = 2e-3, 128
 

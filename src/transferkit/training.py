@@ -1,35 +1,26 @@
-"""Training workflows on top of ``model.fit``: train, fine_tune, two_stage, and Run records.
+"""Training on top of ``model.fit``: :func:`train` and the recipes' shared core.
 
-:func:`train` compiles if needed, streams uint8 batches, and, when the
+:func:`train` compiles if needed, feeds uint8 batches, and, when the
 backbone is frozen and nothing augments the images, trains the head on
 backbone features computed once (``cache_features``). The head layers are
 shared with the full model, so the full model ends up holding the trained
-head. Every call returns a :class:`Run` that records configuration, history,
-evaluation and wall times, and saves to / loads from a folder.
+head. Every call returns a :class:`~transferkit.runs.Run`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from transferkit import __version__
-from transferkit._atomic import (
-    atomic_save_model,
-    atomic_write,
-    atomic_write_json,
-    remove_stale_temp_files,
-)
+from transferkit import _backend
+from transferkit._atomic import remove_stale_temp_files
 from transferkit._progress import progress_verbose
 from transferkit.augment import AugmentedBatches
 from transferkit.callbacks import (
@@ -42,158 +33,17 @@ from transferkit.callbacks import (
     repair_history,
 )
 from transferkit.data import DataSplits
-from transferkit.errors import (
-    ConfigurationError,
-    DataError,
-    DataNotFoundError,
-    RunDirectoryExistsError,
-)
-from transferkit.evaluation import Evaluation, evaluate, evaluate_predictions
+from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
+from transferkit.evaluation import evaluate, evaluate_predictions
 from transferkit.features import extract_features
-from transferkit.models import (
-    build_baseline_cnn,
-    build_transfer_model,
-    check_model_input,
-    find_backbone,
-    parameter_counts,
-    split_at_pool,
-)
+from transferkit.models import check_model_input, find_backbone, split_at_pool
+from transferkit.runs import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE, Run, run_config
 
 logger = logging.getLogger("transferkit")
 
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
-PREDICTIONS_FILE = "predictions.npz"
 LOSS = "sparse_categorical_crossentropy"
-
-
-@dataclass
-class Run:
-    """The record of one training run.
-
-    Attributes:
-        name: Run name.
-        config: Backbone, freeze state, parameter counts, optimizer, learning
-            rate, epochs, batch size, image size, seed, data, library versions.
-        history: ``{metric: [value per epoch]}`` as ``model.fit`` reports it.
-        evaluation: Test-split :class:`~transferkit.evaluation.Evaluation`.
-        timings: Wall seconds per phase (``features``, ``fit``, ``evaluate``, ``total``).
-        artifacts: Paths of files written (model, history, checkpoint).
-        model: The trained model (not serialised into ``run.json``).
-    """
-
-    name: str
-    config: dict
-    history: dict[str, list[float]]
-    evaluation: Evaluation | None
-    timings: dict[str, float]
-    artifacts: dict[str, str] = field(default_factory=dict)
-    model: keras.Model | None = field(default=None, repr=False, compare=False)
-
-    def __repr__(self) -> str:
-        score = f"test_accuracy={self.evaluation.accuracy:.4f}, " if self.evaluation else ""
-        total = self.timings.get("total")
-        took = f", {total:.0f} s" if total is not None else ""
-        return f"Run({self.name!r}, {score}epochs={self.epochs_run}{took})"
-
-    @property
-    def epochs_run(self) -> int:
-        """Number of epochs actually run (early stopping may cut it short)."""
-        return max((len(v) for v in self.history.values()), default=0)
-
-    def best_epoch(self, metric: str = "val_accuracy") -> tuple[int | None, float | None]:
-        """``(epoch index, value)`` of the best value of ``metric`` (min for losses)."""
-        values = [v for v in self.history.get(metric, [])]
-        valid = [(i, v) for i, v in enumerate(values) if not np.isnan(v)]
-        if not valid:
-            return None, None
-        pick = min if "loss" in metric else max
-        return pick(valid, key=lambda iv: iv[1])
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable record (without per-image predictions)."""
-        return {
-            "name": self.name,
-            "config": self.config,
-            "history": self.history,
-            "evaluation": (
-                self.evaluation.to_dict(include_predictions=False) if self.evaluation else None
-            ),
-            "timings": self.timings,
-            "artifacts": self.artifacts,
-        }
-
-    def save(self, directory: str | os.PathLike, *, save_model: bool = True) -> Path:
-        """Write ``run.json``, ``predictions.npz`` and ``model.keras`` (atomically).
-
-        Args:
-            directory: Destination folder (created if missing).
-            save_model: Also save :attr:`model` when it is set.
-
-        Returns:
-            The folder.
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if save_model and self.model is not None:
-            atomic_save_model(self.model, directory / MODEL_FILE)
-            self.artifacts["model"] = MODEL_FILE
-        if self.evaluation is not None and self.evaluation.y_true:
-            ev = self.evaluation
-            atomic_write(
-                directory / PREDICTIONS_FILE,
-                lambda tmp: _save_npz(
-                    tmp, y_true=ev.y_true, y_pred=ev.y_pred, probabilities=ev.probabilities
-                ),
-            )
-            self.artifacts["predictions"] = PREDICTIONS_FILE
-        atomic_write_json(directory / RUN_FILE, self.to_dict())
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike, *, load_model: bool = True) -> Run:
-        """Load a run saved by :meth:`save` (or by :func:`train` with ``run_dir``).
-
-        Args:
-            directory: The run folder.
-            load_model: Also load ``model.keras`` when present.
-
-        Returns:
-            The :class:`Run`.
-
-        Raises:
-            DataNotFoundError: If the folder holds no ``run.json``.
-        """
-        directory = Path(directory)
-        path = directory / RUN_FILE
-        if not path.exists():
-            raise DataNotFoundError(f"{directory} holds no {RUN_FILE}: not a transferkit run.")
-        d = json.loads(path.read_text(encoding="utf-8"))
-        evaluation = None
-        if d.get("evaluation"):
-            ev = dict(d["evaluation"])
-            preds = directory / PREDICTIONS_FILE
-            if preds.exists():
-                with np.load(preds) as z:
-                    ev.update({k: z[k].tolist() for k in ("y_true", "y_pred", "probabilities")})
-            evaluation = Evaluation.from_dict(ev)
-        model = None
-        if load_model and (directory / MODEL_FILE).exists():
-            model = keras.saving.load_model(directory / MODEL_FILE)
-        return cls(
-            name=d["name"],
-            config=d["config"],
-            history=d["history"],
-            evaluation=evaluation,
-            timings=d["timings"],
-            artifacts=d.get("artifacts", {}),
-            model=model,
-        )
-
-
-def _save_npz(path: str, **arrays) -> None:
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+__all__ = ["LOSS", "MODEL_FILE", "PREDICTIONS_FILE", "RUN_FILE", "Run", "make_deterministic",
+           "make_optimizer", "train", "train_with_recipe"]
 
 
 # --------------------------------------------------------------------------- train
@@ -325,8 +175,7 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
     has_val = len(data.y_val) > 0
     if not has_val and monitor.startswith("val_"):
         monitor = monitor[4:]
-    strategy = _strategy_of(model)
-    with strategy.scope():
+    with _backend.distribution_scope(model):
         if compile or (compile is None and not getattr(model, "compiled", False)):
             model.compile(
                 optimizer=make_optimizer(optimizer, lr), loss=LOSS, metrics=["accuracy"]
@@ -341,7 +190,7 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
         logger.info("Backbone frozen: training the head on cached features%s.",
                     " of each image and its mirror image" if augment == "flip" else "")
         history, evaluation = _fit_cached(
-            model, data, strategy, epochs, batch_size, callbacks, run_path, monitor,
+            model, data, epochs, batch_size, callbacks, run_path, monitor,
             patience, schedule, seed, verbose, timings, flip=augment == "flip",
         )
     else:
@@ -354,7 +203,7 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
     timings["total"] = time.perf_counter() - started
     run = Run(
         name=name or model.name,
-        config=_run_config(
+        config=run_config(
             model, data, optimizer=model.optimizer,
             lr=recipe["lr"] if recipe else _current_lr(model, lr), epochs=epochs,
             batch_size=batch_size, augment=augment, cached=cached, seed=seed,
@@ -454,10 +303,8 @@ def _restore_iterations(view, backup: Path, steps_per_epoch: int) -> None:
         view.optimizer.iterations.assign(int(epoch) * steps_per_epoch)
 
 
-def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, monitor,
+def _fit_cached(model, data, epochs, batch_size, callbacks, run_path, monitor,
                 patience, schedule, seed, verbose, timings, flip=False):
-    import tensorflow as tf
-
     t = time.perf_counter()
     feats = {
         s: extract_features(model, data, s, verbose=verbose)
@@ -470,24 +317,15 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
         feats["train"] = np.concatenate([feats["train"], mirrored])
         y_train = np.concatenate([y_train, y_train])
     timings["features"] = time.perf_counter() - t
-    with strategy.scope():
+    with _backend.distribution_scope(model):
         _, head = split_at_pool(model)
         head.compile_from_config(model.get_compile_config())
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((feats["train"], y_train.astype(np.int32)))
-        .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = None
-    if "val" in feats:
-        val_ds = tf.data.Dataset.from_tensor_slices(
-            (feats["val"], data.y_val.astype(np.int32))
-        ).batch(batch_size)
+    val = (feats["val"], data.y_val) if "val" in feats else None
     cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, head, epochs, model)
     t = time.perf_counter()
-    fit = head.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
-                   shuffle=False)  # the dataset reshuffles itself
+    # Arrays through Keras' own path: it reshuffles every epoch on every backend.
+    fit = head.fit(feats["train"], y_train, batch_size=batch_size, validation_data=val,
+                   epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=True)
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     evaluation = None
@@ -498,7 +336,7 @@ def _fit_cached(model, data, strategy, epochs, batch_size, callbacks, run_path, 
     if not model.optimizer.built:
         # The head trained with its own optimizer; build the full model's so a
         # saved .keras file reloads without an optimizer-variable mismatch.
-        with strategy.scope():
+        with _backend.distribution_scope(model):
             model.optimizer.build(model.trainable_variables)
     return _history(fit), evaluation
 
@@ -592,35 +430,6 @@ def _prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
     return path
 
 
-def _strategy_of(model):
-    import tensorflow as tf
-
-    return getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-
-
-def make_deterministic(seed: int = 0) -> None:
-    """Make the next model builds and runs repeatable: same seed, same data, same machine.
-
-    Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``), which
-    fixes weight initialisation, shuffling, dropout and augmentation, and turns
-    on ``tf.config.experimental.enable_op_determinism()``, which makes
-    TensorFlow pick deterministic kernels (it matters on GPU, where some
-    reductions are otherwise non-deterministic; on CPU the default kernels are
-    already repeatable). Call it before building the models.
-
-    Args:
-        seed: The seed.
-
-    Example:
-        >>> make_deterministic(0)
-        >>> model = build_baseline_cnn(10)  # doctest: +SKIP
-    """
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
 def make_optimizer(
     optimizer: str | keras.optimizers.Optimizer,
     lr: float | keras.optimizers.schedules.LearningRateSchedule | None,
@@ -662,148 +471,33 @@ def _current_lr(model, default):
         return default
 
 
-def _run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cached, seed,
-                schedule, patience) -> dict:
-    import tensorflow as tf
-
-    try:
-        base = find_backbone(model)
-        layers = [x for x in base.layers if not isinstance(x, keras.layers.InputLayer)]
-        trainable_layers = sum(1 for x in layers if x.trainable and x.weights) if base.trainable else 0
-        backbone = {
-            "name": base.name,
-            "image_size": list(base.input_shape[1:3]),
-            "layers": len(layers),
-            "trainable_layers": trainable_layers,
-            "frozen": not base.trainable_weights,
-        }
-    except ConfigurationError:
-        backbone = None
-    return {
-        "model": model.name,
-        "backbone": backbone,
-        "params": parameter_counts(model),
-        "input_shape": list(model.input_shape[1:]),
-        "optimizer": type(optimizer).__name__ if optimizer is not None else None,
-        "lr": lr,
-        "schedule": schedule,
-        "patience": patience,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "augment": augment,
-        "cached_features": cached,
-        "seed": seed,
-        "data": {
-            "source": data.source,
-            "class_names": list(data.class_names),
-            "sizes": {s: int(len(data.split(s)[1])) for s in ("train", "val", "test")},
-            "image_shape": list(data.image_shape),
-            "provenance": dict(data.provenance),
-            "test_labels_sha1": hashlib.sha1(np.asarray(data.y_test, np.int64).tobytes()).hexdigest(),
-        },
-        "versions": {
-            "transferkit": __version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, {_devices()}",
-    }
 
 
-def _devices() -> str:
-    import tensorflow as tf
+def make_deterministic(seed: int = 0) -> None:
+    """Make the next model builds and runs repeatable: same seed, same data, same machine.
 
-    gpus = tf.config.list_logical_devices("GPU")
-    return f"{len(gpus)} GPU" if gpus else "no GPU"
-
-
-# --------------------------------------------------------------------------- two-stage
-
-
-@dataclass
-class TwoStageResult:
-    """Both runs of :func:`two_stage`: the source-task model and the transferred one."""
-
-    first: Run
-    second: Run
-
-
-def two_stage(
-    data: DataSplits,
-    first_classes,
-    second_classes,
-    *,
-    epochs: int = 10,
-    second_epochs: int | None = None,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    head: tuple[int, ...] = (128,),
-    dropout: float = 0.3,
-    seed: int | None = None,
-    run_dir: str | os.PathLike | None = None,
-    verbose: int | str = "auto",
-    cnn: keras.Model | None = None,
-    first_recipe: bool = False,
-    **train_kwargs,
-) -> TwoStageResult:
-    """Train a CNN on one class subset, then transfer its frozen conv part to another.
-
-    Stage 1 trains a CNN (:func:`~transferkit.models.build_baseline_cnn` unless
-    ``cnn`` is given) on ``first_classes``. Stage 2 builds a new model whose
-    backbone is a copy of stage 1's ``features`` block, frozen, with a new
-    head for ``second_classes``.
+    Seeds Python, NumPy and the backend (``keras.utils.set_random_seed``),
+    which fixes weight initialisation, shuffling, dropout and augmentation,
+    and asks the backend for deterministic kernels
+    (:func:`transferkit._backend.enable_determinism`; it matters on GPU, where
+    some reductions are otherwise non-deterministic; on CPU the default
+    kernels are already repeatable). Call it before building the models.
 
     Args:
-        data: The full dataset.
-        first_classes: Classes of the source task (names or indices).
-        second_classes: Classes of the target task.
-        epochs: Epochs of stage 1.
-        second_epochs: Epochs of stage 2 (default: ``epochs``).
-        batch_size: Images per batch.
-        lr: Learning rate of both stages.
-        head: Head of the stage-2 model.
-        dropout: Dropout of the stage-2 head.
-        seed: Seed of both stages.
-        run_dir: Parent folder; stages go to ``stage1/`` and ``stage2/``.
-        verbose: Keras progress-bar setting.
-        cnn: The stage-1 model (its output must fit ``first_classes``; it needs
-            a ``features`` block, as :func:`~transferkit.models.build_baseline_cnn` has).
-        first_recipe: Train stage 1 with
-            :func:`~transferkit.scratch.train_from_scratch` (AdamW, warm-up +
-            cosine, crop + flip) instead of :func:`train`: a stronger source
-            task gives a block worth transferring.
-        **train_kwargs: Passed to both :func:`train` calls.
-
-    Returns:
-        A :class:`TwoStageResult` with both runs.
+        seed: The seed.
 
     Example:
-        >>> res = two_stage(data, CIFAR10_CLASSES[:7], CIFAR10_CLASSES[7:], epochs=10)  # doctest: +SKIP
-        >>> res.second.evaluation.f1  # doctest: +SKIP
+        >>> make_deterministic(0)
+        >>> model = build_baseline_cnn(10)  # doctest: +SKIP
     """
-    source, target = data.subset(first_classes), data.subset(second_classes)
-    sub = (lambda s: Path(run_dir) / s) if run_dir is not None else (lambda s: None)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    first_model = cnn or build_baseline_cnn(source, name="stage1_cnn")
-    if first_recipe:
-        from transferkit.scratch import train_from_scratch  # scratch builds on this module
+    keras.utils.set_random_seed(seed)
+    _backend.enable_determinism()
 
-        first = train_from_scratch(first_model, source, epochs=epochs, seed=seed,
-                                   run_dir=sub("stage1"), name="stage1", verbose=verbose,
-                                   **train_kwargs)
-    else:
-        first = train(first_model, source, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, run_dir=sub("stage1"), name="stage1", verbose=verbose,
-                      **train_kwargs)
-    second_model = build_transfer_model(
-        first_model.get_layer("features"), target.num_classes, input_shape=data.image_shape,
-        freeze=True, head=head, dropout=dropout, name="stage2_transfer",
-    )
-    second = train(
-        second_model, target, epochs=second_epochs or epochs, batch_size=batch_size, lr=lr,
-        seed=seed, run_dir=sub("stage2"), name="stage2", verbose=verbose, **train_kwargs,
-    )
-    return TwoStageResult(first, second)
+
+def __getattr__(name: str):
+    # two_stage builds on train(): it lives in its own module and is re-exported lazily.
+    if name in ("two_stage", "TwoStageResult"):
+        from transferkit import twostage
+
+        return getattr(twostage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+from transferkit import _backend
+
 # Before anything imports TensorFlow: hide its C++ INFO/WARNING/ERROR start-up lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if getattr(args, "needs_tensorflow", True):
-            quiet_tensorflow_import(show=level in ("verbose", "debug"))
+            _backend.quiet_tensorflow_import(show=level in ("verbose", "debug"))
         return args.func(args)
     except TransferkitError as exc:
         if args.debug:
@@ -94,37 +96,6 @@ def configure_logging(level: str = "normal") -> None:
     log.setLevel({"quiet": logging.WARNING, "debug": logging.DEBUG}.get(level, logging.INFO))
     log.propagate = False
     os.environ["TRANSFERKIT_VERBOSITY"] = level  # progress display: see training.progress_verbose
-
-
-def quiet_tensorflow_import(*, show: bool = False) -> None:
-    """Import TensorFlow and find its devices with its start-up lines hidden.
-
-    TensorFlow writes several lines to the process's stderr while it loads
-    (oneDNN notices, "Could not find cuda drivers", a ``cuInit`` ERROR on
-    machines without a GPU), some before its log level applies. They go to a
-    temporary file here; if the import fails, the file is printed.
-    """
-    if show or "tensorflow" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe logs here
-            tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -127,19 +127,16 @@ def report(args) -> int:
 
 def info(args) -> int:
     import platform
-    from importlib import metadata
 
     import transferkit
+    from transferkit import _backend
     from transferkit.data.cifar import cifar10_search_paths
     from transferkit.registry import keras_home, list_backbones
 
-    def version(package):
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    print(f"transferkit {transferkit.__version__}; tensorflow {version('tensorflow')}; "
+    version = _backend.installed_version
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")  # without importing Keras
+    print(f"transferkit {transferkit.__version__}; Keras backend {backend}; "
+          f"tensorflow {version('tensorflow')}; torch {version('torch')}; jax {version('jax')}; "
           f"keras {version('keras')}; numpy {version('numpy')}; "
           f"python {platform.python_version()}")
     print(f"devices: {os.cpu_count()} CPU cores; {_gpus(args)}")
@@ -159,10 +156,8 @@ def info(args) -> int:
 
 def _gpus(args) -> str:
     if not args.devices:
-        return "GPUs: `transferkit info --devices` asks TensorFlow (slower)"
-    from transferkit.cli import quiet_tensorflow_import
+        return "GPUs: `transferkit info --devices` asks the Keras backend (slower)"
+    from transferkit import _backend
 
-    quiet_tensorflow_import()
-    import tensorflow as tf
-
-    return f"{len(tf.config.list_physical_devices('GPU'))} GPU visible to TensorFlow"
+    gpus = _backend.accelerators()
+    return f"{len(gpus)} GPU visible to Keras' {_backend.name()} backend"

@@ -9,13 +9,12 @@ Every experiment takes the same core options (``--data --out --epochs
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import keras
 
+from transferkit import _backend
 from transferkit._atomic import atomic_write_json, atomic_write_text
 from transferkit.backbones import check_weights_arg
 from transferkit.compare import compare_runs
@@ -29,7 +28,7 @@ from transferkit.experiments._options import (  # noqa: F401 - the experiments' 
 from transferkit.plots import plot_accuracy_vs_time, plot_confusion_matrix, plot_learning_curves
 from transferkit.registry import get_backbone_spec, identify_weights_file
 from transferkit.report import write_report
-from transferkit.training import Run
+from transferkit.runs import Run
 
 
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
@@ -142,7 +141,7 @@ def finish(
         "runs": {run.name: _run_summary(run) for run in runs},
         **(extra or {}),
         "wall_time_s": round(time.perf_counter() - started, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_devices()}",
+        "machine": _backend.describe_devices(),
     }
     atomic_write_json(out / "metrics.json", metrics)
     print()
@@ -160,13 +159,6 @@ def _run_summary(run: Run) -> dict:
     }
     return {**scores, "epochs_run": run.epochs_run, "timings": run.timings,
             "classes": ev.class_names if ev else None}
-
-
-def _devices() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU" if gpus else "no GPU"
 
 
 def main(name: str, argv: list[str] | None = None) -> int:

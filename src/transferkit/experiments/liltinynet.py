@@ -26,7 +26,8 @@ from transferkit.experiments import _common as c
 from transferkit.finetune import fine_tune
 from transferkit.models import build_transfer_model, parameter_counts
 from transferkit.plots import plot_model_summary, plot_predictions
-from transferkit.training import Run, train
+from transferkit.runs import Run
+from transferkit.training import train
 
 NAME = "liltinynet"
 FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=3)

@@ -24,7 +24,8 @@ from transferkit.experiments import _common as c
 from transferkit.finetune import fine_tune
 from transferkit.models import build_baseline_cnn, build_transfer_model
 from transferkit.scratch import train_from_scratch
-from transferkit.training import train, two_stage
+from transferkit.training import train
+from transferkit.twostage import two_stage
 
 NAME = "two_stage"
 FULL, QUICK = c.Budget(per_class=1000, epochs=10), c.Budget(per_class=150, epochs=4)

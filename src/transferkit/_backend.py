@@ -1,0 +1,156 @@
+"""Everything that differs between Keras backends, in one place.
+
+transferkit runs on TensorFlow (the default, and the fast path on CPU), JAX
+and PyTorch. The rest of the library calls only Keras' public API and the
+functions here: the distribution scope a model was built under, determinism,
+device and version reporting, and hiding TensorFlow's start-up noise. Nothing
+here imports TensorFlow unless the active backend is TensorFlow, so with
+``KERAS_BACKEND=torch`` or ``jax`` the library runs where TensorFlow is not
+installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def name() -> str:
+    """The active Keras backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def is_tensorflow() -> bool:
+    """Whether the active Keras backend is TensorFlow."""
+    return name() == "tensorflow"
+
+
+def distribution_scope(model=None):
+    """The scope to compile ``model`` in so its optimizer lands on the right devices.
+
+    On TensorFlow: the ``tf.distribute`` strategy the model was built under
+    (``model.distribute_strategy``), else the default one. On JAX a
+    ``keras.distribution`` set globally applies by itself, and PyTorch has no
+    equivalent: an empty context.
+    """
+    if not is_tensorflow():
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    return strategy.scope()
+
+
+def enable_determinism() -> None:
+    """Ask the backend for deterministic kernels (it matters on GPU).
+
+    TensorFlow: ``enable_op_determinism``. PyTorch:
+    ``use_deterministic_algorithms`` (warn-only, since some ops have no
+    deterministic kernel). JAX on CPU and GPU is deterministic for the same
+    program and seed already.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs (or TPUs) the active backend sees; empty on a CPU-only machine."""
+    backend = name()
+    if backend == "tensorflow":
+        quiet_tensorflow_import()
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [torch.cuda.get_device_name(i) for i in range(count)]
+    return []
+
+
+def describe_devices() -> str:
+    """One line: CPU cores and accelerators, e.g. ``"x86_64 2 CPU cores, no GPU"``."""
+    gpus = accelerators()
+    return f"{platform.machine()} {os.cpu_count()} CPU cores, " + (
+        f"{len(gpus)} GPU" if gpus else "no GPU"
+    )
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on, the backend's own included."""
+    import keras
+    import numpy as np
+
+    from transferkit import __version__
+
+    backend = name()
+    found = {
+        "transferkit": __version__,
+        "keras": keras.__version__,
+        "backend": backend,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if package:
+        found[package] = installed_version(package)
+    return found
+
+
+def installed_version(package: str) -> str:
+    """A package's installed version without importing it, or ``"not installed"``."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def quiet_tensorflow_import(*, show: bool = False) -> None:
+    """Import TensorFlow and find its devices with its start-up lines hidden.
+
+    TensorFlow writes several lines to the process's stderr while it loads
+    (oneDNN notices, "Could not find cuda drivers", a ``cuInit`` ERROR on
+    machines without a GPU), some before its log level applies. They go to a
+    temporary file here; if the import fails, the file is printed. Does
+    nothing on other backends, or when TensorFlow is already imported.
+    """
+    if show or "tensorflow" in sys.modules:
+        return
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here
+            tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
