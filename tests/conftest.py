@@ -5,10 +5,15 @@ session-private cache holding the shared MobileNetV2 ImageNet weights (when
 ``../shared/weights`` has them) under every per-size name Keras asks for.
 The file holds the 224-px weights; MobileNetV2's weights do not depend on the
 input size, so serving them for 96-224 px is correct (see ../shared/weights/README.md).
+
+The suite runs under every Keras backend (``KERAS_BACKEND=torch`` or ``jax``,
+where TensorFlow need not be installed; see docs/backends.rst). Tests that call
+TensorFlow themselves carry ``@requires_tensorflow``.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -41,9 +46,23 @@ from transferkit.data import make_synthetic_dataset  # noqa: E402
 requires_cifar = pytest.mark.skipif(
     not CIFAR_ARCHIVE.exists(), reason=f"real CIFAR-10 copy absent: {CIFAR_ARCHIVE}"
 )
+BACKEND = keras.backend.backend()
+requires_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason=f"calls TensorFlow itself (tf.data, tf.distribute); the Keras backend is {BACKEND}",
+)
 requires_imagenet = pytest.mark.skipif(
     not MOBILENET_FILE.exists(), reason=f"MobileNetV2 ImageNet weights absent: {MOBILENET_FILE}"
 )
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 ``(h, w, 3)`` image encoded as PNG (Pillow: no TensorFlow needed)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
 
 
 @pytest.fixture(autouse=True)

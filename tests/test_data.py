@@ -4,8 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import CIFAR_ARCHIVE, requires_cifar
+from conftest import CIFAR_ARCHIVE, png_bytes, requires_cifar, requires_tensorflow
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +25,7 @@ from transferkit.errors import (
 
 
 def _png(h, w, value):
-    return tf.io.encode_png(np.full((h, w, 3), value, np.uint8)).numpy()
+    return png_bytes(np.full((h, w, 3), value, np.uint8))
 
 
 def _write_tree(root, layout, size=(8, 8)):
@@ -78,6 +77,7 @@ def test_subset_errors(tiny):
         tiny.subset([0, 0])
 
 
+@requires_tensorflow
 def test_as_tf_dataset_streams_every_image_once_as_float(tiny):
     ds = tiny.as_tf_dataset("test", batch_size=5, shuffle=False)
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
@@ -86,6 +86,7 @@ def test_as_tf_dataset_streams_every_image_once_as_float(tiny):
     np.testing.assert_array_equal(np.concatenate(ys), tiny.y_test)
 
 
+@requires_tensorflow
 def test_as_tf_dataset_shuffles_and_augments(tiny):
     plain = np.concatenate([y.numpy() for _, y in tiny.as_tf_dataset("train", 8)])
     assert sorted(plain) == sorted(tiny.y_train) and not np.array_equal(plain, tiny.y_train)

@@ -37,7 +37,7 @@ def test_errors_are_catchable_as_builtin_and_base(cls, builtin):
 # surfaces as a bare TensorFlow/NumPy error or a silent wrong result.
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from conftest import png_bytes  # noqa: E402
 
 import transferkit as tk  # noqa: E402
 from transferkit.errors import (  # noqa: E402
@@ -64,7 +64,7 @@ def _splits(**overrides):
 
 
 def _png(value=0):
-    return tf.io.encode_png(np.full((8, 8, 3), value, np.uint8)).numpy()
+    return png_bytes(np.full((8, 8, 3), value, np.uint8))
 
 
 def _tree(root, layout):

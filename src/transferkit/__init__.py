@@ -68,11 +68,13 @@ _EXPORTS = {
     # transferkit.models
     "build_baseline_cnn": "models",
     "build_transfer_model": "models",
-    "find_backbone": "models",
+    "TransferClassifier": "classifier",
+    "BaselineCNN": "classifier",
+    "find_backbone": "anatomy",
     "load_model": "models",
-    "freeze": "models",
-    "parameter_counts": "models",
-    "unfreeze_last": "models",
+    "freeze": "freezing",
+    "parameter_counts": "anatomy",
+    "unfreeze_last": "freezing",
     # transferkit.scratch
     "train_from_scratch": "scratch",
     # transferkit.training
@@ -100,7 +102,7 @@ def __dir__() -> list[str]:
 if "keras" in sys.modules:
     # Keras is loaded already, so this costs nothing, and it registers the
     # custom layers that keras.saving.load_model needs for transferkit models.
-    importlib.import_module("transferkit.backbones")
+    importlib.import_module("transferkit.classifier")
 
 
 __all__ = [
@@ -108,6 +110,7 @@ __all__ = [
     "BACKBONES",
     "BackbonePreprocessing",
     "BackboneSpec",
+    "BaselineCNN",
     "CIFAR10_CLASSES",
     "Comparison",
     "ConfigurationError",
@@ -118,6 +121,7 @@ __all__ = [
     "Evaluation",
     "Run",
     "RunDirectoryExistsError",
+    "TransferClassifier",
     "TransferkitError",
     "TwoStageResult",
     "UnknownNameError",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from transferkit.backbones import BACKBONES
+from transferkit.runs import is_pretrained
 
 LAYER_NOTE = ("Layers are counted as every backbone layer but the input; trainable ones are "
               "those with weights that training updates (BatchNorm layers stay frozen).")
@@ -53,8 +54,8 @@ def img(fig_or_path, alt: str, *, dpi: int = 110) -> str:
 
 
 def backbone_name(run) -> str | None:
-    name = (run.config.get("backbone") or {}).get("name")
-    return name if name in BACKBONES else None
+    """The backbone of a transfer run (pretrained weights); None for a run from scratch."""
+    return (run.config.get("backbone") or {}).get("name") if is_pretrained(run) else None
 
 
 def kind(run, cont: Mapping) -> str:
@@ -119,7 +120,10 @@ def dataset_rows(runs, data) -> list[list[str]]:
 def purposes_rows(runs, skipped: Mapping[str, str] | None) -> list[list[str]]:
     rows = []
     for name in dict.fromkeys(filter(None, (backbone_name(r) for r in runs))):
-        spec = BACKBONES[name]
+        spec = BACKBONES.get(name)
+        if spec is None:  # a block transferred from another model (two-stage transfer)
+            rows.append([name, "transferred from a model trained earlier", "-", "used"])
+            continue
         rows.append([name, spec.purpose, "/".join(map(str, spec.pretrained_sizes)) + " px", "used"])
     for name, reason in (skipped or {}).items():
         spec = BACKBONES.get(name)
@@ -142,7 +146,10 @@ def step(run, cont: Mapping) -> str:
                 + (f", augmentation {aug if isinstance(aug, str) else 'on'}" if aug else "")
                 + (", head trained on cached backbone features" if run.config.get("cached_features") else ""))
     name = backbone_name(run)
-    if name is None:
+    if name is None and bb.get("name") in BACKBONES:
+        what = (f"{bb['name']} from random initial weights (no pretrained weights), "
+                f"{trainable} of {total} backbone layers trainable")
+    elif name is None:
         what = f"a CNN trained from scratch, all {plural(total, 'layer')} trainable, random initial weights"
     elif run.name in cont or not bb.get("frozen"):
         unfreeze = recipe.get("unfreeze")

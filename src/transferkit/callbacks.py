@@ -205,7 +205,7 @@ def default_callbacks(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    mode = "min" if "loss" in monitor else "max"
+    mode = metric_mode(monitor)
     best_so_far = _best_in_history(run_dir / HISTORY_FILE, monitor, mode)
     checkpoint_cls = _BoundModelCheckpoint if checkpoint_model is not None else AtomicModelCheckpoint
     checkpoint = checkpoint_cls(
@@ -344,6 +344,33 @@ def _to_float(value: str | None) -> float:
         return float(value) if value not in (None, "") else math.nan
     except ValueError:
         return math.nan
+
+
+def metric_mode(name: str) -> str:
+    """``"min"`` or ``"max"``: which way a metric improves, decided as Keras decides it.
+
+    Keras' callbacks (``mode="auto"``) treat any name containing "loss" as
+    lower-is-better and otherwise ask the metric object for its direction.
+    Records read back from disk have no metric objects, so this asks
+    ``keras.metrics.get`` for one of the same name (``val_`` stripped);
+    names Keras does not know count as higher-is-better, like accuracy.
+
+    Example:
+        >>> metric_mode("val_loss"), metric_mode("val_accuracy"), metric_mode("mean_squared_error")
+        ('min', 'max', 'min')
+    """
+    base = name[4:] if name.startswith("val_") else name
+    if "loss" in base:
+        return "min"
+    try:
+        metric = keras.metrics.get(base)
+    except (ValueError, TypeError):
+        return "max"
+    direction = getattr(metric, "_direction", None)  # how Keras' own metrics declare it
+    if direction is None and callable(metric):  # a function such as mean_squared_error
+        fn = getattr(metric, "__name__", base)
+        direction = "down" if any(k in fn for k in ("error", "crossentropy", "hinge")) else "up"
+    return "min" if direction == "down" else "max"
 
 
 def _best_in_history(path: Path, monitor: str, mode: str) -> float | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 from sklearn.metrics import (
     classification_report,
@@ -11,18 +9,29 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from transferkit.anatomy import check_model_input
 from transferkit.data import DataSplits, check_labels
 from transferkit.errors import DataError
-from transferkit.models import check_model_input
+
+_METRICS = ("accuracy", "loss", "top5_accuracy", "precision", "recall", "f1", "per_class",
+            "confusion_matrix", "report")
 
 
-@dataclass
 class Evaluation:
-    """Metrics of one model on one split.
+    """Metrics of one model on one split, derived from the labels and probabilities it holds.
+
+    Every metric is computed from ``y_true`` and ``probabilities`` on first
+    use, so they can never disagree with the predictions. A record read back
+    without its predictions (``to_dict(include_predictions=False)``) keeps the
+    metrics it was saved with.
+
+    Args:
+        y_true: Integer labels, shape ``(n,)``.
+        probabilities: Predicted class probabilities, shape ``(n, classes)``.
+        class_names: Names in label order.
+        split: Which split was evaluated.
 
     Attributes:
-        split: Which split was evaluated.
-        class_names: Names in label order.
         accuracy: Fraction of correct top-1 predictions.
         loss: Mean cross-entropy of the predicted probabilities.
         top5_accuracy: Top-5 accuracy, where there are more than 5 classes.
@@ -32,50 +41,77 @@ class Evaluation:
         per_class: ``{class: {"precision", "recall", "f1", "support"}}``.
         confusion_matrix: Counts, rows = true class, columns = predicted.
         report: scikit-learn's classification report text.
-        y_true: True labels.
         y_pred: Predicted labels.
-        probabilities: Predicted class probabilities, shape ``(n, classes)``.
+
+    Example:
+        >>> ev = Evaluation([0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]], ["a", "b"])
+        >>> round(ev.accuracy, 3), ev.confusion_matrix
+        (0.667, [[1, 0], [1, 1]])
     """
 
-    split: str
-    class_names: list[str]
-    accuracy: float
-    loss: float
-    top5_accuracy: float | None
-    precision: float
-    recall: float
-    f1: float
-    per_class: dict[str, dict[str, float]]
-    confusion_matrix: list[list[int]]
-    report: str
-    y_true: list[int] = field(repr=False)
-    y_pred: list[int] = field(repr=False)
-    probabilities: list[list[float]] = field(repr=False)
+    def __init__(self, y_true, probabilities, class_names, *, split: str = "test",
+                 recorded: dict | None = None):
+        self.split = split
+        self.class_names = [str(c) for c in class_names]
+        y = np.asarray(y_true)
+        y = y.astype(np.int64) if y.size == 0 else y  # [] reads as float
+        self.y_true = check_labels(y, len(self.class_names), what="y_true")
+        probs = np.asarray(probabilities, dtype=np.float64)
+        if len(self.y_true) == 0 and recorded is not None:
+            probs = probs.reshape(0, len(self.class_names))
+        if probs.ndim != 2 or probs.shape != (len(self.y_true), len(self.class_names)):
+            raise DataError(
+                f"probabilities must have shape ({len(self.y_true)}, {len(self.class_names)}), "
+                f"got {probs.shape}: does the model's output match the number of classes?"
+            )
+        self.probabilities = probs
+        self._recorded = recorded if len(self.y_true) == 0 else None
+        self._cache: dict = {}
+
+    def __repr__(self) -> str:
+        return (f"Evaluation(split={self.split!r}, accuracy={self.accuracy:.4f}, "
+                f"n={len(self.y_true) or 'not kept'})")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Evaluation):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    def __getattr__(self, name: str):
+        # The metrics: computed once from the arrays, or read from the record.
+        if name not in _METRICS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if self.__dict__.get("_recorded") is not None:
+            return self._recorded.get(name)
+        cache = self.__dict__.setdefault("_cache", {})
+        if not cache:
+            cache.update(_metrics(self.y_true, self.probabilities, self.class_names))
+        return cache[name]
 
     def to_dict(self, *, include_predictions: bool = True) -> dict:
         """A JSON-serialisable dict (predictions and probabilities optional)."""
-        d = asdict(self)
-        if not include_predictions:
-            for key in ("y_true", "y_pred", "probabilities"):
-                d.pop(key)
+        d = {"split": self.split, "class_names": list(self.class_names),
+             **{m: getattr(self, m) for m in _METRICS}}
+        if include_predictions:
+            d.update(y_true=self.y_true.tolist(), y_pred=self.y_pred.tolist(),
+                     probabilities=self.probabilities.tolist())
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Evaluation:
-        """Rebuild from :meth:`to_dict` output (missing predictions become empty)."""
-        d = {**{"y_true": [], "y_pred": [], "probabilities": []}, **d}
-        return cls(**d)
+        """Rebuild from :meth:`to_dict` output; metrics are recomputed where predictions are kept."""
+        kept = len(d.get("y_true") or []) > 0
+        return cls(d.get("y_true") or [], d.get("probabilities") or [], d["class_names"],
+                   split=d.get("split", "test"), recorded=None if kept else d)
 
     def summary(self) -> dict[str, float | None]:
         """The headline numbers: accuracy, top-5, macro precision/recall/F1, loss."""
-        return {
-            "accuracy": self.accuracy,
-            "top5_accuracy": self.top5_accuracy,
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "loss": self.loss,
-        }
+        return {m: getattr(self, m) for m in ("accuracy", "top5_accuracy", "precision", "recall",
+                                              "f1", "loss")}
 
 
 def evaluate(
@@ -137,14 +173,10 @@ def evaluate_predictions(
         >>> ev.accuracy
         1.0
     """
-    probs = np.asarray(probabilities, dtype=np.float64)
-    names = [str(c) for c in class_names]
-    y = check_labels(np.asarray(y_true), len(names), what="y_true")
-    if probs.ndim != 2 or probs.shape != (len(y), len(names)):
-        raise DataError(
-            f"probabilities must have shape ({len(y)}, {len(names)}), got {probs.shape}: "
-            "does the model's output match the number of classes?"
-        )
+    return Evaluation(y_true, probabilities, class_names, split=split)
+
+
+def _metrics(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     labels = np.arange(len(names))
     pred = probs.argmax(axis=1)
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
@@ -154,24 +186,19 @@ def evaluate_predictions(
         top5 = float((top == y[:, None]).any(axis=1).mean())
     eps = 1e-7
     loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0)).mean())
-    return Evaluation(
-        split=split,
-        class_names=names,
-        accuracy=float((pred == y).mean()),
-        loss=loss,
-        top5_accuracy=top5,
-        precision=float(p.mean()),
-        recall=float(r.mean()),
-        f1=float(f.mean()),
-        per_class={
-            n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+    return {
+        "accuracy": float((pred == y).mean()),
+        "loss": loss,
+        "top5_accuracy": top5,
+        "precision": float(p.mean()),
+        "recall": float(r.mean()),
+        "f1": float(f.mean()),
+        "per_class": {
+            n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                "support": int(s[i])}
             for i, n in enumerate(names)
         },
-        confusion_matrix=confusion_matrix(y, pred, labels=labels).tolist(),
-        report=classification_report(
-            y, pred, labels=labels, target_names=names, digits=4, zero_division=0
-        ),
-        y_true=y.tolist(),
-        y_pred=pred.tolist(),
-        probabilities=probs.round(6).tolist(),
-    )
+        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "report": classification_report(y, pred, labels=labels, target_names=names, digits=4,
+                                        zero_division=0),
+    }

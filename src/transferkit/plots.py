@@ -135,7 +135,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     """
     from matplotlib.lines import Line2D
 
-    from transferkit.backbones import BACKBONES
+    from transferkit.runs import is_pretrained
 
     runs = _runs(runs)
     cont = continuations(runs)
@@ -151,7 +151,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
         values = list(run.history.get("val_accuracy") or [])
         times = [before + fit * (k + 1) / max(len(values), 1) for k in range(len(values))]
         ends[run.name] = start + float(t.get("total") or fit)
-        transfer = ((run.config.get("backbone") or {}).get("name") in BACKBONES)
+        transfer = is_pretrained(run)
         color, style = f"C{i % 10}", "-" if transfer else "--"
         prev = cont.get(run.name)
         if values and prev is not None and prev.history.get("val_accuracy"):

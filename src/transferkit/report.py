@@ -192,7 +192,7 @@ def feature_maps(runs, data, *, limit: int | None = None) -> str:
 def same_test_split(run: Run, data: DataSplits | None) -> bool:
     """Whether ``run`` was evaluated on exactly ``data``'s test split (labels in order)."""
     ev = run.evaluation
-    return (data is not None and ev is not None and bool(ev.y_true)
+    return (data is not None and ev is not None and len(ev.y_true) > 0
             and np.array_equal(np.asarray(ev.y_true), np.asarray(data.y_test)))
 
 

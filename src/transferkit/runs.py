@@ -19,6 +19,7 @@ import numpy as np
 
 from transferkit import _backend
 from transferkit._atomic import atomic_save_model, atomic_write, atomic_write_json
+from transferkit.callbacks import metric_mode
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.evaluation import Evaluation
 from transferkit.models import find_backbone, parameter_counts
@@ -68,7 +69,7 @@ class Run:
         valid = [(i, v) for i, v in enumerate(values) if not np.isnan(v)]
         if not valid:
             return None, None
-        pick = min if "loss" in metric else max
+        pick = min if metric_mode(metric) == "min" else max
         return pick(valid, key=lambda iv: iv[1])
 
     def to_dict(self) -> dict:
@@ -99,7 +100,7 @@ class Run:
         if save_model and self.model is not None:
             atomic_save_model(self.model, directory / MODEL_FILE)
             self.artifacts["model"] = MODEL_FILE
-        if self.evaluation is not None and self.evaluation.y_true:
+        if self.evaluation is not None and len(self.evaluation.y_true):
             ev = self.evaluation
             atomic_write(
                 directory / PREDICTIONS_FILE,
@@ -173,8 +174,15 @@ def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cache
         }
     except ConfigurationError:
         backbone = None
+    describe = getattr(model, "describe", None)
+    classifier = describe() if callable(describe) else None
+    if backbone is not None and classifier is not None:
+        # What the model says about itself, not a guess from its layer names.
+        backbone["weights"] = classifier.get("weights")
+        backbone["pretrained"] = classifier.get("weights") is not None
     return {
         "model": model.name,
+        "classifier": classifier and {"class": type(model).__name__, **classifier},
         "backbone": backbone,
         "params": parameter_counts(model),
         "input_shape": list(model.input_shape[1:]),
@@ -198,3 +206,17 @@ def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cache
         "versions": _backend.versions(),
         "machine": _backend.describe_devices(),
     }
+
+
+def is_pretrained(run: Run) -> bool:
+    """Whether a run's backbone started from trained weights (a transfer run).
+
+    Reads what the model recorded about itself; runs saved before models did
+    count as transfer when their backbone is a registered network.
+    """
+    backbone = run.config.get("backbone") or {}
+    if "pretrained" in backbone:
+        return bool(backbone["pretrained"])
+    from transferkit.registry import BACKBONES
+
+    return backbone.get("name") in BACKBONES

@@ -29,6 +29,7 @@ from transferkit.callbacks import (
     HISTORY_FILE,
     default_callbacks,
     lr_callback,
+    metric_mode,
     read_history,
     repair_history,
 )
@@ -353,7 +354,7 @@ def _callbacks(extra, run_path, monitor, patience, schedule, fitted, epochs, ful
     if patience is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="min" if "loss" in monitor else "max",
+                monitor=monitor, mode=metric_mode(monitor),
                 patience=patience, restore_best_weights=True,
             )
         )

@@ -33,7 +33,8 @@ from transferkit.runs import Run
 
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
     """A layer count no larger than the model's backbone (VGG16 has 18 layers in all)."""
-    from transferkit.models import _backbone_layers, find_backbone
+    from transferkit.anatomy import find_backbone
+    from transferkit.freezing import _backbone_layers
 
     if unfreeze in ("auto", "all"):
         return unfreeze
