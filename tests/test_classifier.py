@@ -100,3 +100,16 @@ def test_run_records_what_the_model_says_about_its_weights():
     assert run.config["backbone"]["weights"] is None and not run.config["backbone"]["pretrained"]
     # A random-initialised MobileNetV2 is not called transfer learning in the report.
     assert "from random initial weights" in step(run, {})
+
+
+def test_feature_map_layers_of_a_backbone_built_for_any_size():
+    from transferkit._report_parts import depth_layers
+
+    inner = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inner)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv_b")(x)
+    x = keras.layers.ReLU(name="relu_b")(x)
+    model = build_transfer_model(keras.Model(inner, x, name="anysize"), 2, head=())
+    layers = depth_layers(model)
+    assert layers and set(layers) <= {"conv_a", "conv_b", "relu_b"}

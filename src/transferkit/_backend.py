@@ -1,9 +1,10 @@
 """Everything that differs between Keras backends, in one place.
 
 transferkit runs on TensorFlow (the default, and the fast path on CPU), JAX
-and PyTorch. The rest of the library calls only Keras' public API and the
-functions here: the distribution scope a model was built under, determinism,
-device and version reporting, and hiding TensorFlow's start-up noise. Nothing
+and PyTorch (docs/backends.rst). The rest of the library calls only Keras'
+public API and the functions here: the distribution scope a model was built
+under, the batch split of JAX data parallelism, determinism, device and
+version reporting, and hiding TensorFlow's start-up noise. Nothing
 here imports TensorFlow unless the active backend is TensorFlow, so with
 ``KERAS_BACKEND=torch`` or ``jax`` the library runs where TensorFlow is not
 installed.
@@ -12,6 +13,7 @@ installed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
@@ -23,6 +25,25 @@ def name() -> str:
     import keras
 
     return keras.backend.backend()
+
+
+def configured() -> str:
+    """The backend Keras will load, read without importing Keras.
+
+    ``$KERAS_BACKEND``, else the ``"backend"`` of ``keras.json`` in Keras' home
+    (``$KERAS_HOME``, else ``~/.keras``), else ``"tensorflow"``, as Keras decides.
+    """
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(home), "keras.json"), encoding="utf-8") as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 def is_tensorflow() -> bool:
@@ -44,6 +65,47 @@ def distribution_scope(model=None):
 
     strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
     return strategy.scope()
+
+
+def data_parallel_replicas() -> int:
+    """How many devices each batch is split across under JAX data parallelism; else 1.
+
+    With a ``keras.distribution`` set on JAX (e.g. ``DataParallel``), every
+    batch, the last one of each split included, is sharded along the mesh's
+    batch axis and must divide evenly. ``tf.distribute`` handles uneven
+    batches itself, and PyTorch has no such distribution: 1.
+    """
+    if name() != "jax":
+        return 1
+    import keras
+
+    dist = keras.distribution.distribution()
+    mesh = getattr(dist, "device_mesh", None)
+    axis = getattr(dist, "batch_dim_name", None)
+    if mesh is None or axis not in mesh.axis_names:
+        return 1
+    return int(mesh.shape[list(mesh.axis_names).index(axis)])
+
+
+def check_data_parallel(batch_size: int, split_sizes) -> None:
+    """Refuse batch and split sizes that JAX data parallelism cannot shard evenly.
+
+    Raises:
+        ConfigurationError: Naming the device count and the sizes to change.
+    """
+    replicas = data_parallel_replicas()
+    if replicas == 1:
+        return
+    bad = [n for n in (batch_size, *split_sizes) if n % replicas]
+    if bad:
+        from transferkit.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"keras.distribution shards every batch across {replicas} devices, so the batch "
+            f"size and each split's size must be multiples of {replicas}; got batch_size="
+            f"{batch_size} and splits of {list(split_sizes)} images. Trim the splits "
+            f"(e.g. DataSplits.limit) and pick a batch size that divides evenly."
+        )
 
 
 def enable_determinism() -> None:
@@ -133,7 +195,7 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
     """
     if show or "tensorflow" in sys.modules:
         return
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    if configured() != "tensorflow":
         return
     import tempfile
 

@@ -195,10 +195,13 @@ def depth_layers(model, count: int = 3) -> list[str]:
     """
     import numpy as np
 
-    from transferkit.models import find_backbone
+    from transferkit.anatomy import backbone_input, find_backbone
 
     base = find_backbone(model)
-    size = min(base.input_shape[1:3])
+    # A backbone built for any size says None: the size it is fed in this model counts.
+    dims = [d for d in backbone_input(model).shape[1:3] if d] or \
+        [d for d in model.input_shape[1:3] if d] or [32]
+    size = min(dims)
     outputs = []
     for layer in base.layers:
         try:

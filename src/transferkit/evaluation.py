@@ -145,9 +145,7 @@ def evaluate(
     check_model_input(model, x)
     if len(x) == 0:
         raise DataError(f"Cannot evaluate on the empty {split!r} split.")
-    probs = model.predict(
-        data.as_tf_dataset(split, batch_size, shuffle=False), verbose=0
-    )
+    probs = model.predict(x, batch_size=batch_size, verbose=0)  # uint8 in, on every backend
     return evaluate_predictions(y, probs, data.class_names, split=split)
 
 

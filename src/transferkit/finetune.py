@@ -28,10 +28,10 @@ from transferkit.backbones import BACKBONES
 from transferkit.callbacks import warmup_cosine
 from transferkit.data import DataSplits
 from transferkit.errors import ConfigurationError
+from transferkit.losses import recipe_loss
 from transferkit.models import FreezeSpec, find_backbone, set_freeze
 from transferkit.runs import Run
 from transferkit.training import (
-    LOSS,
     check_recipe_kwargs,
     make_optimizer,
     train_with_recipe,
@@ -67,6 +67,7 @@ def fine_tune(
     train_batchnorm: bool = False,
     progressive: bool | str | list[tuple[int, int]] = "auto",
     cache_prefix: bool | str = "auto",
+    label_smoothing: float = 0.0,
     **train_kwargs,
 ) -> Run:
     """Train the backbone with the measured recipe (or the classic one, on request).
@@ -111,6 +112,9 @@ def fine_tune(
             training image and its mirror image, float16, when a prefix is frozen,
             ``augment`` is on and they fit in a quarter of the memory), ``True``
             (require it) or ``False`` (feed images every epoch).
+        label_smoothing: Smooth the one-hot targets by this much
+            (:class:`~transferkit.losses.SparseSmoothedCrossentropy`); 0: plain
+            cross-entropy.
         **train_kwargs: Passed to :func:`~transferkit.training.train`
             (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
 
@@ -137,7 +141,8 @@ def fine_tune(
                                                  train_images=len(data.y_train))
     recipe = compile_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                             base_lr=BASE_LR, base_batch=BASE_BATCH, warmup=warmup,
-                            weight_decay=weight_decay, optimizer=optimizer, augment=augment)
+                            weight_decay=weight_decay, optimizer=optimizer, augment=augment,
+                            label_smoothing=label_smoothing)
     views = None
     if phases is not None:
         with _backend.distribution_scope(model):
@@ -183,13 +188,14 @@ def _compiled_views(model: keras.Model, phases: list[tuple[int, int]]):
     views = [(resolution_view(model, size), end) for size, end in phases]
     for view, _ in views:
         if view is not model:  # one optimizer: one schedule across the phases
-            view.compile(optimizer=model.optimizer, loss=LOSS, metrics=["accuracy"])
+            view.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     return views
 
 
 def compile_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batch_size: int | None,
                    lr: float | None, base_lr: float, base_batch: int, warmup: float,
-                   weight_decay: float, optimizer: str, augment: bool) -> dict:
+                   weight_decay: float, optimizer: str, augment: bool,
+                   label_smoothing: float = 0.0) -> dict:
     """Compile ``model`` with a recipe's optimizer and return the recipe's choices.
 
     ``batch_size`` defaults to ``base_batch`` with 10,000 training images or
@@ -201,8 +207,9 @@ def compile_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batch_s
     with _backend.distribution_scope(model):
         model.compile(optimizer=recipe_optimizer(optimizer, lr, steps, warmup=warmup,
                                                  weight_decay=weight_decay),
-                      loss=LOSS, metrics=["accuracy"])
+                      loss=recipe_loss(label_smoothing), metrics=["accuracy"])
     return {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "optimizer": optimizer,
+            "label_smoothing": label_smoothing,
             "batch_size": batch_size, "augment": "crop+flip" if augment else None,
             "schedule": "warmup+cosine"}
 

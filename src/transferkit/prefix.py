@@ -144,13 +144,13 @@ class ShiftedViews(keras.utils.PyDataset):
         return batch, self.labels[idx]
 
 
-def fit_on_prefix(model: keras.Model, data: DataSplits, layer_name: str, *, epochs: int,
-                  batch_size: int, make_callbacks, verbose, seed: int | None,
-                  timings: dict) -> tuple[keras.callbacks.History, keras.Model]:
-    """Train ``model``'s layers after ``layer_name`` on cached activations (see the module).
+def prepare_prefix(model: keras.Model, data: DataSplits, layer_name: str, *, batch_size: int,
+                   seed: int | None, timings: dict) -> tuple[keras.Model, dict, tuple | None]:
+    """Cache the prefix's activations and compile the suffix (see the module).
 
-    ``make_callbacks(fitted)`` builds the callbacks for the model being fitted
-    (checkpoints still save the full model). Returns the fit history and the suffix.
+    Returns ``(suffix, fit inputs, validation data)`` for
+    :func:`~transferkit.training.train`'s fit core; the suffix shares
+    ``model``'s layers, so fitting it trains ``model``.
     """
     import time
 
@@ -166,10 +166,8 @@ def fit_on_prefix(model: keras.Model, data: DataSplits, layer_name: str, *, epoc
                 "mirror image in %.0f s; the rest trains on its activations (%s per view).",
                 layer_name, timings["features"], _mb(views[0].nbytes))
     suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    train_ds = ShiftedViews(views, data.y_train, batch_size, seed=seed or 0)
-    fit = suffix.fit(train_ds, validation_data=val, epochs=epochs, verbose=verbose,
-                     callbacks=make_callbacks(suffix), shuffle=False)
-    return fit, suffix
+    batches = ShiftedViews(views, data.y_train, batch_size, seed=seed or 0)
+    return suffix, {"x": batches, "shuffle": False}, val  # the batches reshuffle themselves
 
 
 def _mb(nbytes: int) -> str:

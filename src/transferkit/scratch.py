@@ -31,6 +31,7 @@ def train_from_scratch(
     batch_size: int | None = None,
     augment: bool = True,
     optimizer: str = "adamw",
+    label_smoothing: float = 0.0,
     **train_kwargs,
 ) -> Run:
     """Train a model from its initial weights with warm-up + cosine, AdamW and crop + flip.
@@ -47,6 +48,7 @@ def train_from_scratch(
             or more, else 64.
         augment: Random crop + horizontal flip.
         optimizer: Optimizer name.
+        label_smoothing: Smooth the one-hot targets by this much; 0: plain cross-entropy.
         **train_kwargs: Passed to :func:`~transferkit.training.train`
             (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
 
@@ -60,6 +62,7 @@ def train_from_scratch(
     _check_recipe(epochs, warmup, train_kwargs)
     recipe = compile_recipe(model, data, epochs=epochs, batch_size=batch_size, lr=lr,
                             base_lr=SCRATCH_LR, base_batch=SCRATCH_BATCH, warmup=warmup,
-                            weight_decay=weight_decay, optimizer=optimizer, augment=augment)
+                            weight_decay=weight_decay, optimizer=optimizer, augment=augment,
+                            label_smoothing=label_smoothing)
     return train_with_recipe(model, data, epochs=epochs, batch_size=recipe["batch_size"],
                              lr=recipe["lr"], augment=augment, recipe=recipe, **train_kwargs)

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -34,15 +35,16 @@ from transferkit.callbacks import (
     repair_history,
 )
 from transferkit.data import DataSplits
+from transferkit.data.splits import SPLITS
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
 from transferkit.evaluation import evaluate, evaluate_predictions
 from transferkit.features import extract_features
+from transferkit.losses import LOSS
 from transferkit.models import check_model_input, find_backbone, split_at_pool
 from transferkit.runs import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE, Run, run_config
 
 logger = logging.getLogger("transferkit")
 
-LOSS = "sparse_categorical_crossentropy"
 __all__ = ["LOSS", "MODEL_FILE", "PREDICTIONS_FILE", "RUN_FILE", "Run", "make_deterministic",
            "make_optimizer", "train", "train_with_recipe"]
 
@@ -159,6 +161,27 @@ def train_with_recipe(model: keras.Model, data: DataSplits, *, epochs: int, batc
                   recipe=recipe, prefix=(recipe or {}).get("cached_prefix"), **options)
 
 
+@dataclass
+class _Plan:
+    """What every fit path shares: the full model, the budget, callbacks and run folder."""
+
+    model: keras.Model
+    epochs: int
+    batch_size: int
+    callbacks: list | None
+    run_path: Path | None
+    monitor: str
+    patience: int | None
+    schedule: str | None
+    seed: int | None
+    verbose: int | str
+
+    def backup(self, phase: int | None = None) -> Path | None:
+        if self.run_path is None:
+            return None
+        return self.run_path / BACKUP_DIR / (f"phase{phase}" if phase is not None else "")
+
+
 def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment, cache_features,
            run_dir, name, seed, patience, schedule, monitor, overwrite, resume, compile, verbose,
            phases=None, recipe=None, prefix=None) -> Run:
@@ -167,40 +190,34 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
     # backbone layer whose activations are cached (transferkit.prefix).
     started = time.perf_counter()
     _check_train_args(model, data, epochs, batch_size, cache_features)
-    verbose = progress_verbose(verbose)
+    _backend.check_data_parallel(batch_size, [len(data.split(s)[1]) for s in SPLITS])
     logger.info("== %s: %d epoch%s on %d training images ==", name or model.name, epochs,
                 "s" if epochs != 1 else "", len(data.y_train))
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    run_path = _prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    has_val = len(data.y_val) > 0
-    if not has_val and monitor.startswith("val_"):
+    if not len(data.y_val) and monitor.startswith("val_"):
         monitor = monitor[4:]
+    plan = _Plan(model, epochs, batch_size, callbacks,
+                 _prepare_run_dir(run_dir, overwrite=overwrite, resume=resume), monitor,
+                 patience, schedule, seed, progress_verbose(verbose))
     with _backend.distribution_scope(model):
         if compile or (compile is None and not getattr(model, "compiled", False)):
-            model.compile(
-                optimizer=make_optimizer(optimizer, lr), loss=LOSS, metrics=["accuracy"]
-            )
-    cached = _use_cache(model, augment, cache_features)
+            model.compile(optimizer=make_optimizer(optimizer, lr), loss=LOSS, metrics=["accuracy"])
+    cached = prefix is None and _use_cache(model, augment, cache_features)
     timings: dict[str, float] = {}
+    t = time.perf_counter()
     if prefix is not None:
-        history, evaluation = _fit_prefix(model, data, prefix, epochs, batch_size, callbacks,
-                                          run_path, monitor, patience, schedule, seed, verbose,
-                                          timings)
+        history, evaluate_on = _fit_prefix(plan, data, prefix, timings)
     elif cached:
-        logger.info("Backbone frozen: training the head on cached features%s.",
-                    " of each image and its mirror image" if augment == "flip" else "")
-        history, evaluation = _fit_cached(
-            model, data, epochs, batch_size, callbacks, run_path, monitor,
-            patience, schedule, seed, verbose, timings, flip=augment == "flip",
-        )
+        history, evaluate_on = _fit_cached(plan, data, timings, flip=augment == "flip")
     else:
-        history, evaluation = _fit_streamed(
-            model, data, epochs, batch_size, callbacks, run_path, monitor, patience,
-            schedule, augment, seed, verbose, timings, phases or [(model, epochs)],
-        )
-    if run_path is not None:
-        history = read_history(run_path / HISTORY_FILE) or history
+        history, evaluate_on = _fit_streamed(plan, data, augment, phases or [(model, epochs)])
+    timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
+    t = time.perf_counter()
+    evaluation = evaluate_on() if len(data.y_test) else None
+    timings["evaluate"] = time.perf_counter() - t
+    if plan.run_path is not None:
+        history = read_history(plan.run_path / HISTORY_FILE) or history
     timings["total"] = time.perf_counter() - started
     run = Run(
         name=name or model.name,
@@ -215,62 +232,78 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
         timings={k: round(v, 3) for k, v in timings.items()},
         model=model,
     )
-    if run_path is not None:
+    if plan.run_path is not None:
         run.artifacts.update({"history": HISTORY_FILE, "best_model": BEST_MODEL_FILE})
-        run.save(run_path)
+        run.save(plan.run_path)
     return run
 
 
-def _fit_streamed(model, data, epochs, batch_size, callbacks, run_path, monitor, patience,
-                  schedule, augment, seed, verbose, timings, phases):
+def _fit(plan: _Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 0,
+         end: int | None = None, backup: Path | None = None) -> dict[str, list[float]]:
+    """The one fit core: every path (cached head, cached prefix, streamed, phases) ends here.
+
+    ``fitted`` is ``plan.model`` or a model sharing its layers (head, suffix,
+    resolution view); checkpoints always save the full model.
+    """
+    end = end or plan.epochs
+    restore = backup or plan.backup()
+    if restore is not None and restore.exists():
+        x = train_data["x"]
+        steps = len(x) if isinstance(x, keras.utils.PyDataset) else -(-len(x) // plan.batch_size)
+        _restore_iterations(fitted, restore, steps)  # the per-step learning-rate schedule
+    cbs = list(plan.callbacks or [])
+    base_lr = _current_lr(fitted, None)
+    if plan.run_path is not None:
+        cbs += default_callbacks(
+            plan.run_path, monitor=plan.monitor, patience=plan.patience, schedule=plan.schedule,
+            base_lr=base_lr, epochs=end, backup_dir=backup,
+            checkpoint_model=None if fitted is plan.model else plan.model,
+        )
+    else:
+        if plan.patience is not None:
+            cbs.append(keras.callbacks.EarlyStopping(
+                monitor=plan.monitor, mode=metric_mode(plan.monitor), patience=plan.patience,
+                restore_best_weights=True))
+        if plan.schedule is not None:
+            cbs.append(lr_callback(plan.schedule, base_lr, end))
+    fit = fitted.fit(**train_data, validation_data=val, validation_batch_size=plan.batch_size,
+                     initial_epoch=start, epochs=end, callbacks=cbs, verbose=plan.verbose)
+    return {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+
+
+def _fit_streamed(plan: _Plan, data, augment, phases):
+    # uint8 images reach fit as they are, through Keras' own data path, on
+    # every backend; the model converts each batch. (tf.data measured no
+    # faster on TensorFlow: docs/backends.rst.) Augmentation: crop + flip in
+    # NumPy, outside the compiled step.
     if augment:
-        # Crop + flip in NumPy, outside the compiled step (fast on every backend).
-        train_ds = AugmentedBatches(data.x_train, data.y_train, batch_size, seed=seed or 0,
-                                    augment="flip" if augment == "flip" else True)
+        batches = AugmentedBatches(data.x_train, data.y_train, plan.batch_size,
+                                   seed=plan.seed or 0,
+                                   augment="flip" if augment == "flip" else True)
+        train_data = {"x": batches, "shuffle": False}  # it reshuffles itself
     else:
-        train_ds = data.as_tf_dataset("train", batch_size, seed=seed or 0)
-    val_ds = data.as_tf_dataset("val", batch_size) if len(data.y_val) else None
-    t = time.perf_counter()
-    if len(phases) == 1 and phases[0][0] is model:
-        cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, model, epochs, None)
-        fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs,
-                        verbose=verbose, shuffle=False)  # the dataset reshuffles itself
-        history = _history(fit)
+        train_data = {"x": data.x_train, "y": data.y_train, "batch_size": plan.batch_size,
+                      "shuffle": True}
+    val = (data.x_val, data.y_val) if len(data.y_val) else None
+    if len(phases) == 1 and phases[0][0] is plan.model:
+        history = _fit(plan, plan.model, train_data, val)
     else:
-        history = _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor,
-                              patience, schedule, verbose)
-    timings["fit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    evaluation = evaluate(model, data, "test") if len(data.y_test) else None
-    timings["evaluate"] = time.perf_counter() - t
-    return history, evaluation
+        history = _fit_phases(plan, phases, train_data, val)
+    return history, lambda: evaluate(plan.model, data, "test")
 
 
-def _fit_prefix(model, data, layer, epochs, batch_size, callbacks, run_path, monitor, patience,
-                schedule, seed, verbose, timings):
-    from transferkit.prefix import fit_on_prefix  # it builds on models and data only
+def _fit_prefix(plan: _Plan, data, layer, timings):
+    from transferkit.prefix import prepare_prefix  # it builds on models and data only
 
-    steps = -(-len(data.y_train) // batch_size)
-
-    def make_callbacks(fitted):
-        if run_path is not None and (run_path / BACKUP_DIR).exists():
-            _restore_iterations(fitted, run_path / BACKUP_DIR, steps)  # the per-step schedule
-        return _callbacks(callbacks, run_path, monitor, patience, schedule, fitted, epochs, model)
-
-    t = time.perf_counter()
-    fit, _ = fit_on_prefix(model, data, layer, epochs=epochs, batch_size=batch_size,
-                           make_callbacks=make_callbacks, verbose=verbose, seed=seed,
-                           timings=timings)
-    timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
-    t = time.perf_counter()
-    evaluation = evaluate(model, data, "test") if len(data.y_test) else None  # the full model
-    timings["evaluate"] = time.perf_counter() - t
-    return _history(fit), evaluation
+    suffix, train_data, val = prepare_prefix(plan.model, data, layer,
+                                             batch_size=plan.batch_size, seed=plan.seed,
+                                             timings=timings)
+    history = _fit(plan, suffix, train_data, val)
+    return history, lambda: evaluate(plan.model, data, "test")  # the full model
 
 
-def _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor, patience,
-                schedule, verbose) -> dict[str, list[float]]:
-    """Fit each view in turn (they share ``model``'s weights and optimizer).
+def _fit_phases(plan: _Plan, phases, train_data, val) -> dict[str, list[float]]:
+    """Fit each view in turn (they share the model's weights and optimizer).
 
     Each phase keeps its own backup folder until the run ends, so a resumed
     run restores every finished phase's end state and skips its epochs.
@@ -278,20 +311,14 @@ def _fit_phases(model, phases, train_ds, val_ds, callbacks, run_path, monitor, p
     history: dict[str, list[float]] = {}
     start = 0
     for index, (view, end) in enumerate(phases):
-        backup = None if run_path is None else run_path / BACKUP_DIR / f"phase{index}"
-        cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, view, end, model,
-                         backup_dir=backup)
-        if backup is not None and backup.exists():
-            _restore_iterations(view, backup, len(train_ds))
-        fit = view.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end,
-                       callbacks=cbs, verbose=verbose, shuffle=False)
-        for key, values in _history(fit).items():
+        part = _fit(plan, view, train_data, val, start=start, end=end, backup=plan.backup(index))
+        for key, values in part.items():
             history.setdefault(key, []).extend(values)
         if view.stop_training:
             break
         start = end
-    if run_path is not None:
-        shutil.rmtree(run_path / BACKUP_DIR, ignore_errors=True)
+    if plan.run_path is not None:
+        shutil.rmtree(plan.run_path / BACKUP_DIR, ignore_errors=True)
     return history
 
 
@@ -304,17 +331,16 @@ def _restore_iterations(view, backup: Path, steps_per_epoch: int) -> None:
         view.optimizer.iterations.assign(int(epoch) * steps_per_epoch)
 
 
-def _fit_cached(model, data, epochs, batch_size, callbacks, run_path, monitor,
-                patience, schedule, seed, verbose, timings, flip=False):
+def _fit_cached(plan: _Plan, data, timings, flip=False):
+    model = plan.model
+    logger.info("Backbone frozen: training the head on cached features%s.",
+                " of each image and its mirror image" if flip else "")
     t = time.perf_counter()
-    feats = {
-        s: extract_features(model, data, s, verbose=verbose)
-        for s in ("train", "val", "test")
-        if len(data.split(s)[1])
-    }
+    feats = {s: extract_features(model, data, s, verbose=plan.verbose)
+             for s in ("train", "val", "test") if len(data.split(s)[1])}
     y_train = data.y_train
     if flip:  # the mirror images' features: a second view the head trains on
-        mirrored = extract_features(model, data, "train", verbose=verbose, flip=True)
+        mirrored = extract_features(model, data, "train", verbose=plan.verbose, flip=True)
         feats["train"] = np.concatenate([feats["train"], mirrored])
         y_train = np.concatenate([y_train, y_train])
     timings["features"] = time.perf_counter() - t
@@ -322,49 +348,21 @@ def _fit_cached(model, data, epochs, batch_size, callbacks, run_path, monitor,
         _, head = split_at_pool(model)
         head.compile_from_config(model.get_compile_config())
     val = (feats["val"], data.y_val) if "val" in feats else None
-    cbs = _callbacks(callbacks, run_path, monitor, patience, schedule, head, epochs, model)
-    t = time.perf_counter()
     # Arrays through Keras' own path: it reshuffles every epoch on every backend.
-    fit = head.fit(feats["train"], y_train, batch_size=batch_size, validation_data=val,
-                   epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=True)
-    timings["fit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    evaluation = None
-    if "test" in feats:
-        probs = head.predict(feats["test"], batch_size=1024, verbose=0)
-        evaluation = evaluate_predictions(data.y_test, probs, data.class_names)
-    timings["evaluate"] = time.perf_counter() - t
+    train_data = {"x": feats["train"], "y": y_train, "batch_size": plan.batch_size,
+                  "shuffle": True}
+    history = _fit(plan, head, train_data, val)
     if not model.optimizer.built:
         # The head trained with its own optimizer; build the full model's so a
         # saved .keras file reloads without an optimizer-variable mismatch.
         with _backend.distribution_scope(model):
             model.optimizer.build(model.trainable_variables)
-    return _history(fit), evaluation
 
+    def score():
+        probs = head.predict(feats["test"], batch_size=1024, verbose=0)
+        return evaluate_predictions(data.y_test, probs, data.class_names)
 
-def _callbacks(extra, run_path, monitor, patience, schedule, fitted, epochs, full_model,
-               backup_dir=None):
-    cbs = list(extra or [])
-    base_lr = _current_lr(fitted, None)
-    if run_path is not None:
-        return cbs + default_callbacks(
-            run_path, monitor=monitor, patience=patience, schedule=schedule,
-            base_lr=base_lr, epochs=epochs, checkpoint_model=full_model, backup_dir=backup_dir,
-        )
-    if patience is not None:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=metric_mode(monitor),
-                patience=patience, restore_best_weights=True,
-            )
-        )
-    if schedule is not None:
-        cbs.append(lr_callback(schedule, base_lr, epochs))
-    return cbs
-
-
-def _history(fit) -> dict[str, list[float]]:
-    return {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    return history, score
 
 
 def _check_train_args(model, data, epochs, batch_size, cache_features) -> None:

@@ -134,7 +134,7 @@ def info(args) -> int:
     from transferkit.registry import keras_home, list_backbones
 
     version = _backend.installed_version
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")  # without importing Keras
+    backend = _backend.configured()  # without importing Keras
     print(f"transferkit {transferkit.__version__}; Keras backend {backend}; "
           f"tensorflow {version('tensorflow')}; torch {version('torch')}; jax {version('jax')}; "
           f"keras {version('keras')}; numpy {version('numpy')}; "

@@ -2,8 +2,10 @@
 
 Images stay ``uint8`` at their native size in memory; models own their
 preprocessing (see :mod:`transferkit.models`). A :class:`DataSplits` never
-holds float copies, and :meth:`DataSplits.as_tf_dataset` converts one batch at
-a time.
+holds float copies: training and evaluation hand the uint8 arrays to
+``model.fit`` / ``model.predict`` (Keras' own data path on every backend), and
+the model converts one batch at a time. :meth:`DataSplits.as_tf_dataset` is
+for users who want a ``tf.data`` pipeline; it needs TensorFlow installed.
 """
 
 from __future__ import annotations
@@ -193,10 +195,15 @@ class DataSplits:
         augment: bool = False,
         seed: int = 0,
     ):
-        """Stream a split as a batched, prefetched ``tf.data.Dataset``.
+        """Stream a split as a batched, prefetched ``tf.data.Dataset`` (needs TensorFlow).
 
         Only index batches are shuffled; images are gathered and converted to
         float32 one batch at a time, so no float copy of the split is made.
+        transferkit itself does not use it: :func:`~transferkit.training.train`
+        and :func:`~transferkit.evaluation.evaluate` pass the uint8 arrays to
+        Keras, which was as fast on TensorFlow (docs/backends.rst) and works on
+        every backend. ``tf.data`` pipelines feed ``model.fit`` on JAX and
+        PyTorch too, where TensorFlow is installed.
 
         Args:
             split: ``"train"``, ``"val"`` or ``"test"``.
@@ -210,18 +217,25 @@ class DataSplits:
 
         Raises:
             DataError: If the split is empty.
+            ModuleNotFoundError: If TensorFlow is not installed.
 
         Example:
             >>> ds = data.as_tf_dataset("train", 64, augment=True)  # doctest: +SKIP
             >>> model.fit(ds, epochs=3)  # doctest: +SKIP
         """
-        import tensorflow as tf
-
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}.")
         x, y = self.split(split)
         if len(x) == 0:
             raise DataError(f"The {split!r} split is empty.")
+        try:
+            import tensorflow as tf
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "DataSplits.as_tf_dataset needs TensorFlow (pip install tensorflow). Without "
+                "it, pass the arrays to Keras: model.fit(data.x_train, data.y_train, "
+                "batch_size=...), or transferkit.AugmentedBatches for shuffled, augmented "
+                "batches.", name="tensorflow") from exc
         if shuffle is None:
             shuffle = _SPLIT_ALIASES[split.lower()] == "train"
         images = tf.constant(x)
@@ -257,7 +271,12 @@ def augmentation(seed: int = 0):
     """The standard light augmentation for small natural images, as Keras layers.
 
     Random horizontal flip, translation up to 10 % and zoom up to 10 %. The
-    layers are pixel-range agnostic, so they work on raw 0-255 images.
+    layers are pixel-range agnostic, so they work on raw 0-255 images, and
+    run on every Keras backend. Call them on batches *outside* the model (in
+    a data pipeline, or on NumPy batches as below): inside the compiled
+    training step they made steps 6-10x slower on GPU with JAX and PyTorch.
+    transferkit's own training augments with :func:`~transferkit.augment.crop_flip`
+    in NumPy instead (``train(..., augment=True)``).
 
     Args:
         seed: Seed of the random transformations.
@@ -266,8 +285,11 @@ def augmentation(seed: int = 0):
         A ``keras.Sequential`` to call with ``training=True``.
 
     Example:
-        >>> aug = augmentation(seed=1)  # doctest: +SKIP
-        >>> augmented = aug(batch, training=True)  # doctest: +SKIP
+        >>> import keras
+        >>> aug = augmentation(seed=1)
+        >>> batch = np.full((2, 16, 16, 3), 128, np.uint8)
+        >>> keras.ops.convert_to_numpy(aug(batch, training=True)).shape
+        (2, 16, 16, 3)
     """
     import keras
 

@@ -1,0 +1,196 @@
+"""The same code on TensorFlow, JAX and PyTorch (docs/backends.rst).
+
+The whole suite runs under each backend in CI (``KERAS_BACKEND=torch`` and
+``jax``, in environments without TensorFlow). The tests here check what only
+differs between backends: that nothing imports TensorFlow on the others, that
+augmentation works on each, and multi-device data parallelism on JAX.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, ROOT
+
+from transferkit import _backend
+from transferkit.augment import AugmentedBatches
+from transferkit.data import augmentation
+from transferkit.errors import ConfigurationError
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _other_backend() -> str | None:
+    """The backend to run the no-TensorFlow check under: this one, or an installed other."""
+    if BACKEND != "tensorflow":
+        return BACKEND
+    return next((b for b in ("torch", "jax") if _installed(b)), None)
+
+
+def _run(script: str, env: dict, timeout: int = 300) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+# The library end to end: frozen head (cached features), fine-tuning, augmented training
+# from scratch, evaluate, save, load, report and slides, an image folder. CI runs it
+# where TensorFlow is not installed (.venv-torch, .venv-jax); where it is, the check
+# is that nothing imported it.
+NO_TENSORFLOW_SCRIPT = """
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+
+    import transferkit as tk
+    from transferkit.report import write_report
+
+    out = Path(tempfile.mkdtemp())
+    keras.utils.set_random_seed(0)
+    data = tk.make_synthetic_dataset(3, per_class=24, image_size=16, test_per_class=6, seed=1)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv_b")(x)
+    backbone = keras.Model(inp, x, name="tiny_backbone")
+    model = tk.build_transfer_model(backbone, data.num_classes, input_shape=data.image_shape,
+                                    image_size=32, head=(8,))
+    head = tk.train(model, data, epochs=2, batch_size=16, run_dir=out / "head", verbose=0)
+    assert head.config["cached_features"]
+    ft = tk.fine_tune(model, data, epochs=2, batch_size=16, run_dir=out / "ft", verbose=0)
+    cnn = tk.build_baseline_cnn(data, filters=(8,), head=(8,))
+    scratch = tk.train(cnn, data, epochs=2, batch_size=16, augment=True, verbose=0)
+    evaluation = tk.evaluate(ft.model, data)
+    reloaded = tk.load_model(out / "ft" / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(data.x_test, verbose=0), evaluation.probabilities,
+                               atol=1e-5)
+    loaded = tk.Run.load(out / "ft")
+    write_report([head, loaded, scratch], out / "report.html", data=data)
+    write_report([head, loaded, scratch], out / "slides.html", data=data, slides=True)
+    from PIL import Image  # image folders decode with Pillow
+
+    for c, name in enumerate(("cat", "dog")):
+        (out / "photos" / name).mkdir(parents=True)
+        for k in range(5):
+            Image.fromarray(np.full((20, 24, 3), 80 * c + k, np.uint8)).save(
+                out / "photos" / name / f"{k}.jpg")
+    photos = tk.load_image_folder(out / "photos", image_size=16)
+    assert photos.image_shape == (16, 16, 3) and photos.class_names == ("cat", "dog")
+    print("backend", keras.backend.backend())
+    print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(_other_backend() is None,
+                    reason="neither torch nor jax is installed to run Keras on without TensorFlow")
+def test_train_fine_tune_evaluate_save_load_report_never_import_tensorflow():
+    backend = _other_backend()
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    out = _run(NO_TENSORFLOW_SCRIPT, env)
+    assert f"backend {backend}" in out
+    assert "tensorflow imported: False" in out
+
+
+def test_augmentation_runs_outside_the_model_on_every_backend():
+    batch = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    out = keras.ops.convert_to_numpy(augmentation(seed=1)(batch, training=True))
+    assert out.shape == batch.shape and not np.allclose(out, batch)
+    assert out.min() >= 0 and out.max() <= 255
+    # transferkit's own augmentation: NumPy batches, uint8 in and out
+    x, y = AugmentedBatches(batch, np.arange(4) % 2, batch_size=4, seed=0)[0]
+    assert x.dtype == np.uint8 and x.shape == batch.shape and y.dtype == np.int32
+
+
+def test_backend_reports_itself():
+    found = _backend.versions()
+    assert found["backend"] == BACKEND == _backend.name()
+    assert found[BACKEND] != "not installed"
+    assert "CPU cores" in _backend.describe_devices()
+    with _backend.distribution_scope():
+        pass
+    assert _backend.data_parallel_replicas() == 1
+    _backend.check_data_parallel(7, [3, 0, 5])  # nothing to divide on one device
+
+
+DATA_PARALLEL_SCRIPT = """
+    import keras
+    import numpy as np
+
+    devices = keras.distribution.list_devices()
+    assert devices == ["cpu:0", "cpu:1"], devices
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+
+    import jax
+
+    import transferkit as tk
+    from transferkit import _backend
+    from transferkit.errors import ConfigurationError
+
+    shards = []
+    try:  # count the devices each batch lands on (Keras' own JAX data-sharding hook)
+        from keras.src.backend.jax import distribution_lib
+
+        shard = distribution_lib.distribute_data_input
+
+        def spy(*args, **kwargs):
+            out = shard(*args, **kwargs)
+            shards.extend(len(a.sharding.device_set) for a in jax.tree_util.tree_leaves(out))
+            return out
+
+        distribution_lib.distribute_data_input = spy
+    except (ImportError, AttributeError):
+        pass
+    assert _backend.data_parallel_replicas() == 2
+    data = tk.make_synthetic_dataset(3, per_class=36, image_size=16, test_per_class=8, seed=1)
+    model = tk.build_baseline_cnn(data, filters=(8, 16), head=(16,))
+    try:
+        tk.train(model, data, epochs=1, batch_size=15, verbose=0)
+        raise AssertionError("an odd batch size was accepted")
+    except ConfigurationError as exc:
+        assert "multiples of 2" in str(exc), exc
+    run = tk.train(model, data, epochs=8, batch_size=16, seed=0, verbose=0)
+    print("accuracy", run.evaluation.accuracy)
+    print("weights on", sorted({len(w.value.sharding.device_set) for w in model.weights}))
+    print("batches on", sorted(set(shards)) or "unknown")
+"""
+
+
+@pytest.mark.skipif(not _installed("jax"), reason="jax is not installed")
+def test_jax_data_parallel_trains_on_two_cpu_devices():
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": flags.strip()}
+    out = _run(DATA_PARALLEL_SCRIPT, env)
+    accuracy = float(out.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.6, out  # chance is 1/3
+    assert "weights on [2]" in out, out  # every variable replicated on both devices
+    assert "batches on [2]" in out or "batches on unknown" in out, out
+
+
+def test_check_data_parallel_names_the_fix(monkeypatch):
+    monkeypatch.setattr(_backend, "data_parallel_replicas", lambda: 2)
+    _backend.check_data_parallel(16, [96, 12, 0])
+    with pytest.raises(ConfigurationError, match="multiples of 2"):
+        _backend.check_data_parallel(16, [95, 12, 24])
+
+
+def test_configured_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
+    # quiet_tensorflow_import and `transferkit info` decide without importing Keras
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert _backend.configured() == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
+    assert _backend.configured() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert _backend.configured() == "torch"
