@@ -81,7 +81,7 @@ def case_fine_tune(cfg) -> dict:
     keras_seed(0)
     model = tk.build_transfer_model("mobilenet_v2", 10, weights="imagenet")
     epochs = {} if cfg["epochs_ft"] is None else {"epochs": cfg["epochs_ft"]}  # None: the default
-    run = tk.fine_tune(model, data, seed=0, verbose=2, **epochs)
+    run = tk.fine_tune(model, data, seed=0, verbose=2, **epochs, **cfg.get("ft_kwargs", {}))
     images = len(data.y_train) * run.epochs_run
     spent = run.timings["fit"] + run.timings.get("features", 0.0)  # caching counts as training
     return {"test_accuracy": run.evaluation.accuracy, "epochs": run.epochs_run,
@@ -151,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--rerun", action="store_true", help="measure cases that already have results")
     p.add_argument("--quick", action="store_true", help="50 images per class, 2 epochs: a check")
     p.add_argument("--no-docs", action="store_true", help="leave docs/results.md and README alone")
+    p.add_argument("--fine-tune-args", default="{}", type=json.loads, metavar="JSON",
+                   help='a candidate recipe for the fine_tune case, e.g. \'{"label_smoothing": 0.1}\' '
+                        "(measure it into another --out folder)")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -184,7 +187,8 @@ def _parent(args) -> int:
            "plain_steps": 3 if args.quick else 30, "plain_batch": 64 if args.quick else 256,
            "epochs_cnn": 2 if args.quick else 10,
            "epochs_classic": 1 if args.quick else 3,
-           "keras_home": str(_keras_home(Path(args.weights)))}
+           "keras_home": str(_keras_home(Path(args.weights))),
+           "ft_kwargs": args.fine_tune_args}
     started = time.perf_counter()
     for i, case in enumerate(chosen, 1):
         path = out / "cases" / f"{case}.json"

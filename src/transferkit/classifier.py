@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import keras
 
+from transferkit._validation import check_scalar
 from transferkit.anatomy import OUTPUT_LAYER, POOL_LAYER, PREPROCESS_LAYER, RESIZE_LAYER
 from transferkit.backbones import (
     BackbonePreprocessing,
@@ -364,8 +365,7 @@ def _clone_backbone(backbone: keras.Model) -> keras.Model:
 
 def check_classes(num_classes: int) -> None:
     """Refuse a class count that is not an int of at least 2."""
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ConfigurationError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+    check_scalar(num_classes, "num_classes", int, min_val=2)
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -382,5 +382,4 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 
 def check_dropout(dropout: float) -> None:
     """Refuse a dropout rate outside ``[0, 1)``."""
-    if not 0 <= dropout < 1:
-        raise ConfigurationError(f"dropout must be in [0, 1), got {dropout!r}.")
+    check_scalar(dropout, "dropout", min_val=0, max_val=1, include_max=False)

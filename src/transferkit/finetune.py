@@ -24,6 +24,7 @@ import math
 import keras
 
 from transferkit import _backend
+from transferkit._validation import check_scalar
 from transferkit.backbones import BACKBONES
 from transferkit.callbacks import warmup_cosine
 from transferkit.data import DataSplits
@@ -223,8 +224,7 @@ def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: flo
         >>> type(opt).__name__, round(float(opt.learning_rate), 6)  # step 0 of the warm-up
         ('AdamW', 9.1e-05)
     """
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigurationError(f"lr must be positive, got {lr!r}.")
+    check_scalar(lr, "lr", min_val=0, include_min=False)
     schedule = warmup_cosine(lr, total_steps, warmup_steps=round(warmup * total_steps),
                              final_lr_ratio=0.0)
     return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
@@ -363,7 +363,5 @@ def _explicit_phases(phases, epochs: int, full: int | None) -> list[tuple[int, i
 
 def _check_recipe(epochs, warmup, train_kwargs) -> None:
     check_recipe_kwargs(train_kwargs)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigurationError(f"epochs must be an int >= 1, got {epochs!r}.")
-    if not 0 <= warmup < 1:
-        raise ConfigurationError(f"warmup must be a fraction in [0, 1), got {warmup!r}.")
+    check_scalar(epochs, "epochs", int, min_val=1)
+    check_scalar(warmup, "warmup", min_val=0, max_val=1, include_max=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from transferkit.errors import ConfigurationError
+from transferkit._validation import check_scalar
 
 LOSS = "sparse_categorical_crossentropy"
 
@@ -39,8 +39,7 @@ class SparseSmoothedCrossentropy(keras.losses.Loss):
 
     def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy",
                  **kwargs):
-        if not 0 <= label_smoothing < 1:
-            raise ConfigurationError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}.")
+        check_scalar(label_smoothing, "label_smoothing", min_val=0, max_val=1, include_max=False)
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)
 

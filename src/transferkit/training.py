@@ -23,6 +23,7 @@ import numpy as np
 from transferkit import _backend
 from transferkit._atomic import remove_stale_temp_files
 from transferkit._progress import progress_verbose
+from transferkit._validation import check_scalar
 from transferkit.augment import AugmentedBatches
 from transferkit.callbacks import (
     BACKUP_DIR,
@@ -368,10 +369,8 @@ def _fit_cached(plan: _Plan, data, timings, flip=False):
 def _check_train_args(model, data, epochs, batch_size, cache_features) -> None:
     if not isinstance(data, DataSplits):
         raise DataError(f"data must be a DataSplits, got {type(data).__name__}.")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigurationError(f"epochs must be an int >= 1, got {epochs!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+    check_scalar(epochs, "epochs", int, min_val=1)
+    check_scalar(batch_size, "batch_size", int, min_val=1)
     if cache_features not in (True, False, "auto"):
         raise ConfigurationError(
             f"cache_features must be True, False or 'auto', got {cache_features!r}."
@@ -447,10 +446,10 @@ def make_optimizer(
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     is_schedule = isinstance(lr, keras.optimizers.schedules.LearningRateSchedule)
-    if lr is not None and not is_schedule and not lr > 0:
-        raise ConfigurationError(f"lr must be positive, got {lr!r}.")
-    if weight_decay is not None and not weight_decay >= 0:
-        raise ConfigurationError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    if lr is not None and not is_schedule:
+        check_scalar(lr, "lr", min_val=0, include_min=False)
+    if weight_decay is not None:
+        check_scalar(weight_decay, "weight_decay", min_val=0)
     try:
         opt = keras.optimizers.get({"class_name": optimizer, "config": {}})
     except ValueError as exc:

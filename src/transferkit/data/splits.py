@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from transferkit._validation import check_scalar
 from transferkit.errors import (
     ConfigurationError,
     DataError,
@@ -407,9 +408,8 @@ def stratified_split(
 
 
 def _check_fraction(fraction: float) -> float:
-    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ConfigurationError(f"validation_split must be in [0, 1), got {fraction!r}.")
-    return float(fraction)
+    return float(check_scalar(fraction, "validation_split", min_val=0, max_val=1,
+                              include_max=False))
 
 
 def _limit_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
