@@ -35,12 +35,10 @@ def configured() -> str:
     """
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME")
-    if home is None:
-        base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    from transferkit.registry import keras_home_from_environment  # as Keras resolves it
+
     try:
-        with open(os.path.join(os.path.expanduser(home), "keras.json"), encoding="utf-8") as f:
+        with open(keras_home_from_environment() / "keras.json", encoding="utf-8") as f:
             return str(json.load(f).get("backend", "tensorflow"))
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
@@ -170,9 +168,8 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-    package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    if package:
-        found[package] = installed_version(package)
+    if backend in ("tensorflow", "jax", "torch"):  # each backend's package has its name
+        found[backend] = installed_version(backend)
     return found
 
 

@@ -147,6 +147,7 @@ class TransferClassifier(_Classifier):
             base = _clone_backbone(backbone)
             size = _backbone_input_size(base, input_shape, image_size)
             x = _resize(inputs, input_shape, size)
+            before = None if x is inputs else RESIZE_LAYER
             source = TRANSFERRED
         else:
             spec = get_backbone_spec(backbone)
@@ -166,8 +167,8 @@ class TransferClassifier(_Classifier):
             size = (side, side)
             x = _resize(inputs, input_shape, size)
             x = BackbonePreprocessing(spec.preprocessing, name=PREPROCESS_LAYER)(x)
+            before = PREPROCESS_LAYER
             source = weights
-        before = None if x is inputs else PREPROCESS_LAYER if source != TRANSFERRED else RESIZE_LAYER
         set_freeze(base, freeze)
         features = base(x, training=False)
         self._finish(inputs, features, num_classes, head, dropout,

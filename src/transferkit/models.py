@@ -48,35 +48,21 @@ def build_transfer_model(
     dropout: float = 0.3,
     name: str | None = None,
 ) -> TransferClassifier:
-    """Build a pretrained backbone with a new classification head.
+    """Build a pretrained backbone with a new classification head: a TransferClassifier.
 
-    Raw 0-255 images at their native size go in; the model resizes them
-    (small inputs are upscaled to the backbone's smallest pretrained size,
-    e.g. 32x32 -> 96x96 for MobileNetV2, with one log line), applies the
-    backbone's own preprocessing, runs the backbone in inference mode
-    (``training=False``, so BatchNorm statistics never drift), pools, and
-    classifies with ``head`` Dense+ReLU layers, Dropout and a softmax.
+    The friendly constructor of :class:`~transferkit.classifier.TransferClassifier`,
+    whose docstring describes the model and every argument. What it adds: the
+    class count and image shape may come from the data.
 
     Args:
-        backbone: A registry name (see :func:`~transferkit.backbones.list_backbones`)
-            or a ``keras.Model`` mapping raw images to feature maps, such as
-            ``cnn.get_layer("features")`` of a model trained earlier (it is
-            cloned with its weights, so the original is not affected).
+        backbone: A registry name or a ``keras.Model`` giving feature maps.
         num_classes: Number of output classes (at least 2), or the
             :class:`~transferkit.data.DataSplits` to train on: its class count
             and image shape are then used.
-        input_shape: Shape of one raw input image, ``(height, width, 3)``;
-            default: the data's, else CIFAR's ``(32, 32, 3)``.
-        image_size: Size the backbone is fed; default: upscale small inputs
-            (see above), keep larger ones.
-        weights: ``"imagenet"``, ``None`` or a path to a weights file
-            (registry backbones only).
-        freeze: ``True`` (freeze the backbone), ``False`` (train it all), an
-            int ``n`` (train only its last ``n`` layers) or a layer name (freeze
-            up to and including it). BatchNorm layers stay frozen either way.
-        head: Units of each Dense+ReLU layer before the output; ``()`` for none.
-        dropout: Dropout rate before the output layer.
-        name: Model name; default ``transfer_<backbone>``.
+        input_shape: Shape of one raw input image; default: the data's, else
+            CIFAR's ``(32, 32, 3)``.
+        image_size, weights, freeze, head, dropout, name: As for
+            :class:`~transferkit.classifier.TransferClassifier`.
 
     Returns:
         An uncompiled :class:`~transferkit.classifier.TransferClassifier`.
@@ -108,24 +94,18 @@ def build_baseline_cnn(
     residual: bool = False,
     name: str = "baseline_cnn",
 ) -> BaselineCNN:
-    """Build a strong small CNN to train from scratch, with the transfer models' conventions.
+    """Build a strong small CNN to train from scratch: a BaselineCNN.
 
-    Raw 0-255 images in; a nested ``features`` model (rescaling, then per
-    entry of ``filters`` two Conv-BatchNorm-ReLU layers, max-pooling and
-    dropout); then the same pool/head/softmax as :func:`build_transfer_model`.
-    ``model.get_layer("features")`` is the convolutional part to transfer.
+    The friendly constructor of :class:`~transferkit.classifier.BaselineCNN`,
+    whose docstring describes the model and every argument; the class count
+    and image shape may come from the data.
 
     Args:
         num_classes: Number of output classes (at least 2), or the
             :class:`~transferkit.data.DataSplits` to train on.
         input_shape: Shape of one raw input image; default: the data's, else ``(32, 32, 3)``.
-        filters: Convolution filters of each block.
-        head: Units of each Dense+ReLU layer before the output.
-        dropout: Dropout rate before the output layer.
-        residual: ResNet-9-style blocks instead: a stem convolution, then per
-            entry of ``filters`` a convolution, max-pooling and a two-convolution
-            residual block.
-        name: Model name.
+        filters, head, dropout, residual, name: As for
+            :class:`~transferkit.classifier.BaselineCNN`.
 
     Returns:
         An uncompiled :class:`~transferkit.classifier.BaselineCNN`.

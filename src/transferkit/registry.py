@@ -28,6 +28,15 @@ def keras_home() -> Path:
     keras_config = sys.modules.get("keras.src.backend.config")
     if keras_config is not None:
         return Path(keras_config.keras_home()).expanduser()
+    return keras_home_from_environment()
+
+
+def keras_home_from_environment() -> Path:
+    """Keras' cache folder as Keras resolves it at import: ``$KERAS_HOME``, else ``~/.keras``.
+
+    ``/tmp/.keras`` when home is not writable. Unlike :func:`keras_home`, this
+    reads the environment now even if Keras is already imported.
+    """
     if "KERAS_HOME" in os.environ:
         return Path(os.environ["KERAS_HOME"]).expanduser()
     base = Path.home()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +20,18 @@ import keras
 import numpy as np
 
 from transferkit import _backend
-from transferkit._atomic import atomic_save_model, atomic_write, atomic_write_json
-from transferkit.callbacks import metric_mode
-from transferkit.errors import ConfigurationError, DataNotFoundError
+from transferkit._atomic import (
+    atomic_save_model,
+    atomic_write,
+    atomic_write_json,
+    remove_stale_temp_files,
+)
+from transferkit.callbacks import BACKUP_DIR, HISTORY_FILE, metric_mode, repair_history
+from transferkit.errors import ConfigurationError, DataNotFoundError, RunDirectoryExistsError
 from transferkit.evaluation import Evaluation
 from transferkit.models import find_backbone, parameter_counts
+
+logger = logging.getLogger("transferkit")
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -220,3 +229,36 @@ def is_pretrained(run: Run) -> bool:
     from transferkit.registry import BACKBONES
 
     return backbone.get("name") in BACKBONES
+
+
+def prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
+    """Make ``run_dir`` ready for a run: new, replaced (``overwrite``) or continued (``resume``).
+
+    A folder that already holds a run is refused unless one of the two is set;
+    resuming removes temporaries left by an interrupted save and cuts a
+    half-written history row.
+
+    Raises:
+        ConfigurationError: If both ``overwrite`` and ``resume`` are set.
+        RunDirectoryExistsError: If the folder holds a run and neither is set.
+    """
+    if run_dir is None:
+        return None
+    if overwrite and resume:
+        raise ConfigurationError("Pass overwrite=True or resume=True, not both.")
+    path = Path(run_dir)
+    markers = [path / RUN_FILE, path / HISTORY_FILE, path / BACKUP_DIR]
+    if any(m.exists() for m in markers):
+        if overwrite:
+            shutil.rmtree(path)
+        elif not resume:
+            raise RunDirectoryExistsError(
+                f"{path} already holds a run. Pass overwrite=True to replace it or "
+                "resume=True to continue it."
+            )
+        else:
+            for stale in remove_stale_temp_files(path):
+                logger.info("Removed %s, left by an interrupted save", stale)
+            repair_history(path / HISTORY_FILE)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

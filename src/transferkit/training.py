@@ -21,7 +21,6 @@ import keras
 import numpy as np
 
 from transferkit import _backend
-from transferkit._atomic import remove_stale_temp_files
 from transferkit._progress import progress_verbose
 from transferkit._validation import check_scalar
 from transferkit.augment import AugmentedBatches
@@ -33,16 +32,22 @@ from transferkit.callbacks import (
     lr_callback,
     metric_mode,
     read_history,
-    repair_history,
 )
 from transferkit.data import DataSplits
 from transferkit.data.splits import SPLITS
-from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
+from transferkit.errors import ConfigurationError, DataError
 from transferkit.evaluation import evaluate, evaluate_predictions
 from transferkit.features import extract_features
 from transferkit.losses import LOSS
 from transferkit.models import check_model_input, find_backbone, split_at_pool
-from transferkit.runs import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE, Run, run_config
+from transferkit.runs import (
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    Run,
+    prepare_run_dir,
+    run_config,
+)
 
 logger = logging.getLogger("transferkit")
 
@@ -199,7 +204,7 @@ def _train(model, data, *, epochs, batch_size, optimizer, lr, callbacks, augment
     if not len(data.y_val) and monitor.startswith("val_"):
         monitor = monitor[4:]
     plan = _Plan(model, epochs, batch_size, callbacks,
-                 _prepare_run_dir(run_dir, overwrite=overwrite, resume=resume), monitor,
+                 prepare_run_dir(run_dir, overwrite=overwrite, resume=resume), monitor,
                  patience, schedule, seed, progress_verbose(verbose))
     with _backend.distribution_scope(model):
         if compile or (compile is None and not getattr(model, "compiled", False)):
@@ -403,29 +408,6 @@ def _use_cache(model, augment: bool | str, cache_features: bool | str) -> bool:
     if cache_features is True:
         raise ConfigurationError(f"Cannot cache features: {reason}.")
     return False
-
-
-def _prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
-    if run_dir is None:
-        return None
-    if overwrite and resume:
-        raise ConfigurationError("Pass overwrite=True or resume=True, not both.")
-    path = Path(run_dir)
-    markers = [path / RUN_FILE, path / HISTORY_FILE, path / BACKUP_DIR]
-    if any(m.exists() for m in markers):
-        if overwrite:
-            shutil.rmtree(path)
-        elif not resume:
-            raise RunDirectoryExistsError(
-                f"{path} already holds a run. Pass overwrite=True to replace it or "
-                "resume=True to continue it."
-            )
-        else:
-            for stale in remove_stale_temp_files(path):
-                logger.info("Removed %s, left by an interrupted save", stale)
-            repair_history(path / HISTORY_FILE)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def make_optimizer(
