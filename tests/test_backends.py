@@ -194,3 +194,37 @@ def test_configured_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
     assert _backend.configured() == "jax"
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     assert _backend.configured() == "torch"
+
+
+class _Counting(keras.utils.PyDataset):
+    """Three fixed batches; counts the ends of epochs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = 0
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return np.full((2, 4), i, np.float32), np.array([i, i], np.int32)
+
+    def on_epoch_end(self):
+        self.ends += 1
+
+
+def test_fit_input_streams_the_same_batches_and_ends_each_epoch():
+    batches = _Counting()
+    given = _backend.fit_input(batches)
+    if BACKEND != "tensorflow":
+        assert given is batches  # Keras' own PyDataset path
+        return
+    import tensorflow as tf
+
+    assert int(given.cardinality()) == 3  # fit knows the steps per epoch
+    for epoch in (1, 2):
+        seen = [(x.numpy(), y.numpy()) for x, y in given]
+        assert [int(x[0, 0]) for x, _ in seen] == [0, 1, 2] and seen[1][1].dtype == np.int32
+        assert batches.ends == epoch
+    assert not given.options().autotune.enabled
+    assert isinstance(given, tf.data.Dataset)

@@ -15,7 +15,6 @@ from transferkit.finetune import fine_tune
 from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
 from transferkit.runs import Run
 from transferkit.training import train
-from transferkit.twostage import two_stage
 
 
 def _cnn(data, **kw):
@@ -89,20 +88,6 @@ def test_fine_tune_changes_exactly_the_unfrozen_weights(tiny):
         assert changed == (w.path in unfrozen), w.path
     assert run.config["augment"] and not run.config["cached_features"]
     assert run.config["backbone"]["trainable_layers"] == 1  # Conv_1 (its BN stays frozen)
-
-
-def test_two_stage_keeps_transferred_layers_bit_identical(tiny, tmp_path):
-    data = tiny.subset([0, 1, 2])
-    res = two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=2, batch_size=16,
-                    seed=0, run_dir=tmp_path, verbose=0)
-    stage1 = res.first.model.get_layer("features")
-    stage2 = find_backbone(res.second.model)
-    for a, b in zip(stage1.weights, stage2.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert res.first.evaluation.class_names == ["class_0", "class_1"]
-    assert res.second.evaluation.class_names == ["class_2", "class_0"]
-    assert res.second.config["cached_features"]
-    assert (tmp_path / "stage1" / "run.json").exists() and (tmp_path / "stage2" / "model.keras").exists()
 
 
 def test_run_save_load_roundtrip(tiny, tmp_path):

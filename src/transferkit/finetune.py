@@ -1,19 +1,19 @@
-"""Fine-tuning with the recipe that measured best, and its CPU fast path.
+"""Fine-tuning with the recipe that measured best, and its CPU fast paths.
 
 The default recipe trains the backbone (BatchNorm frozen; MobileNetV2's stem
 and first five blocks stay frozen too, which doubles its speed) with AdamW
 (learning rate 1e-3 at batch 256, decoupled weight decay 0.05), a linear
 warm-up over the first 5 % of steps then cosine decay to 0, and random crop +
-horizontal flip made in NumPy outside the compiled step. On full CIFAR-10 on
-2 CPU cores it reached 0.873 test accuracy in 9.3 minutes, everything
-included; the textbook recipe (frozen head, then the last 20 layers with Adam
-at 1e-5) reached 0.742 (docs/results.md has the comparison).
+horizontal flip made in NumPy outside the compiled step. The textbook recipe
+(frozen head, then the last 20 layers with Adam at 1e-5) reached 0.742 on
+full CIFAR-10; this one about 0.90 (docs/results.md has the comparison).
 
-The fast path is progressive resizing: a model that upscales its inputs
-inside (CIFAR's 32 px to MobileNetV2's 96) trains most epochs through a *view*
-that upscales less (64 px: about 2x the images per second on 2 CPU cores)
-and the last epochs at full size. A view shares every layer, and so every
-weight, with the model: the model ends up holding the trained weights.
+Two fast paths, chosen automatically with one log line each: where a prefix of
+the backbone stays frozen, its activations are computed once and the rest
+trains on them (:mod:`transferkit.prefix`); where the whole backbone trains
+and the model upscales its inputs inside, most epochs run through a *view* at
+a lower resolution (progressive resizing). Both share every layer, and so
+every weight, with the model: the model ends up holding the trained weights.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def fine_tune(
             measured recipe's 1e-3 at batch 256, scaled linearly (at batch 64,
             1e-3 wrecked the pretrained features of a 540-image subset).
         weight_decay: Decoupled weight decay (0 for none).
-        epochs: Epochs in all (10: about 11 minutes on all 50,000 CIFAR-10
+        epochs: Epochs in all (10: about 10 minutes on all 50,000 CIFAR-10
             images on 2 CPU cores with the cached prefix; see docs/results.md).
         warmup: Fraction of the steps spent warming up (0 for a plain cosine).
         batch_size: Images per batch; default 256 with 10,000 training images

@@ -272,6 +272,8 @@ def _fit(plan: _Plan, fitted: keras.Model, train_data: dict, val, *, start: int 
                 restore_best_weights=True))
         if plan.schedule is not None:
             cbs.append(lr_callback(plan.schedule, base_lr, end))
+    if isinstance(train_data["x"], keras.utils.PyDataset):
+        train_data = {**train_data, "x": _backend.fit_input(train_data["x"])}
     fit = fitted.fit(**train_data, validation_data=val, validation_batch_size=plan.batch_size,
                      initial_epoch=start, epochs=end, callbacks=cbs, verbose=plan.verbose)
     return {k: [float(v) for v in vals] for k, vals in fit.history.items()}
@@ -279,9 +281,9 @@ def _fit(plan: _Plan, fitted: keras.Model, train_data: dict, val, *, start: int 
 
 def _fit_streamed(plan: _Plan, data, augment, phases):
     # uint8 images reach fit as they are, through Keras' own data path, on
-    # every backend; the model converts each batch. (tf.data measured no
-    # faster on TensorFlow: docs/backends.rst.) Augmentation: crop + flip in
-    # NumPy, outside the compiled step.
+    # every backend; the model converts each batch. Augmentation: crop + flip
+    # in NumPy, outside the compiled step; _fit hands the batches to fit
+    # through _backend.fit_input (steady epochs on TensorFlow).
     if augment:
         batches = AugmentedBatches(data.x_train, data.y_train, plan.batch_size,
                                    seed=plan.seed or 0,
