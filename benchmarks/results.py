@@ -83,7 +83,8 @@ def case_fine_tune(cfg) -> dict:
 
     data = _data(cfg)
     keras_seed(0)
-    model = tk.build_transfer_model("mobilenet_v2", 10, weights="imagenet", **_model_kwargs(cfg))
+    model_kwargs = _model_kwargs(cfg)
+    model = tk.build_transfer_model("mobilenet_v2", 10, weights="imagenet", **model_kwargs)
     epochs = {} if cfg["epochs_ft"] is None else {"epochs": cfg["epochs_ft"]}  # None: the default
     run = tk.fine_tune(model, data, seed=0, verbose=2, **epochs, **cfg.get("ft_kwargs", {}))
     images = len(data.y_train) * run.epochs_run
@@ -91,7 +92,7 @@ def case_fine_tune(cfg) -> dict:
     return {"test_accuracy": run.evaluation.accuracy, "epochs": run.epochs_run,
             "fit_s": run.timings["fit"], "features_s": run.timings.get("features"),
             "train_img_s": images / spent, "recipe": run.config["recipe"],
-            "model_kwargs": _model_kwargs(cfg)}
+            "model_kwargs": model_kwargs}
 
 
 def _model_kwargs(cfg) -> dict:

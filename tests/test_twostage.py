@@ -58,3 +58,12 @@ def test_two_stage_fine_tune_trains_a_warm_started_copy(tiny, tmp_path):
              for a, b in zip(res.first.model.backbone.weights, tuned.model.backbone.weights)]
     assert moved and all(moved), "every weight of the warm-started block trains (BatchNorm included)"
     assert (tmp_path / "stage2_finetuned" / "model.keras").exists()
+
+
+def test_two_stage_fine_tune_refuses_a_cnn_it_cannot_warm_start_before_training(tiny, tmp_path):
+    data = tiny.subset([0, 1, 2])
+    cnn = build_transfer_model("mobilenet_v2", 2, input_shape=data.image_shape, weights=None)
+    with pytest.raises(ConfigurationError, match="BaselineCNN"):
+        two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=1,
+                  run_dir=tmp_path, verbose=0, fine_tune=True, cnn=cnn)
+    assert not (tmp_path / "stage1").exists()  # nothing trained

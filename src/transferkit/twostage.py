@@ -50,15 +50,19 @@ def warm_start(source: keras.Model, num_classes: int, *, name: str = "warm_start
         >>> all((a == b).all() for a, b in zip(new.backbone.get_weights(), src.backbone.get_weights()))
         True
     """
+    _check_warm_startable(source)
+    config = {**source.get_config(), "num_classes": num_classes, "name": name, "freeze": False}
+    model = BaselineCNN.from_config(config)
+    model.backbone.set_weights(source.backbone.get_weights())
+    return model
+
+
+def _check_warm_startable(source: keras.Model) -> None:
     if not isinstance(source, BaselineCNN):
         raise ConfigurationError(
             f"warm_start needs a BaselineCNN (build_baseline_cnn), got {type(source).__name__}; "
             "for another network, transfer its block with build_transfer_model."
         )
-    config = {**source.get_config(), "num_classes": num_classes, "name": name, "freeze": False}
-    model = BaselineCNN.from_config(config)
-    model.backbone.set_weights(source.backbone.get_weights())
-    return model
 
 
 def two_stage(
@@ -126,6 +130,8 @@ def two_stage(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     first_model = cnn or build_baseline_cnn(source, name="stage1_cnn")
+    if fine_tune:  # refused before stage 1 trains, not after
+        _check_warm_startable(first_model)
     if first_recipe:
         first = train_from_scratch(first_model, source, epochs=epochs, seed=seed,
                                    run_dir=sub("stage1"), name="stage1", verbose=verbose,
