@@ -51,7 +51,8 @@ def _peak_rss_mb() -> float:
 def _load_npz(path):
     import numpy as np
 
-    from transferkit.data import CIFAR10_CLASSES, DataSplits
+    from transferkit.data.cifar import CIFAR10_CLASSES
+    from transferkit.data.splits import DataSplits
 
     a = np.load(path)
     empty_x, empty_y = a["x_train"][:0], a["y_train"][:0]

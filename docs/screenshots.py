@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import keras
 
-    from transferkit.data import make_synthetic_dataset
-    from transferkit.finetune import fine_tune
-    from transferkit.models import build_baseline_cnn, build_transfer_model
-    from transferkit.report import write_report
-    from transferkit.training import train
+    from transferkit.data.synthetic import make_synthetic_dataset
+    from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+    from transferkit.reporting.report import write_report
+    from transferkit.training.recipes import fine_tune
+    from transferkit.training.train import train
 
     keras.utils.set_random_seed(0)
     data = make_synthetic_dataset(3, per_class=40, image_size=32, test_per_class=10, seed=2,

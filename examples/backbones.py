@@ -11,7 +11,7 @@ whole experiment, built from the public API); this script runs it exactly as
 
 import sys
 
-from transferkit.cli import main  # imports TensorFlow only when the run starts, quietly
+from transferkit.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["run", "backbones", *sys.argv[1:]]))

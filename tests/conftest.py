@@ -47,7 +47,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from transferkit.data import make_synthetic_dataset  # noqa: E402
+from transferkit.data.synthetic import make_synthetic_dataset  # noqa: E402
 
 requires_cifar = pytest.mark.skipif(
     not CIFAR_ARCHIVE.exists(), reason=f"real CIFAR-10 copy absent: {CIFAR_ARCHIVE}"
@@ -97,7 +97,7 @@ def cifar():
     """The whole real CIFAR-10 copy, loaded once per session (about 15 s)."""
     if not CIFAR_ARCHIVE.exists():
         pytest.skip(f"real CIFAR-10 copy absent: {CIFAR_ARCHIVE}")
-    from transferkit.data import load_cifar10
+    from transferkit.data.cifar import load_cifar10
 
     return load_cifar10(CIFAR_ARCHIVE)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transferkit.augment import AugmentedBatches, crop_flip
+from transferkit.data.augment import AugmentedBatches, crop_flip
 from transferkit.errors import ConfigurationError, DataError
 
 

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 from conftest import MOBILENET_FILE, requires_imagenet
 
-from transferkit.backbones import (
+from transferkit.errors import ConfigurationError, UnknownNameError, WeightsNotFoundError
+from transferkit.models.backbones import BackbonePreprocessing, build_backbone
+from transferkit.models.registry import (
     BACKBONES,
-    BackbonePreprocessing,
-    build_backbone,
     get_backbone_spec,
     list_backbones,
     weights_cache_path,
 )
-from transferkit.errors import ConfigurationError, UnknownNameError, WeightsNotFoundError
 
 REQUIRED = {"mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "resnet50", "vgg16",
             "inception_v3", "efficientnet_b0", "densenet121", "convnext_tiny"}
@@ -100,7 +99,7 @@ def test_imagenet_weights_load_offline_from_the_keras_cache():
 _STALLED_DOWNLOAD = r'''
 import os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-from transferkit.backbones import build_backbone
+from transferkit.models.backbones import build_backbone
 from transferkit.errors import WeightsNotFoundError
 start = time.perf_counter()
 try:

@@ -18,8 +18,8 @@ import pytest
 from conftest import BACKEND, ROOT
 
 from transferkit import _backend
-from transferkit.augment import AugmentedBatches
-from transferkit.data import augmentation
+from transferkit.data.augment import AugmentedBatches
+from transferkit.data.splits import augmentation
 from transferkit.errors import ConfigurationError
 
 
@@ -54,7 +54,7 @@ NO_TENSORFLOW_SCRIPT = """
     import numpy as np
 
     import transferkit as tk
-    from transferkit.report import write_report
+    from transferkit.reporting.report import write_report
 
     out = Path(tempfile.mkdtemp())
     keras.utils.set_random_seed(0)

@@ -4,14 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from transferkit.callbacks import (
-    default_callbacks,
-    lr_callback,
-    read_history,
-    step_decay,
-    warmup_cosine,
-)
 from transferkit.errors import ConfigurationError
+from transferkit.runs.layout import read_history
+from transferkit.training.callbacks import default_callbacks, lr_callback, step_decay, warmup_cosine
 
 
 def test_warmup_cosine_documented_values():

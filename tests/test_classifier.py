@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from transferkit._report_parts import step
-from transferkit.classifier import TRANSFERRED, BaselineCNN, TransferClassifier
-from transferkit.data import make_synthetic_dataset
+from transferkit.data.synthetic import make_synthetic_dataset
 from transferkit.errors import ConfigurationError
-from transferkit.freezing import unfreeze_last
-from transferkit.models import build_transfer_model, load_model
-from transferkit.training import train
+from transferkit.models.builders import build_transfer_model, load_model
+from transferkit.models.classifier import TRANSFERRED, BaselineCNN, TransferClassifier
+from transferkit.models.freezing import unfreeze_last
+from transferkit.reporting._parts import step
+from transferkit.training.train import train
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
 
@@ -103,7 +103,7 @@ def test_run_records_what_the_model_says_about_its_weights():
 
 
 def test_feature_map_layers_of_a_backbone_built_for_any_size():
-    from transferkit._report_parts import depth_layers
+    from transferkit.reporting._parts import depth_layers
 
     inner = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inner)

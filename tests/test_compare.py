@@ -1,9 +1,9 @@
 import pytest
 
-from transferkit.compare import COLUMNS, compare_runs
 from transferkit.errors import ConfigurationError
-from transferkit.evaluation import evaluate_predictions
-from transferkit.runs import Run
+from transferkit.reporting.compare import COLUMNS, compare_runs
+from transferkit.runs.evaluation import evaluate_predictions
+from transferkit.runs.record import Run
 
 
 def _run(name, acc_right, val, seconds, trainable):

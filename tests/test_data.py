@@ -8,13 +8,9 @@ from conftest import CIFAR_ARCHIVE, png_bytes, requires_cifar, requires_tensorfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transferkit.data import (
-    CIFAR10_CLASSES,
-    DataSplits,
-    load_cifar10,
-    load_image_folder,
-    stratified_split,
-)
+from transferkit.data.cifar import CIFAR10_CLASSES, load_cifar10
+from transferkit.data.folder import load_image_folder
+from transferkit.data.splits import DataSplits, stratified_split
 from transferkit.errors import (
     ConfigurationError,
     CorruptDataError,

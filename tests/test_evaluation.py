@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from transferkit.errors import DataError
-from transferkit.evaluation import Evaluation, evaluate, evaluate_predictions
-from transferkit.models import build_baseline_cnn
+from transferkit.models.builders import build_baseline_cnn
+from transferkit.runs.evaluation import Evaluation, evaluate, evaluate_predictions
 
 
 def _probs(n, k, seed=0):

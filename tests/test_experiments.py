@@ -13,9 +13,9 @@ import keras
 import pytest
 from conftest import CIFAR_ARCHIVE, ROOT, requires_cifar, requires_imagenet
 
-from transferkit.callbacks import read_history
 from transferkit.cli import main
 from transferkit.experiments import EXPERIMENTS, load
+from transferkit.runs.layout import read_history
 
 pytestmark = [requires_cifar, requires_imagenet, pytest.mark.realdata]
 

@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 
 from transferkit.errors import DataError, UnknownNameError
-from transferkit.features import default_feature_layers, extract_feature_maps, extract_features
-from transferkit.models import build_baseline_cnn, build_transfer_model
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.features import (
+    default_feature_layers,
+    extract_feature_maps,
+    extract_features,
+)
 
 
 def test_feature_maps_inside_a_transfer_model(raw_images):
@@ -41,7 +45,7 @@ def test_extract_features_matches_pool_layer(tiny):
 
 
 def test_flipped_features_are_the_mirror_images_features(tiny):
-    from transferkit.data import DataSplits
+    from transferkit.data.splits import DataSplits
 
     cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8,))
     mirrored = DataSplits(tiny.x_train[:, :, ::-1].copy(), tiny.y_train, tiny.x_val, tiny.y_val,

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from conftest import requires_cifar, requires_imagenet
 
-from transferkit.callbacks import read_history
 from transferkit.errors import ConfigurationError, UnknownNameError
-from transferkit.finetune import fine_tune, progressive_phases, resolution_view
-from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
-from transferkit.training import train
+from transferkit.models.anatomy import find_backbone
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.runs.layout import read_history
+from transferkit.training.progressive import progressive_phases
+from transferkit.training.recipes import fine_tune
+from transferkit.training.train import train
 
 
 def _tiny_backbone():
@@ -50,8 +52,8 @@ def test_auto_plan_is_progressive_only_where_the_model_upscales(tiny):
 
 def test_a_view_shares_every_weight_and_training_it_trains_the_model(tiny):
     model = _upscaling_model(tiny)
-    view = resolution_view(model, 48)
-    assert resolution_view(model, 64) is model
+    view = model.resolution_view(48)
+    assert model.resolution_view(64) is model
     assert {id(w) for w in view.weights} == {id(w) for w in model.weights}
     assert view.get_layer("resize_48").get_config()["height"] == 48
     before = [w.numpy().copy() for w in model.trainable_weights]

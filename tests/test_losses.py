@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from transferkit.errors import ConfigurationError
-from transferkit.losses import SparseSmoothedCrossentropy
-from transferkit.models import build_baseline_cnn, load_model
+from transferkit.models.builders import build_baseline_cnn, load_model
+from transferkit.training.losses import SparseSmoothedCrossentropy
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], "float32")
 LABELS = np.array([0, 2])

@@ -5,16 +5,13 @@ import numpy as np
 import pytest
 
 from transferkit.errors import ConfigurationError, DataError, UnknownNameError
-from transferkit.models import (
-    build_baseline_cnn,
-    build_transfer_model,
+from transferkit.models.anatomy import (
     check_model_input,
     find_backbone,
-    freeze,
     parameter_counts,
-    split_at_pool,
-    unfreeze_last,
 )
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.freezing import freeze, unfreeze_last
 
 
 def _small(**kw):
@@ -128,7 +125,7 @@ def test_models_save_and_load_with_identical_predictions(tmp_path, raw_images, b
 
 def test_split_at_pool_reproduces_model_and_shares_layers(raw_images):
     m = _small()
-    feats, head = split_at_pool(m)
+    feats, head = m.split_at_pool()
     np.testing.assert_allclose(head.predict(feats.predict(raw_images, verbose=0), verbose=0),
                                m.predict(raw_images, verbose=0), rtol=1e-5, atol=1e-6)
     assert head.get_layer("predictions") is m.get_layer("predictions")

@@ -2,21 +2,23 @@ import numpy as np
 import pytest
 
 from transferkit.errors import ConfigurationError
-from transferkit.evaluation import evaluate_predictions
-from transferkit.models import build_transfer_model
-from transferkit.plots import (
+from transferkit.models.builders import build_transfer_model
+from transferkit.reporting.image_plots import (
+    plot_feature_maps,
+    plot_feature_maps_by_depth,
+    plot_predictions,
+)
+from transferkit.reporting.plots import (
     continuations,
     most_confused_pairs,
     plot_accuracy_vs_time,
     plot_confusion_matrix,
-    plot_feature_maps,
-    plot_feature_maps_by_depth,
     plot_learning_curves,
     plot_model_summary,
     plot_per_class_metrics,
-    plot_predictions,
 )
-from transferkit.runs import Run
+from transferkit.runs.evaluation import evaluate_predictions
+from transferkit.runs.record import Run
 
 
 @pytest.fixture

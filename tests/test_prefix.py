@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from transferkit import build_transfer_model, fine_tune, load_model
-from transferkit.augment import crop_flip
+from transferkit.data.augment import crop_flip
 from transferkit.errors import ConfigurationError
-from transferkit.models import find_backbone
-from transferkit.prefix import ShiftedViews, cache_activations, split_at_layer
+from transferkit.models.anatomy import find_backbone
+from transferkit.training.cached_prefix import ShiftedViews, cache_activations
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def mobilenet():
 
 
 def test_prefix_then_suffix_is_the_model_and_shares_its_weights(mobilenet):
-    prefix, suffix = split_at_layer(mobilenet, "block_5_add")
+    prefix, suffix = mobilenet.split_at("block_5_add")
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(suffix.predict(prefix.predict(x, verbose=0), verbose=0),
                                mobilenet.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
@@ -28,7 +28,7 @@ def test_prefix_then_suffix_is_the_model_and_shares_its_weights(mobilenet):
 
 
 def test_cached_activations_are_float16_and_mirror_on_request(mobilenet):
-    prefix, _ = split_at_layer(mobilenet, "block_5_add")
+    prefix, _ = mobilenet.split_at("block_5_add")
     x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
     plain, mirrored = cache_activations(prefix, x), cache_activations(prefix, x, flip=True)
     assert plain.dtype == np.float16

@@ -4,9 +4,9 @@ import pytest
 from conftest import MOBILENET_FILE, MOBILENET_V1_FILE
 
 from transferkit import BACKBONES, build_transfer_model, get_backbone_spec, register_backbone
-from transferkit.backbones import build_backbone, check_weights_fit
 from transferkit.errors import ConfigurationError
-from transferkit.registry import identify_weights_file, unregister_backbone
+from transferkit.models.backbones import build_backbone, check_weights_fit
+from transferkit.models.registry import identify_weights_file, unregister_backbone
 
 needs_both = pytest.mark.skipif(not (MOBILENET_FILE.exists() and MOBILENET_V1_FILE.exists()),
                                 reason="the shared ImageNet weights files are absent")
@@ -88,7 +88,7 @@ def test_every_registered_backbone_builds_small_and_preprocesses_like_keras(name
     import keras
     import numpy as np
 
-    from transferkit.backbones import BackbonePreprocessing
+    from transferkit.models.backbones import BackbonePreprocessing
 
     spec = get_backbone_spec(name)
     base = build_backbone(name, image_size=spec.min_size, weights=None)

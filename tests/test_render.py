@@ -73,11 +73,11 @@ def print_pdf(page: Path) -> list[tuple[float, float]]:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    from transferkit.data import make_synthetic_dataset
-    from transferkit.finetune import fine_tune
-    from transferkit.models import build_baseline_cnn, build_transfer_model
-    from transferkit.report import write_report
-    from transferkit.training import train
+    from transferkit.data.synthetic import make_synthetic_dataset
+    from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+    from transferkit.reporting.report import write_report
+    from transferkit.training.recipes import fine_tune
+    from transferkit.training.train import train
 
     data = make_synthetic_dataset(3, per_class=24, image_size=32, test_per_class=6, seed=2)
     model = build_transfer_model("mobilenet_v2", 3, image_size=32, weights=None)

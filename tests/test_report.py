@@ -6,10 +6,10 @@ import pytest
 
 from transferkit.cli import main
 from transferkit.errors import ConfigurationError
-from transferkit.models import build_baseline_cnn, build_transfer_model
-from transferkit.report import REPORT_SECTIONS, write_report
-from transferkit.slides import SLIDES
-from transferkit.training import train
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.reporting.report import REPORT_SECTIONS, write_report
+from transferkit.reporting.slides import SLIDES
+from transferkit.training.train import train
 
 
 class _Checker(HTMLParser):
@@ -39,7 +39,7 @@ class _Checker(HTMLParser):
 
 @pytest.fixture(scope="module")
 def runs_and_data(tmp_path_factory):
-    from transferkit.data import make_synthetic_dataset
+    from transferkit.data.synthetic import make_synthetic_dataset
 
     data = make_synthetic_dataset(3, per_class=30, image_size=32, test_per_class=6, seed=2)
     scratch = train(build_baseline_cnn(3, filters=(8, 16)), data, epochs=2, verbose=0, name="scratch")
@@ -114,7 +114,7 @@ def test_report_cli_opens_an_experiment_folder(runs_and_data, tmp_path):
 def test_report_data_rebuilds_the_test_split(tmp_path, capsys):
     from PIL import Image
 
-    from transferkit.data import load_image_folder
+    from transferkit.data.folder import load_image_folder
 
     rng = np.random.default_rng(0)
     for c, name in enumerate(("a", "b", "c")):

@@ -6,8 +6,8 @@ import pytest
 from conftest import requires_cifar
 
 from transferkit.errors import ConfigurationError
-from transferkit.models import build_baseline_cnn
-from transferkit.scratch import train_from_scratch
+from transferkit.models.builders import build_baseline_cnn
+from transferkit.training.recipes import train_from_scratch
 
 
 def test_residual_cnn_has_its_blocks_and_round_trips(tiny, tmp_path):
@@ -54,7 +54,7 @@ def test_real_recipe_beats_the_plain_cnn_at_equal_epochs(cifar):
     data = cifar.limit(200, seed=0)
     keras.utils.set_random_seed(0)
     plain = build_baseline_cnn(10)
-    from transferkit.training import train
+    from transferkit.training.train import train
 
     plain_acc = train(plain, data, epochs=4, seed=0, verbose=0).evaluation.accuracy
     keras.utils.set_random_seed(0)

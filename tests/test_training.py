@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from conftest import ROOT, requires_cifar, requires_imagenet
 
-from transferkit.callbacks import read_history
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
-from transferkit.finetune import fine_tune
-from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
-from transferkit.runs import Run
-from transferkit.training import train
+from transferkit.models.anatomy import find_backbone
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.runs.layout import read_history
+from transferkit.runs.record import Run
+from transferkit.training.recipes import fine_tune
+from transferkit.training.train import train
 
 
 def _cnn(data, **kw):
@@ -142,7 +143,7 @@ def test_same_seed_same_results_different_seed_differs(tiny):
 
 
 def test_no_validation_split_falls_back_to_training_metric(tiny, tmp_path):
-    from transferkit.data import DataSplits
+    from transferkit.data.splits import DataSplits
 
     d = DataSplits(tiny.x_train, tiny.y_train, tiny.x_val[:0], tiny.y_val[:0], tiny.x_test,
                    tiny.y_test, tiny.class_names)

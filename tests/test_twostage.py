@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from transferkit.errors import ConfigurationError
-from transferkit.models import build_baseline_cnn, build_transfer_model, find_backbone
+from transferkit.models.anatomy import find_backbone
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.twostage import two_stage, warm_start
 
 

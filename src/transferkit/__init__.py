@@ -17,35 +17,73 @@ __version__ = "0.1.0"
 # Before anything imports TensorFlow: its C++ INFO and WARNING lines are noise here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The public API, listed once: each name and the module that defines it. Names load
+# on first use (module __getattr__), so `import transferkit` needs no TensorFlow.
 _EXPORTS = {
-    # transferkit.augment
-    "AugmentedBatches": "augment",
-    "crop_flip": "augment",
-    # transferkit.registry
-    "BACKBONES": "registry",
-    "BackboneSpec": "registry",
-    "get_backbone_spec": "registry",
-    "list_backbones": "registry",
-    "register_backbone": "registry",
-    # transferkit.backbones
-    "BackbonePreprocessing": "backbones",
-    "build_backbone": "backbones",
-    # transferkit.callbacks
-    "default_callbacks": "callbacks",
-    "lr_callback": "callbacks",
-    "read_history": "callbacks",
-    "step_decay": "callbacks",
-    "warmup_cosine": "callbacks",
-    # transferkit.compare
-    "Comparison": "compare",
-    "compare_runs": "compare",
-    # transferkit.data
-    "CIFAR10_CLASSES": "data",
-    "DataSplits": "data",
-    "augmentation": "data",
-    "load_cifar10": "data",
-    "load_image_folder": "data",
-    "make_synthetic_dataset": "data",
+    # transferkit.data.augment
+    "AugmentedBatches": "data.augment",
+    "crop_flip": "data.augment",
+    # transferkit.data.cifar
+    "CIFAR10_CLASSES": "data.cifar",
+    "load_cifar10": "data.cifar",
+    # transferkit.data.folder
+    "load_image_folder": "data.folder",
+    # transferkit.data.splits
+    "DataSplits": "data.splits",
+    "augmentation": "data.splits",
+    # transferkit.data.synthetic
+    "make_synthetic_dataset": "data.synthetic",
+    # transferkit.models.registry
+    "BACKBONES": "models.registry",
+    "BackboneSpec": "models.registry",
+    "get_backbone_spec": "models.registry",
+    "list_backbones": "models.registry",
+    "register_backbone": "models.registry",
+    # transferkit.models.backbones
+    "BackbonePreprocessing": "models.backbones",
+    "build_backbone": "models.backbones",
+    # transferkit.models.classifier
+    "BaselineCNN": "models.classifier",
+    "TransferClassifier": "models.classifier",
+    # transferkit.models.builders
+    "build_baseline_cnn": "models.builders",
+    "build_transfer_model": "models.builders",
+    "load_model": "models.builders",
+    # transferkit.models.anatomy
+    "find_backbone": "models.anatomy",
+    "parameter_counts": "models.anatomy",
+    # transferkit.models.freezing
+    "freeze": "models.freezing",
+    "unfreeze_last": "models.freezing",
+    # transferkit.models.features
+    "extract_feature_maps": "models.features",
+    "extract_features": "models.features",
+    # transferkit.training.train
+    "make_deterministic": "training.train",
+    "train": "training.train",
+    # transferkit.training.recipes
+    "fine_tune": "training.recipes",
+    "train_from_scratch": "training.recipes",
+    # transferkit.training.progressive
+    "progressive_phases": "training.progressive",
+    # transferkit.training.callbacks
+    "default_callbacks": "training.callbacks",
+    "lr_callback": "training.callbacks",
+    "step_decay": "training.callbacks",
+    "warmup_cosine": "training.callbacks",
+    # transferkit.twostage
+    "TwoStageResult": "twostage",
+    "two_stage": "twostage",
+    # transferkit.runs.record
+    "Run": "runs.record",
+    # transferkit.runs.layout
+    "read_history": "runs.layout",
+    # transferkit.runs.evaluation
+    "Evaluation": "runs.evaluation",
+    "evaluate": "runs.evaluation",
+    # transferkit.reporting.compare
+    "Comparison": "reporting.compare",
+    "compare_runs": "reporting.compare",
     # transferkit.errors
     "ConfigurationError": "errors",
     "CorruptDataError": "errors",
@@ -55,34 +93,6 @@ _EXPORTS = {
     "TransferkitError": "errors",
     "UnknownNameError": "errors",
     "WeightsNotFoundError": "errors",
-    # transferkit.evaluation
-    "Evaluation": "evaluation",
-    "evaluate": "evaluation",
-    # transferkit.features
-    "extract_feature_maps": "features",
-    "extract_features": "features",
-    # transferkit.finetune
-    "fine_tune": "finetune",
-    "progressive_phases": "finetune",
-    "resolution_view": "finetune",
-    # transferkit.models
-    "build_baseline_cnn": "models",
-    "build_transfer_model": "models",
-    "TransferClassifier": "classifier",
-    "BaselineCNN": "classifier",
-    "find_backbone": "anatomy",
-    "load_model": "models",
-    "freeze": "freezing",
-    "parameter_counts": "anatomy",
-    "unfreeze_last": "freezing",
-    # transferkit.scratch
-    "train_from_scratch": "scratch",
-    # transferkit.training
-    "Run": "runs",
-    "TwoStageResult": "twostage",
-    "make_deterministic": "training",
-    "train": "training",
-    "two_stage": "twostage",
 }
 
 
@@ -102,61 +112,7 @@ def __dir__() -> list[str]:
 if "keras" in sys.modules:
     # Keras is loaded already, so this costs nothing, and it registers the
     # custom layers that keras.saving.load_model needs for transferkit models.
-    importlib.import_module("transferkit.classifier")
+    importlib.import_module("transferkit.models.classifier")
 
 
-__all__ = [
-    "AugmentedBatches",
-    "BACKBONES",
-    "BackbonePreprocessing",
-    "BackboneSpec",
-    "BaselineCNN",
-    "CIFAR10_CLASSES",
-    "Comparison",
-    "ConfigurationError",
-    "CorruptDataError",
-    "DataError",
-    "DataNotFoundError",
-    "DataSplits",
-    "Evaluation",
-    "Run",
-    "RunDirectoryExistsError",
-    "TransferClassifier",
-    "TransferkitError",
-    "TwoStageResult",
-    "UnknownNameError",
-    "WeightsNotFoundError",
-    "__version__",
-    "augmentation",
-    "build_backbone",
-    "build_baseline_cnn",
-    "build_transfer_model",
-    "compare_runs",
-    "crop_flip",
-    "default_callbacks",
-    "evaluate",
-    "extract_feature_maps",
-    "extract_features",
-    "find_backbone",
-    "fine_tune",
-    "freeze",
-    "get_backbone_spec",
-    "list_backbones",
-    "load_model",
-    "load_cifar10",
-    "load_image_folder",
-    "lr_callback",
-    "make_deterministic",
-    "make_synthetic_dataset",
-    "parameter_counts",
-    "progressive_phases",
-    "read_history",
-    "register_backbone",
-    "resolution_view",
-    "step_decay",
-    "train",
-    "train_from_scratch",
-    "two_stage",
-    "unfreeze_last",
-    "warmup_cosine",
-]
+__all__ = ["__version__", *_EXPORTS]

@@ -4,7 +4,7 @@ transferkit runs on TensorFlow (the default, and the fast path on CPU), JAX
 and PyTorch (docs/backends.rst). The rest of the library calls only Keras'
 public API and the functions here: the distribution scope a model was built
 under, the batch split of JAX data parallelism, determinism, device and
-version reporting, how ``fit`` gets NumPy batches, and hiding TensorFlow's
+version reporting, Keras' cache folder, how ``fit`` gets NumPy batches, and hiding TensorFlow's
 start-up noise. Nothing
 here imports TensorFlow unless the active backend is TensorFlow, so with
 ``KERAS_BACKEND=torch`` or ``jax`` the library runs where TensorFlow is not
@@ -19,6 +19,32 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
+
+
+def keras_home() -> Path:
+    """Keras' cache folder, resolved as Keras resolves it, without importing Keras.
+
+    ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` when home is not
+    writable). Once Keras is imported, its own value wins: it read the
+    environment at import time.
+    """
+    keras_config = sys.modules.get("keras.src.backend.config")
+    if keras_config is not None:
+        return Path(keras_config.keras_home()).expanduser()
+    return keras_home_from_environment()
+
+
+def keras_home_from_environment() -> Path:
+    """Keras' cache folder as Keras resolves it at import: ``$KERAS_HOME``, else ``~/.keras``.
+
+    ``/tmp/.keras`` when home is not writable. Unlike :func:`keras_home`, this
+    reads the environment now even if Keras is already imported.
+    """
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"]).expanduser()
+    base = Path.home()
+    return (base if os.access(base, os.W_OK) else Path("/tmp")) / ".keras"
 
 
 def name() -> str:
@@ -36,7 +62,6 @@ def configured() -> str:
     """
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    from transferkit.registry import keras_home_from_environment  # as Keras resolves it
 
     try:
         with open(keras_home_from_environment() / "keras.json", encoding="utf-8") as f:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import keras
 
-from transferkit.classifier import BaselineCNN
-from transferkit.data import DataSplits
+from transferkit.data.splits import DataSplits
 from transferkit.errors import ConfigurationError
-from transferkit.models import build_baseline_cnn, build_transfer_model
-from transferkit.runs import Run
-from transferkit.scratch import train_from_scratch
-from transferkit.training import train
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.classifier import BaselineCNN
+from transferkit.runs.record import Run
+from transferkit.training.recipes import train_from_scratch
+from transferkit.training.train import train
 
 
 @dataclass

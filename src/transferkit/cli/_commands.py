@@ -23,8 +23,8 @@ def quickstart(args) -> int:
     )
     from transferkit._atomic import atomic_write_json
     from transferkit.errors import DataNotFoundError, WeightsNotFoundError
-    from transferkit.plots import plot_confusion_matrix, plot_learning_curves
-    from transferkit.report import write_report
+    from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.reporting.report import write_report
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -103,7 +103,7 @@ def run_experiment(args) -> int:
 
 
 def report(args) -> int:
-    from transferkit.report import (
+    from transferkit.reporting.report import (
         load_report_inputs,
         rebuild_test_data,
         same_test_split,
@@ -130,8 +130,9 @@ def info(args) -> int:
 
     import transferkit
     from transferkit import _backend
+    from transferkit._backend import keras_home
     from transferkit.data.cifar import cifar10_search_paths
-    from transferkit.registry import keras_home, list_backbones
+    from transferkit.models.registry import list_backbones
 
     version = _backend.installed_version
     backend = _backend.configured()  # without importing Keras

@@ -19,14 +19,14 @@ def train(args) -> int:
     import keras
 
     from transferkit._atomic import atomic_write_json, atomic_write_text
-    from transferkit.backbones import check_weights_arg, check_weights_fit
-    from transferkit.data import load_image_folder
-    from transferkit.finetune import fine_tune
-    from transferkit.models import build_transfer_model
-    from transferkit.plots import plot_confusion_matrix, plot_learning_curves
-    from transferkit.registry import get_backbone_spec
-    from transferkit.report import write_report
-    from transferkit.training import train as train_model
+    from transferkit.data.folder import load_image_folder
+    from transferkit.models.backbones import check_weights_arg, check_weights_fit
+    from transferkit.models.builders import build_transfer_model
+    from transferkit.models.registry import get_backbone_spec
+    from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.reporting.report import write_report
+    from transferkit.training.recipes import fine_tune
+    from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
     _check_positive(args, "image_size", "head_epochs", "batch_size")
@@ -120,8 +120,8 @@ def evaluate(args) -> int:
     """Accuracy and per-class report of a saved model on labelled images."""
     from transferkit._atomic import atomic_write_json
     from transferkit.data.folder import _list_entries, _read_tree
-    from transferkit.evaluation import evaluate_predictions
-    from transferkit.plots import plot_confusion_matrix
+    from transferkit.reporting.plots import plot_confusion_matrix
+    from transferkit.runs.evaluation import evaluate_predictions
 
     model, names, resize = _load(args.model, args.resize)
     root = Path(args.data).expanduser()
@@ -154,7 +154,7 @@ def evaluate(args) -> int:
 
 def _load(model_path: str, resize: str | None):
     """The model, its class names (from run.json beside it) and the resize mode to use."""
-    from transferkit.models import load_model
+    from transferkit.models.builders import load_model
 
     model = load_model(model_path)
     record = Path(model_path).expanduser().with_name("run.json")

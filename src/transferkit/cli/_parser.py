@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from transferkit.experiments import EXPERIMENTS  # a table: does not load TensorFlow
+from transferkit.experiments import EXPERIMENTS
 
 _WEIGHTS_HELP = ("'imagenet' (the Keras cache, else a download), 'none' (random "
                  "initialisation) or a weights file path")

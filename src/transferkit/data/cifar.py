@@ -11,15 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from transferkit._backend import keras_home
 from transferkit.data.folder import _list_entries, _read_tree
 from transferkit.data.splits import DataSplits, _check_fraction, _limit_indices, _train_val
-from transferkit.errors import (
-    ConfigurationError,
-    CorruptDataError,
-    DataError,
-    DataNotFoundError,
-)
-from transferkit.registry import keras_home
+from transferkit.errors import ConfigurationError, CorruptDataError, DataError, DataNotFoundError
 
 logger = logging.getLogger("transferkit")
 

@@ -17,11 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transferkit._validation import check_scalar
-from transferkit.errors import (
-    ConfigurationError,
-    DataError,
-    unknown_name,
-)
+from transferkit.errors import ConfigurationError, DataError, unknown_name
 
 logger = logging.getLogger("transferkit")
 

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from transferkit.data.splits import DataSplits, _train_val
-from transferkit.errors import (
-    ConfigurationError,
-)
+from transferkit.errors import ConfigurationError
 
 logger = logging.getLogger("transferkit")
 

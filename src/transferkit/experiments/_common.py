@@ -16,25 +16,25 @@ import keras
 
 from transferkit import _backend
 from transferkit._atomic import atomic_write_json, atomic_write_text
-from transferkit.backbones import check_weights_arg
-from transferkit.compare import compare_runs
-from transferkit.data import DataSplits, load_cifar10
-from transferkit.experiments._options import (  # noqa: F401 - the experiments' one import
-    Budget,
-    add_common_arguments,
-    budget,
-    unfreeze_arg,
+from transferkit.data.cifar import load_cifar10
+from transferkit.data.splits import DataSplits
+from transferkit.experiments._options import Budget, add_common_arguments, budget, unfreeze_arg  # noqa: F401 - the experiments' one import
+from transferkit.models.backbones import check_weights_arg
+from transferkit.models.registry import get_backbone_spec, identify_weights_file
+from transferkit.reporting.compare import compare_runs
+from transferkit.reporting.plots import (
+    plot_accuracy_vs_time,
+    plot_confusion_matrix,
+    plot_learning_curves,
 )
-from transferkit.plots import plot_accuracy_vs_time, plot_confusion_matrix, plot_learning_curves
-from transferkit.registry import get_backbone_spec, identify_weights_file
-from transferkit.report import write_report
-from transferkit.runs import Run
+from transferkit.reporting.report import write_report
+from transferkit.runs.record import Run
 
 
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
     """A layer count no larger than the model's backbone (VGG16 has 18 layers in all)."""
-    from transferkit.anatomy import find_backbone
-    from transferkit.freezing import _backbone_layers
+    from transferkit.models.anatomy import find_backbone
+    from transferkit.models.freezing import _backbone_layers
 
     if unfreeze in ("auto", "all"):
         return unfreeze

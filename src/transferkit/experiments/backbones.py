@@ -24,12 +24,12 @@ import argparse
 import logging
 import time
 
-from transferkit.backbones import get_backbone_spec
 from transferkit.errors import WeightsNotFoundError
 from transferkit.experiments import _common as c
-from transferkit.finetune import fine_tune
-from transferkit.models import build_baseline_cnn, build_transfer_model
-from transferkit.training import train
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.registry import get_backbone_spec
+from transferkit.training.recipes import fine_tune
+from transferkit.training.train import train
 
 NAME = "backbones"
 FULL, QUICK = c.Budget(per_class=300, epochs=8), c.Budget(per_class=30, epochs=3)

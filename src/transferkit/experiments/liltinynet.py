@@ -21,13 +21,15 @@ import time
 
 import keras
 
-from transferkit.evaluation import evaluate
 from transferkit.experiments import _common as c
-from transferkit.finetune import fine_tune
-from transferkit.models import build_transfer_model, parameter_counts
-from transferkit.plots import plot_model_summary, plot_predictions
-from transferkit.runs import Run
-from transferkit.training import train
+from transferkit.models.anatomy import parameter_counts
+from transferkit.models.builders import build_transfer_model
+from transferkit.reporting.image_plots import plot_predictions
+from transferkit.reporting.plots import plot_model_summary
+from transferkit.runs.evaluation import evaluate
+from transferkit.runs.record import Run
+from transferkit.training.recipes import fine_tune
+from transferkit.training.train import train
 
 NAME = "liltinynet"
 FULL, QUICK = c.Budget(per_class=500, epochs=10), c.Budget(per_class=30, epochs=3)

@@ -20,11 +20,11 @@ import time
 
 import keras
 
-from transferkit.evaluation import evaluate
 from transferkit.experiments import _common as c
-from transferkit.models import build_transfer_model
-from transferkit.plots import plot_per_class_metrics
-from transferkit.training import train
+from transferkit.models.builders import build_transfer_model
+from transferkit.reporting.plots import plot_per_class_metrics
+from transferkit.runs.evaluation import evaluate
+from transferkit.training.train import train
 
 NAME = "mobilenetv2_frozen"
 FULL, QUICK = c.Budget(per_class=1000, epochs=5), c.Budget(per_class=40, epochs=3)

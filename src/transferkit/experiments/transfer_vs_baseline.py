@@ -20,11 +20,11 @@ import time
 import keras
 
 from transferkit.experiments import _common as c
-from transferkit.features import default_feature_layers, extract_feature_maps
-from transferkit.finetune import fine_tune
-from transferkit.models import build_baseline_cnn, build_transfer_model
-from transferkit.plots import plot_feature_maps
-from transferkit.training import train
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.features import default_feature_layers, extract_feature_maps
+from transferkit.reporting.image_plots import plot_feature_maps
+from transferkit.training.recipes import fine_tune
+from transferkit.training.train import train
 
 NAME = "transfer_vs_baseline"
 FULL, QUICK = c.Budget(per_class=1000, epochs=10), c.Budget(per_class=40, epochs=3)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from transferkit.data import CIFAR10_CLASSES
+from transferkit.data.cifar import CIFAR10_CLASSES
 from transferkit.experiments import _common as c
-from transferkit.models import build_baseline_cnn
-from transferkit.scratch import train_from_scratch
+from transferkit.models.builders import build_baseline_cnn
+from transferkit.training.recipes import train_from_scratch
 from transferkit.twostage import two_stage
 
 NAME = "two_stage"

@@ -9,8 +9,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from transferkit.backbones import BACKBONES
-from transferkit.runs import is_pretrained
+from transferkit.models.registry import BACKBONES
+from transferkit.runs.record import is_pretrained
 
 LAYER_NOTE = ("Layers are counted as every backbone layer but the input; trainable ones are "
               "those with weights that training updates (BatchNorm layers stay frozen).")
@@ -195,11 +195,12 @@ def depth_layers(model, count: int = 3) -> list[str]:
     """
     import numpy as np
 
-    from transferkit.anatomy import backbone_input, find_backbone
+    from transferkit.models.anatomy import require_classifier
 
-    base = find_backbone(model)
+    model = require_classifier(model, "Feature maps")
+    base = model.backbone
     # A backbone built for any size says None: the size it is fed in this model counts.
-    dims = [d for d in backbone_input(model).shape[1:3] if d] or \
+    dims = [d for d in model.backbone_input.shape[1:3] if d] or \
         [d for d in model.input_shape[1:3] if d] or [32]
     size = min(dims)
     outputs = []

@@ -20,22 +20,14 @@ import keras
 import numpy as np
 
 from transferkit import _backend
-from transferkit._atomic import (
-    atomic_save_model,
-    atomic_write,
-    atomic_write_json,
-    remove_stale_temp_files,
-)
-from transferkit.callbacks import BACKUP_DIR, HISTORY_FILE, metric_mode, repair_history
+from transferkit._atomic import atomic_save_model, atomic_write, atomic_write_json, remove_stale_temp_files
+from transferkit.runs.layout import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE
 from transferkit.errors import ConfigurationError, DataNotFoundError, RunDirectoryExistsError
-from transferkit.evaluation import Evaluation
-from transferkit.models import find_backbone, parameter_counts
+from transferkit.runs.evaluation import Evaluation
+from transferkit.models.anatomy import find_backbone, parameter_counts
 
 logger = logging.getLogger("transferkit")
 
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
-PREDICTIONS_FILE = "predictions.npz"
 
 
 @dataclass
@@ -226,39 +218,33 @@ def is_pretrained(run: Run) -> bool:
     backbone = run.config.get("backbone") or {}
     if "pretrained" in backbone:
         return bool(backbone["pretrained"])
-    from transferkit.registry import BACKBONES
+    from transferkit.models.registry import BACKBONES
 
     return backbone.get("name") in BACKBONES
 
 
-def prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
-    """Make ``run_dir`` ready for a run: new, replaced (``overwrite``) or continued (``resume``).
+def metric_mode(name: str) -> str:
+    """``"min"`` or ``"max"``: which way a metric improves, decided as Keras decides it.
 
-    A folder that already holds a run is refused unless one of the two is set;
-    resuming removes temporaries left by an interrupted save and cuts a
-    half-written history row.
+    Keras' callbacks (``mode="auto"``) treat any name containing "loss" as
+    lower-is-better and otherwise ask the metric object for its direction.
+    Records read back from disk have no metric objects, so this asks
+    ``keras.metrics.get`` for one of the same name (``val_`` stripped);
+    names Keras does not know count as higher-is-better, like accuracy.
 
-    Raises:
-        ConfigurationError: If both ``overwrite`` and ``resume`` are set.
-        RunDirectoryExistsError: If the folder holds a run and neither is set.
+    Example:
+        >>> metric_mode("val_loss"), metric_mode("val_accuracy"), metric_mode("mean_squared_error")
+        ('min', 'max', 'min')
     """
-    if run_dir is None:
-        return None
-    if overwrite and resume:
-        raise ConfigurationError("Pass overwrite=True or resume=True, not both.")
-    path = Path(run_dir)
-    markers = [path / RUN_FILE, path / HISTORY_FILE, path / BACKUP_DIR]
-    if any(m.exists() for m in markers):
-        if overwrite:
-            shutil.rmtree(path)
-        elif not resume:
-            raise RunDirectoryExistsError(
-                f"{path} already holds a run. Pass overwrite=True to replace it or "
-                "resume=True to continue it."
-            )
-        else:
-            for stale in remove_stale_temp_files(path):
-                logger.info("Removed %s, left by an interrupted save", stale)
-            repair_history(path / HISTORY_FILE)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    base = name[4:] if name.startswith("val_") else name
+    if "loss" in base:
+        return "min"
+    try:
+        metric = keras.metrics.get(base)
+    except (ValueError, TypeError):
+        return "max"
+    direction = getattr(metric, "_direction", None)  # how Keras' own metrics declare it
+    if direction is None and callable(metric):  # a function such as mean_squared_error
+        fn = getattr(metric, "__name__", base)
+        direction = "down" if any(k in fn for k in ("error", "crossentropy", "hinge")) else "up"
+    return "min" if direction == "down" else "max"

@@ -11,36 +11,11 @@ info``) is instant; :mod:`transferkit.backbones` builds them.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import asdict, dataclass, replace  # noqa: F401 (replace: doctest)
 from pathlib import Path
 
+from transferkit._backend import keras_home
 from transferkit.errors import ConfigurationError, unknown_name
-
-
-def keras_home() -> Path:
-    """Keras' cache folder, resolved as Keras resolves it, without importing Keras.
-
-    ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` when home is not
-    writable). Once Keras is imported, its own value wins: it read the
-    environment at import time.
-    """
-    keras_config = sys.modules.get("keras.src.backend.config")
-    if keras_config is not None:
-        return Path(keras_config.keras_home()).expanduser()
-    return keras_home_from_environment()
-
-
-def keras_home_from_environment() -> Path:
-    """Keras' cache folder as Keras resolves it at import: ``$KERAS_HOME``, else ``~/.keras``.
-
-    ``/tmp/.keras`` when home is not writable. Unlike :func:`keras_home`, this
-    reads the environment now even if Keras is already imported.
-    """
-    if "KERAS_HOME" in os.environ:
-        return Path(os.environ["KERAS_HOME"]).expanduser()
-    base = Path.home()
-    return (base if os.access(base, os.W_OK) else Path("/tmp")) / ".keras"
 
 
 @dataclass(frozen=True)
@@ -340,7 +315,6 @@ __all__ = [
     "BackboneSpec",
     "get_backbone_spec",
     "identify_weights_file",
-    "keras_home",
     "list_backbones",
     "register_backbone",
     "unregister_backbone",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transferkit.errors import ConfigurationError
-from transferkit.runs import Run
+from transferkit.runs.record import Run
 
 COLUMNS = (
     "run",
@@ -74,7 +74,7 @@ class Comparison:
 
     def plot(self, path=None):
         """Overlay the runs' learning curves (accuracy and loss); see :func:`transferkit.plots.plot_learning_curves`."""
-        from transferkit.plots import plot_learning_curves
+        from transferkit.reporting.plots import plot_learning_curves
 
         return plot_learning_curves(self.runs, path=path)
 

@@ -13,8 +13,8 @@ import logging
 
 import keras
 
-from transferkit.anatomy import find_backbone
 from transferkit.errors import ConfigurationError, unknown_name
+from transferkit.models.anatomy import find_backbone
 
 logger = logging.getLogger("transferkit")
 
@@ -154,7 +154,7 @@ def freeze_state(base: keras.Model) -> FreezeSpec:
     reloads with the trainability it was saved with.
 
     Example:
-        >>> from transferkit.classifier import BaselineCNN
+        >>> from transferkit.models.classifier import BaselineCNN
         >>> cnn = BaselineCNN(10)
         >>> set_freeze(cnn.backbone, 3)
         >>> freeze_state(cnn.backbone)

@@ -16,16 +16,11 @@ from pathlib import Path
 import keras
 
 from transferkit.errors import ConfigurationError, WeightsNotFoundError
-from transferkit.registry import (
-    BACKBONES,
+from transferkit.models.registry import (
     PREPROCESSING_MODES,
-    BackboneSpec,
     check_preprocessing_mode,
     get_backbone_spec,
     identify_weights_file,
-    list_backbones,
-    register_backbone,
-    resize_target,
     weights_cache_path,
 )
 
@@ -200,18 +195,3 @@ def check_weights_fit(weights: str | os.PathLike, backbone: str) -> None:
 def _looks_like_download_error(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(k in text for k in ("url", "fetch", "connect", "timed out", "resolve", "http"))
-
-
-__all__ = [
-    "BACKBONES",
-    "BackbonePreprocessing",
-    "BackboneSpec",
-    "build_backbone",
-    "check_weights_arg",
-    "check_weights_fit",
-    "get_backbone_spec",
-    "list_backbones",
-    "register_backbone",
-    "resize_target",
-    "weights_cache_path",
-]

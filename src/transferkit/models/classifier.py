@@ -21,15 +21,17 @@ from collections.abc import Sequence
 import keras
 
 from transferkit._validation import check_scalar
-from transferkit.anatomy import OUTPUT_LAYER, POOL_LAYER, PREPROCESS_LAYER, RESIZE_LAYER
-from transferkit.backbones import (
-    BackbonePreprocessing,
-    build_backbone,
-    get_backbone_spec,
-    resize_target,
-)
 from transferkit.errors import ConfigurationError
-from transferkit.freezing import FreezeSpec, freeze_state, set_freeze
+from transferkit.models.backbones import BackbonePreprocessing, build_backbone
+from transferkit.models.freezing import FreezeSpec, freeze_state, set_freeze
+from transferkit.models.parts import (
+    OUTPUT_LAYER,
+    POOL_LAYER,
+    PREPROCESS_LAYER,
+    RESIZE_LAYER,
+    Classifier,
+)
+from transferkit.models.registry import get_backbone_spec, resize_target
 
 logger = logging.getLogger("transferkit")
 
@@ -37,47 +39,14 @@ TRANSFERRED = "transferred"
 """``weights`` recorded for a backbone given as a model: its weights were copied."""
 
 
-class _Classifier(keras.Model):
-    """The parts every transferkit classifier exposes (a functional model underneath)."""
-
-    _backbone_layer: str
-
-    @property
-    def backbone(self) -> keras.Model:
-        """The nested backbone model (a layer of this model: changes to it change the model)."""
-        return self.get_layer(self._backbone_layer)
-
-    @property
-    def backbone_input(self):
-        """The symbolic tensor the backbone is called on (after resizing and preprocessing)."""
-        before = self._before_backbone
-        return self.inputs[0] if before is None else self.get_layer(before).output
-
-    @property
-    def pool(self) -> keras.layers.Layer:
-        """The global-average-pooling layer between backbone and head."""
-        return self.get_layer(POOL_LAYER)
-
-    @property
-    def head_layers(self) -> list[keras.layers.Layer]:
-        """The layers after the pooling layer, in order."""
-        names = [layer.name for layer in self.layers]
-        return self.layers[names.index(POOL_LAYER) + 1 :]
-
-    @property
-    def pretrained(self) -> bool:
-        """Whether the backbone started from trained weights (ImageNet, a file, another model)."""
-        return self.weights_source is not None
+class _Classifier(Classifier):
+    """The constructors' shared last step: the head on top of the backbone's features."""
 
     def _finish(self, inputs, features, num_classes: int, head: Sequence[int], dropout: float,
                 name: str, before_backbone: str | None, **kwargs) -> None:
         outputs = _classifier_head(features, num_classes, head, dropout)
         super().__init__(inputs, outputs, name=name, **kwargs)
         self._before_backbone = before_backbone
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="transferkit")

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from transferkit.errors import ConfigurationError
-from transferkit.image_plots import (  # noqa: F401 - part of this module's API
+from transferkit.reporting.image_plots import (  # noqa: F401 - part of this module's API
     _save,
     plot_feature_maps,
     plot_feature_maps_by_depth,
@@ -135,7 +135,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     """
     from matplotlib.lines import Line2D
 
-    from transferkit.runs import is_pretrained
+    from transferkit.runs.record import is_pretrained
 
     runs = _runs(runs)
     cont = continuations(runs)

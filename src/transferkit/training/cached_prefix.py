@@ -1,6 +1,6 @@
 """The fine-tuning fast path: the frozen prefix's activations, computed once.
 
-:func:`~transferkit.finetune.fine_tune` keeps a backbone's stem and first
+:func:`~transferkit.training.recipes.fine_tune` keeps a backbone's stem and first
 blocks frozen (MobileNetV2: through ``block_5_add``). Those layers run at the
 highest resolutions and cost most of a training step, yet they compute the
 same thing every epoch. So the activations at the cut are computed once per
@@ -23,14 +23,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import time
 
 import keras
 import numpy as np
 
-from transferkit.augment import crop_flip
-from transferkit.data import DataSplits
-from transferkit.features import predict_in_chunks
-from transferkit.models import find_backbone
+from transferkit import _backend
+from transferkit.data.augment import crop_flip
+from transferkit.errors import ConfigurationError
+from transferkit.models.features import predict_in_chunks
+from transferkit.models.parts import Classifier
+from transferkit.runs.evaluation import evaluate
+from transferkit.training.core import fit
+from transferkit.training.plan import Plan
 
 logger = logging.getLogger("transferkit")
 
@@ -38,45 +44,6 @@ SHIFT = 1
 """Largest random shift of the activation map, in cells (each way)."""
 MEMORY_FRACTION = 0.25
 """Cache only when both views fit in this fraction of the machine's memory."""
-
-
-def split_at_layer(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Model]:
-    """Split a transfer model at a backbone layer into ``(prefix, suffix)``.
-
-    The prefix maps raw images to that layer's activations; the suffix maps
-    those activations to class probabilities. Both reuse ``model``'s layer
-    objects (the backbone runs in inference mode, as in ``model``), so training
-    the suffix trains ``model``.
-
-    Args:
-        model: A chain ``image -> [resize] -> [preprocess] -> backbone -> pool ->
-            head``, as :func:`~transferkit.models.build_transfer_model` builds.
-        layer_name: A layer of the backbone.
-
-    Returns:
-        ``(prefix, suffix)``.
-
-    Example:
-        >>> from transferkit import build_transfer_model
-        >>> m = build_transfer_model("mobilenet_v2", 10, weights=None)
-        >>> prefix, suffix = split_at_layer(m, "block_5_add")
-        >>> prefix.output_shape, suffix.output_shape
-        ((None, 12, 12, 32), (None, 10))
-    """
-    base = find_backbone(model)
-    cut = base.get_layer(layer_name).output
-    inner_prefix, inner_suffix = keras.Model(base.input, cut), keras.Model(cut, base.output)
-    layers = model.layers[1:]
-    at = layers.index(base)
-    x = image = keras.Input(model.input_shape[1:], name="image")
-    for layer in layers[:at]:
-        x = layer(x)
-    prefix = keras.Model(image, inner_prefix(x, training=False), name=f"{model.name}_prefix")
-    y = activations = keras.Input(cut.shape[1:], name="prefix_activations")
-    y = inner_suffix(y, training=False)
-    for layer in layers[at + 1:]:
-        y = layer(y)
-    return prefix, keras.Model(activations, y, name=f"{model.name}_suffix")
 
 
 def cache_bytes(shape: tuple[int, ...], images: int, views: int = 2) -> int:
@@ -87,8 +54,6 @@ def cache_bytes(shape: tuple[int, ...], images: int, views: int = 2) -> int:
 def fits_in_memory(nbytes: int) -> bool:
     """Whether ``nbytes`` stays under ``MEMORY_FRACTION`` of this machine's memory."""
     try:
-        import os
-
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GiB
         total = 8 * 2**30
@@ -101,7 +66,7 @@ def cache_activations(prefix: keras.Model, images: np.ndarray, *, flip: bool = F
 
     Example:
         >>> from transferkit import build_transfer_model
-        >>> prefix, _ = split_at_layer(build_transfer_model(weights=None), "block_5_add")
+        >>> prefix, _ = build_transfer_model(weights=None).split_at("block_5_add")
         >>> cache_activations(prefix, np.zeros((3, 32, 32, 3), np.uint8)).shape
         (3, 12, 12, 32)
     """
@@ -144,30 +109,67 @@ class ShiftedViews(keras.utils.PyDataset):
         return batch, self.labels[idx]
 
 
-def prepare_prefix(model: keras.Model, data: DataSplits, layer_name: str, *, batch_size: int,
-                   seed: int | None, timings: dict) -> tuple[keras.Model, dict, tuple | None]:
-    """Cache the prefix's activations and compile the suffix (see the module).
+def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str | None:
+    """The frozen backbone layer whose activations are cached, or None (then another path runs).
 
-    Returns ``(suffix, fit inputs, validation data)`` for
-    :func:`~transferkit.training.train`'s fit core; the suffix shares
-    ``model``'s layers, so fitting it trains ``model``.
+    Raises:
+        ConfigurationError: For a bad ``cache_prefix``, or ``cache_prefix=True``
+            where caching is not valid.
     """
-    import time
+    if cache_prefix not in (True, False, "auto"):
+        raise ConfigurationError(f"cache_prefix must be True, False or 'auto', got {cache_prefix!r}.")
+    if cache_prefix is False:
+        return None
+    reason = None
+    if progressive is True or isinstance(progressive, (list, tuple)):
+        reason = "progressive resizing was asked for"
+    elif not isinstance(frozen, str):
+        reason = "no part of the backbone stays frozen"
+    elif not isinstance(model, Classifier):
+        reason = "the model is not a transferkit classifier, which knows where to cut"
+    elif augment is not True:
+        reason = "it stands in for crop + flip augmentation (augment=True)"
+    else:
+        # The backbone was built at the size the model feeds it: its layer's
+        # output shape is the prefix's.
+        shape = model.backbone.get_layer(frozen).output.shape[1:]
+        need = cache_bytes(shape, len(data.y_train))
+        if not fits_in_memory(need):
+            reason = f"its activations ({need / 2**30:.1f} GiB) would not fit in memory"
+    if reason is None:
+        return frozen
+    if cache_prefix is True:
+        raise ConfigurationError(f"Cannot cache the frozen prefix: {reason}.")
+    return None
 
-    prefix, suffix = split_at_layer(model, layer_name)
-    t = time.perf_counter()
-    views = [cache_activations(prefix, data.x_train),
-             cache_activations(prefix, data.x_train, flip=True)]
-    val = None
-    if len(data.y_val):
-        val = (cache_activations(prefix, data.x_val).astype(np.float32), data.y_val)
-    timings["features"] = time.perf_counter() - t
-    logger.info("Fine-tuning fast path: the frozen prefix (through %s) ran once per image and "
-                "mirror image in %.0f s; the rest trains on its activations (%s per view).",
-                layer_name, timings["features"], _mb(views[0].nbytes))
-    suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    batches = ShiftedViews(views, data.y_train, batch_size, seed=seed or 0)
-    return suffix, {"x": batches, "shuffle": False}, val  # the batches reshuffle themselves
+
+class CachedPrefix:
+    """Train the suffix on the frozen prefix's cached activations (see the module)."""
+
+    name = "cached_prefix"
+
+    def __init__(self, layer_name: str) -> None:
+        self.layer_name = layer_name
+
+    def fit(self, plan: Plan, timings: dict):
+        model, data = plan.model, plan.data
+        prefix, suffix = model.split_at(self.layer_name)
+        t = time.perf_counter()
+        views = [cache_activations(prefix, data.x_train),
+                 cache_activations(prefix, data.x_train, flip=True)]
+        val = None
+        if len(data.y_val):
+            val = (cache_activations(prefix, data.x_val).astype(np.float32), data.y_val)
+        timings["features"] = time.perf_counter() - t
+        logger.info("Fine-tuning fast path: the frozen prefix (through %s) ran once per image "
+                    "and mirror image in %.0f s; the rest trains on its activations (%s per "
+                    "view).", self.layer_name, timings["features"], _mb(views[0].nbytes))
+        with _backend.distribution_scope(model):  # the suffix's variables: the model's strategy
+            suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        batches = ShiftedViews(views, data.y_train, plan.batch_size, seed=plan.options.seed or 0)
+        # The batches reshuffle themselves.
+        history = fit(plan, suffix, {"x": batches, "shuffle": False}, val)
+        return history, lambda: evaluate(model, data, "test")  # the full model
 
 
 def _mb(nbytes: int) -> str:

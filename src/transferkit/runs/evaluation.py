@@ -9,8 +9,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from transferkit.anatomy import check_model_input
-from transferkit.data import DataSplits, check_labels
+from transferkit.models.anatomy import check_model_input
+from transferkit.data.splits import DataSplits, check_labels
 from transferkit.errors import DataError
 
 _METRICS = ("accuracy", "loss", "top5_accuracy", "precision", "recall", "f1", "per_class",

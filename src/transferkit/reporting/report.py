@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit import _report_parts as parts
 from transferkit._atomic import atomic_write_text
-from transferkit.data import DataSplits
+from transferkit.data.splits import DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError, TransferkitError
-from transferkit.runs import RUN_FILE, Run
+from transferkit.reporting import _parts as parts
+from transferkit.runs.layout import RUN_FILE
+from transferkit.runs.record import Run
 
 logger = logging.getLogger("transferkit")
 
@@ -94,7 +95,7 @@ def write_report(
     ctx = {"title": title, "data": data, "quick": quick, "skipped": dict(skipped or {}),
            "figures": figures, "notes": list(notes)}
     if slides:
-        from transferkit.slides import deck_html
+        from transferkit.reporting.slides import deck_html
 
         return atomic_write_text(path, deck_html(runs, ctx))
     body = "\n".join(f'<section id="s{i}"><h2>{parts.esc(name)}</h2>\n{content}</section>'
@@ -107,7 +108,7 @@ def write_report(
 
 
 def _sections(runs, ctx) -> list[tuple[str, str]]:
-    from transferkit.plots import (
+    from transferkit.reporting.plots import (
         continuations,
         plot_accuracy_vs_time,
         plot_confusion_matrix,
@@ -167,8 +168,8 @@ def summary(runs, ctx, cont) -> str:
 
 def feature_maps(runs, data, *, limit: int | None = None) -> str:
     """Feature maps at increasing depth of the first test image, per run with a model."""
-    from transferkit.features import extract_feature_maps
-    from transferkit.plots import plot_feature_maps_by_depth
+    from transferkit.models.features import extract_feature_maps
+    from transferkit.reporting.image_plots import plot_feature_maps_by_depth
 
     if data is None or not len(data.x_test):
         return ("<p>Feature maps are drawn on a test image: give the dataset "
@@ -197,7 +198,7 @@ def same_test_split(run: Run, data: DataSplits | None) -> bool:
 
 
 def predictions(runs, data) -> str:
-    from transferkit.plots import plot_predictions
+    from transferkit.reporting.image_plots import plot_predictions
 
     if data is None:
         return ("<p>Per-image predictions need the test images: give the dataset "
@@ -262,7 +263,8 @@ def rebuild_test_data(runs: Sequence[Run], path: str | os.PathLike,
     Raises:
         ConfigurationError: If the image size cannot be known for an image folder.
     """
-    from transferkit.data import CIFAR10_CLASSES, load_cifar10, load_image_folder
+    from transferkit.data.cifar import CIFAR10_CLASSES, load_cifar10
+    from transferkit.data.folder import load_image_folder
 
     cfg = runs[0].config.get("data") or {}
     prov = dict(cfg.get("provenance") or {})

@@ -5,8 +5,7 @@
 :class:`~transferkit.classifier.BaselineCNN`, reading the class count and
 image shape from a :class:`~transferkit.data.DataSplits` when given one.
 :func:`load_model` loads any ``.keras`` file with transferkit's classes
-registered. The model's anatomy (:mod:`transferkit.anatomy`) and freezing
-(:mod:`transferkit.freezing`) are re-exported here, where they used to live.
+registered.
 """
 
 from __future__ import annotations
@@ -18,22 +17,10 @@ from pathlib import Path
 
 import keras
 
-from transferkit.anatomy import (  # noqa: F401 - re-exported: they used to live here
-    OUTPUT_LAYER,
-    POOL_LAYER,
-    PREPROCESS_LAYER,
-    backbone_input,
-    check_model_input,
-    find_backbone,
-    head_layers,
-    parameter_counts,
-    split_at_pool,
-)
-from transferkit.classifier import BaselineCNN, TransferClassifier, check_input_shape
-from transferkit.data import DataSplits
+from transferkit.data.splits import DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
-from transferkit.freezing import FreezeSpec, recompile, set_freeze, unfreeze_last  # noqa: F401
-from transferkit.freezing import freeze as _freeze
+from transferkit.models.classifier import BaselineCNN, TransferClassifier, check_input_shape
+from transferkit.models.freezing import FreezeSpec
 
 
 def build_transfer_model(
@@ -166,4 +153,3 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         raise ConfigurationError(f"{path} is not a loadable .keras model ({exc}).") from exc
 
 
-freeze = _freeze  # re-exported after the builders, whose ``freeze=`` argument shadows it

@@ -9,7 +9,6 @@ resuming an interrupted run, and a CSV history log.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -19,12 +18,11 @@ import keras
 
 from transferkit._atomic import atomic_write, atomic_write_json, commit, temp_path_for
 from transferkit.errors import ConfigurationError
+from transferkit.runs.layout import BACKUP_DIR, BEST_MODEL_FILE, HISTORY_FILE, read_history
+from transferkit.runs.record import metric_mode
 
 logger = logging.getLogger("transferkit")
 
-BEST_MODEL_FILE = "best.keras"
-HISTORY_FILE = "history.csv"
-BACKUP_DIR = "backup"
 SCHEDULES = ("cosine", "step", "plateau")
 
 
@@ -296,81 +294,6 @@ class _BoundModelCheckpoint(AtomicModelCheckpoint):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.bound_model.trainable_variables)
         super()._save_model(epoch, batch, logs)
-
-
-def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    """Read a ``CSVLogger`` history, keeping the last row of any repeated epoch.
-
-    A run killed between logging an epoch and backing it up repeats that epoch
-    on resume; the repeat is the row that counts.
-
-    Args:
-        path: The ``history.csv`` file.
-
-    Returns:
-        ``{metric: [value per epoch]}`` in epoch order (empty if the file is missing).
-    """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    repair_history(path)
-    rows: dict[int, dict[str, str]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("epoch", "").strip().isdigit():
-                rows[int(row["epoch"])] = row
-    history: dict[str, list[float]] = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            if key != "epoch" and key is not None:
-                history.setdefault(key, []).append(_to_float(value))
-    # CSVLogger pads runs without validation with "NA" val_ columns: drop them.
-    return {k: v for k, v in history.items() if not all(math.isnan(x) for x in v)}
-
-
-def repair_history(path: str | os.PathLike) -> None:
-    """Cut a row left half-written by a killed process, so appending starts on a fresh line."""
-    path = Path(path)
-    if not path.exists():
-        return
-    content = path.read_bytes()
-    if content and not content.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(content.rfind(b"\n") + 1)
-
-
-def _to_float(value: str | None) -> float:
-    try:
-        return float(value) if value not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
-
-
-def metric_mode(name: str) -> str:
-    """``"min"`` or ``"max"``: which way a metric improves, decided as Keras decides it.
-
-    Keras' callbacks (``mode="auto"``) treat any name containing "loss" as
-    lower-is-better and otherwise ask the metric object for its direction.
-    Records read back from disk have no metric objects, so this asks
-    ``keras.metrics.get`` for one of the same name (``val_`` stripped);
-    names Keras does not know count as higher-is-better, like accuracy.
-
-    Example:
-        >>> metric_mode("val_loss"), metric_mode("val_accuracy"), metric_mode("mean_squared_error")
-        ('min', 'max', 'min')
-    """
-    base = name[4:] if name.startswith("val_") else name
-    if "loss" in base:
-        return "min"
-    try:
-        metric = keras.metrics.get(base)
-    except (ValueError, TypeError):
-        return "max"
-    direction = getattr(metric, "_direction", None)  # how Keras' own metrics declare it
-    if direction is None and callable(metric):  # a function such as mean_squared_error
-        fn = getattr(metric, "__name__", base)
-        direction = "down" if any(k in fn for k in ("error", "crossentropy", "hinge")) else "up"
-    return "min" if direction == "down" else "max"
 
 
 def _best_in_history(path: Path, monitor: str, mode: str) -> float | None:

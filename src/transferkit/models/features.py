@@ -6,10 +6,10 @@ import keras
 import numpy as np
 
 from transferkit._progress import progress_verbose
-from transferkit.data import DataSplits, check_images
+from transferkit.data.splits import DataSplits, check_images
 from transferkit.errors import unknown_name
-from transferkit.models import backbone_input, check_model_input, find_backbone, split_at_pool
-from transferkit.registry import BACKBONES
+from transferkit.models.anatomy import check_model_input, find_backbone, require_classifier
+from transferkit.models.registry import BACKBONES
 
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
@@ -41,7 +41,7 @@ def extract_features(
         >>> feats.shape  # doctest: +SKIP
         (10000, 1280)
     """
-    feature_model, _ = split_at_pool(model)
+    feature_model, _ = require_classifier(model, "Extracting features").split_at_pool()
     x, _ = data.split(split)
     check_model_input(model, x)
     if len(x) == 0:
@@ -131,7 +131,8 @@ def extract_feature_maps(
 
 def feature_map_model(model: keras.Model, layers: list[str]) -> keras.Model:
     """A model from raw images to the outputs of ``layers`` (backbone or outer layers)."""
-    base = find_backbone(model)
+    model = require_classifier(model, "Feature maps")
+    base = model.backbone
     inner_names = {layer.name for layer in base.layers}
     outer_names = {layer.name for layer in model.layers}
     inner = [n for n in layers if n in inner_names and n not in outer_names]
@@ -141,7 +142,7 @@ def feature_map_model(model: keras.Model, layers: list[str]) -> keras.Model:
     inner_out = {}
     if inner:
         probe = keras.Model(base.inputs, [base.get_layer(n).output for n in inner])
-        result = probe(backbone_input(model), training=False)
+        result = probe(model.backbone_input, training=False)
         result = result if isinstance(result, (list, tuple)) else [result]
         inner_out = dict(zip(inner, result))
     outputs = [inner_out[n] if n in inner_out else model.get_layer(n).output for n in layers]

@@ -10,7 +10,7 @@ slide 3. Printing gives exactly one landscape page per slide. Everything
 
 from __future__ import annotations
 
-from transferkit import _report_parts as parts
+from transferkit.reporting import _parts as parts
 
 SLIDES = (
     "Overview",
@@ -106,13 +106,13 @@ def _fit_class(rows: int) -> str:
 
 
 def _contents(runs, ctx) -> dict[str, str]:
-    from transferkit.plots import (
+    from transferkit.reporting.plots import (
         continuations,
         plot_accuracy_vs_time,
         plot_learning_curves,
         plot_per_class_metrics,
     )
-    from transferkit.report import feature_maps
+    from transferkit.reporting.report import feature_maps
 
     cont = continuations(runs)
     scored = [r for r in runs if r.evaluation]

@@ -1,0 +1,11 @@
+"""Models: backbones and the classifiers built on them.
+
+Owns the backbone registry (``registry``: what each network is, no Keras
+import), building backbones with their weights and preprocessing
+(``backbones``), the classifiers that know their parts and do their own
+surgery (``classifier``: feature model and head, frozen prefix and trainable
+suffix, a view at another resolution), freezing (``freezing``), the friendly
+constructors and loading (``builders``), the anatomy of foreign models
+(``anatomy``) and inference helpers (``features``: pooled features, feature
+maps). Sits on ``data``; knows nothing of training.
+"""

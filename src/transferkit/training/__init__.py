@@ -1,0 +1,15 @@
+"""Training: recipes, the fast paths they choose, and one fit core.
+
+The path a call takes::
+
+    train / fine_tune / train_from_scratch     (train.py, recipes.py)
+      -> a Plan: every option, the recipe, the run folder   (plan.py)
+      -> one fast path, chosen in one place                 (fastpath.py)
+           cached head (cached_head.py), cached prefix (cached_prefix.py),
+           progressive resizing (progressive.py), or images streamed
+      -> the fit core: model.fit with callbacks             (core.py)
+      -> a Run record                                        (transferkit.runs)
+
+``callbacks`` holds the learning-rate schedules and the standard callback
+set, ``losses`` the recipes' loss. Sits on ``models``, ``data`` and ``runs``.
+"""

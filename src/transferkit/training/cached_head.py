@@ -1,0 +1,91 @@
+"""Fast path: a frozen backbone's features, computed once, and the head trained on them.
+
+When the backbone is frozen and nothing changes the images between epochs,
+its output for an image never changes, so :func:`~transferkit.training.train.train`
+computes the pooled features of every image once and fits only the head on
+them. The head shares its layers with the model, so the model ends up holding
+the trained head. ``augment="flip"`` caches the mirror images' features too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from transferkit import _backend
+from transferkit.errors import ConfigurationError
+from transferkit.models.anatomy import require_classifier
+from transferkit.models.features import extract_features
+from transferkit.runs.evaluation import evaluate_predictions
+from transferkit.training.core import fit
+from transferkit.training.plan import Plan
+
+logger = logging.getLogger("transferkit")
+
+
+def cached_head_valid(model, augment: bool | str, cache_features: bool | str) -> bool:
+    """Whether the head may train on cached features (``cache_features=True``: or else raise).
+
+    Raises:
+        ConfigurationError: If ``cache_features=True`` and caching is not valid.
+    """
+    if cache_features is False:
+        return False
+    reason = None
+    if augment and augment != "flip":
+        reason = "augmentation changes the images every epoch"
+    else:
+        try:
+            if require_classifier(model, "Caching features").backbone.trainable_weights:
+                reason = "the backbone has trainable weights"
+        except ConfigurationError as exc:
+            reason = str(exc)
+    if reason is None:
+        return True
+    if cache_features is True:
+        raise ConfigurationError(f"Cannot cache features: {reason}.")
+    return False
+
+
+class CachedHead:
+    """Train the head on the frozen backbone's features (of each image, and its mirror image)."""
+
+    name = "cached_head"
+
+    def __init__(self, *, flip: bool = False) -> None:
+        self.flip = flip
+
+    def fit(self, plan: Plan, timings: dict):
+        model, data = plan.model, plan.data
+        logger.info("Backbone frozen: training the head on cached features%s.",
+                    " of each image and its mirror image" if self.flip else "")
+        t = time.perf_counter()
+        feats = {s: extract_features(model, data, s, verbose=plan.verbose)
+                 for s in ("train", "val", "test") if len(data.split(s)[1])}
+        y_train = data.y_train
+        if self.flip:  # the mirror images' features: a second view the head trains on
+            mirrored = extract_features(model, data, "train", verbose=plan.verbose, flip=True)
+            feats["train"] = np.concatenate([feats["train"], mirrored])
+            y_train = np.concatenate([y_train, y_train])
+        timings["features"] = time.perf_counter() - t
+        with _backend.distribution_scope(model):
+            _, head = model.split_at_pool()
+            head.compile_from_config(model.get_compile_config())
+        val = (feats["val"], data.y_val) if "val" in feats else None
+        # Arrays through Keras' own path: it reshuffles every epoch on every backend.
+        train_data = {"x": feats["train"], "y": y_train, "batch_size": plan.batch_size,
+                      "shuffle": True}
+        history = fit(plan, head, train_data, val)
+        if not model.optimizer.built:
+            # The head trained with its own optimizer; build the full model's so a
+            # saved .keras file reloads without an optimizer-variable mismatch.
+            with _backend.distribution_scope(model):
+                model.optimizer.build(model.trainable_variables)
+
+        def score():
+            probs = head.predict(feats["test"], batch_size=1024, verbose=0)
+            return evaluate_predictions(data.y_test, probs, data.class_names)
+
+        return history, score

@@ -1,0 +1,63 @@
+"""Optimizers from a name and a learning rate (or a warm-up + cosine schedule).
+
+Keras builds them (``keras.optimizers.get``); this only turns transferkit's
+arguments into Keras' and checks them first.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from transferkit._validation import check_scalar
+from transferkit.errors import ConfigurationError
+from transferkit.training.callbacks import warmup_cosine
+
+
+def make_optimizer(
+    optimizer: str | keras.optimizers.Optimizer,
+    lr: float | keras.optimizers.schedules.LearningRateSchedule | None,
+    *,
+    weight_decay: float | None = None,
+):
+    """An optimizer instance from a name (``"adam"``, ``"adamw"``, ``"sgd"`` ...) and learning rate.
+
+    ``lr`` may be a number or a ``LearningRateSchedule``; ``weight_decay`` is
+    Keras' decoupled weight decay (every Keras 3 optimizer takes it).
+
+    Example:
+        >>> opt = make_optimizer("adam", 1e-4)
+        >>> type(opt).__name__, round(float(opt.learning_rate), 6)
+        ('Adam', 0.0001)
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    is_schedule = isinstance(lr, keras.optimizers.schedules.LearningRateSchedule)
+    if lr is not None and not is_schedule:
+        check_scalar(lr, "lr", min_val=0, include_min=False)
+    if weight_decay is not None:
+        check_scalar(weight_decay, "weight_decay", min_val=0)
+    try:
+        opt = keras.optimizers.get({"class_name": optimizer, "config": {}})
+    except ValueError as exc:
+        raise ConfigurationError(f"Unknown optimizer {optimizer!r}: {exc}") from exc
+    config = opt.get_config()
+    if lr is not None:
+        config["learning_rate"] = lr
+    if weight_decay is not None:
+        config["weight_decay"] = weight_decay
+    return type(opt)(**config)
+
+
+def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: float = 0.05,
+                     weight_decay: float = 0.05) -> keras.optimizers.Optimizer:
+    """An optimizer whose learning rate warms up over ``warmup`` of the steps, then decays to 0.
+
+    Example:
+        >>> opt = recipe_optimizer("adamw", 1e-3, 100, warmup=0.1)
+        >>> type(opt).__name__, round(float(opt.learning_rate), 6)  # step 0 of the warm-up
+        ('AdamW', 9.1e-05)
+    """
+    check_scalar(lr, "lr", min_val=0, include_min=False)
+    schedule = warmup_cosine(lr, total_steps, warmup_steps=round(warmup * total_steps),
+                             final_lr_ratio=0.0)
+    return make_optimizer(optimizer, schedule, weight_decay=weight_decay)

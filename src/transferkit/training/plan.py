@@ -1,0 +1,122 @@
+"""The plan of one training call: every option in one object, handed inward whole.
+
+:func:`~transferkit.training.train.train` and the recipes take keyword
+arguments, as users call them, and turn them into one :class:`TrainOptions`;
+the training core builds a :class:`Plan` from it (the model, the data, the
+recipe and the prepared run folder) and hands that to the chosen fast path
+and the fit core. Nothing below the public functions passes options one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transferkit._validation import check_scalar
+from transferkit.errors import ConfigurationError
+from transferkit.runs.layout import backup_dir
+
+if TYPE_CHECKING:  # annotations only: no Keras import for the plan itself
+    import keras
+
+    from transferkit.data.splits import DataSplits
+
+RECIPE_SETS = ("cache_features", "compile", "optimizer", "lr", "schedule")
+""":class:`TrainOptions` fields a recipe sets itself (``fine_tune``, ``train_from_scratch``)."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Every option of :func:`~transferkit.training.train.train` (its docstring says what each does).
+
+    Example:
+        >>> TrainOptions(epochs=3).batch_size
+        64
+        >>> TrainOptions(epochs=0)
+        Traceback (most recent call last):
+        ...
+        transferkit.errors.ConfigurationError: epochs must be an int >= 1, got 0.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: Any = "adam"
+    lr: Any = 1e-3
+    callbacks: list | None = None
+    augment: bool | str = False
+    cache_features: bool | str = "auto"
+    run_dir: str | os.PathLike | None = None
+    name: str | None = None
+    seed: int | None = None
+    patience: int | None = None
+    schedule: str | None = None
+    monitor: str = "val_accuracy"
+    overwrite: bool = False
+    resume: bool = False
+    compile: bool | None = None
+    verbose: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        check_scalar(self.epochs, "epochs", int, min_val=1)
+        check_scalar(self.batch_size, "batch_size", int, min_val=1)
+        if self.cache_features not in (True, False, "auto"):
+            raise ConfigurationError(
+                f"cache_features must be True, False or 'auto', got {self.cache_features!r}."
+            )
+
+    @classmethod
+    def for_recipe(cls, train_kwargs: dict, **recipe_sets) -> TrainOptions:
+        """The options of a recipe call: the user's ``train_kwargs`` and what the recipe sets.
+
+        Raises:
+            ConfigurationError: For an option the recipe sets itself.
+            TypeError: For a name that is no option at all.
+        """
+        for key in (*RECIPE_SETS, "phases", "recipe"):
+            if key == "schedule" and train_kwargs.get(key) is None:
+                continue
+            if key in train_kwargs:
+                if key == "schedule":
+                    raise ConfigurationError(
+                        "This recipe has its own warm-up + cosine schedule per step; "
+                        "schedule= is for train().")
+                raise ConfigurationError(f"This recipe does not take {key}= as a train option.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(train_kwargs) - known)
+        if unknown:
+            raise TypeError(f"Unknown training option(s) {', '.join(unknown)}; the options are "
+                            f"{', '.join(sorted(known - set(RECIPE_SETS)))}.")
+        return cls(**{**train_kwargs, **recipe_sets})
+
+
+@dataclass
+class Plan:
+    """What the fast paths and the fit core read: the call's options, resolved.
+
+    ``run_path`` is the prepared run folder (or None), ``monitor`` the metric
+    actually watched (``val_`` dropped without a validation split) and
+    ``recipe`` the recipe that compiled the model (None for plain ``train``).
+    """
+
+    model: keras.Model
+    data: DataSplits
+    options: TrainOptions
+    run_path: Path | None
+    monitor: str
+    verbose: int | str
+    recipe: Any = None
+
+    @property
+    def epochs(self) -> int:
+        return self.options.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    def backup(self, phase: int | None = None) -> Path | None:
+        """The backup folder of the run (of one phase of a progressive run)."""
+        return backup_dir(self.run_path, phase)

@@ -1,0 +1,218 @@
+"""``train``: fit a model on a DataSplits and score it; the run every recipe ends in.
+
+:func:`train` takes its options as keywords, as users call it, and hands
+them inward as one :class:`~transferkit.training.plan.TrainOptions`;
+:func:`run_training` is the shared path of ``train`` and the recipes: check,
+choose the fast path (:mod:`transferkit.training.fastpath`), compile, fit,
+evaluate, record. Every call returns a :class:`~transferkit.runs.record.Run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+
+from transferkit import _backend
+from transferkit._progress import progress_verbose
+from transferkit.data.splits import SPLITS, DataSplits
+from transferkit.errors import DataError
+from transferkit.models.anatomy import check_model_input
+from transferkit.runs.layout import BEST_MODEL_FILE, HISTORY_FILE, prepare_run_dir, read_history
+from transferkit.runs.record import Run, run_config
+from transferkit.training.core import current_lr
+from transferkit.training.fastpath import choose_fast_path
+from transferkit.training.losses import LOSS
+from transferkit.training.optim import make_optimizer
+from transferkit.training.plan import Plan, TrainOptions
+
+logger = logging.getLogger("transferkit")
+
+
+def train(
+    model: keras.Model,
+    data: DataSplits,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    lr: float = 1e-3,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    augment: bool | str = False,
+    cache_features: bool | str = "auto",
+    run_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    patience: int | None = None,
+    schedule: str | None = None,
+    verbose: int | str = "auto",
+    **options,
+) -> Run:
+    """Train a model on ``data`` and evaluate it on the test split.
+
+    Args:
+        model: A model from :func:`~transferkit.models.builders.build_transfer_model` or
+            :func:`~transferkit.models.builders.build_baseline_cnn` (or any Keras
+            classifier taking raw images; caching features needs a transferkit one).
+        data: The dataset; its image shape must match the model input.
+        epochs: Epochs to train.
+        batch_size: Images per batch.
+        optimizer: Optimizer name or instance (used when compiling).
+        lr: Learning rate (used when compiling with an optimizer name).
+        callbacks: Extra Keras callbacks. With cached features they are
+            given the head model, which shares its layers with ``model``.
+        augment: ``True``: random crop + horizontal flip of every training
+            batch (in NumPy, outside the model), which disables feature
+            caching. ``"flip"``: horizontal flips only; with a frozen backbone
+            the head then trains on cached features of each image and of its
+            mirror image (twice the extraction time).
+        cache_features: ``"auto"`` caches whenever the backbone is frozen and
+            ``augment`` is off; ``True`` requires it; ``False`` never caches.
+        run_dir: Folder for history, checkpoints, backup and the run record.
+            Enables the default callbacks (see
+            :func:`~transferkit.training.callbacks.default_callbacks`).
+        name: Run name; default: the model name.
+        seed: Seed for Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)
+            covering shuffling, dropout and augmentation. Weights are initialised
+            when the model is built: call ``keras.utils.set_random_seed(seed)``
+            before building it for fully repeatable runs.
+        patience: Early-stopping patience (restores the best weights); None: off.
+        schedule: ``"cosine"``, ``"step"`` or ``"plateau"`` learning-rate schedule.
+        verbose: Keras progress-bar setting.
+        **options: The rarer options (fields of
+            :class:`~transferkit.training.plan.TrainOptions`): ``monitor``
+            (metric for checkpointing and early stopping, default
+            ``"val_accuracy"``; the training metric when there is no
+            validation split), ``overwrite`` (replace a run in ``run_dir``),
+            ``resume`` (continue an interrupted run in ``run_dir`` from its
+            backup) and ``compile`` (default: only if the model is not
+            compiled yet).
+
+    Returns:
+        The :class:`~transferkit.runs.record.Run`; ``run.model`` is ``model``.
+
+    Raises:
+        DataError: If the data does not match the model.
+        ConfigurationError: For bad arguments, or ``cache_features=True``
+            where caching is not valid.
+        RunDirectoryExistsError: If ``run_dir`` holds a run and neither
+            ``overwrite`` nor ``resume`` is set.
+
+    Example:
+        ``data`` here is a small real CIFAR-10 subset (2 classes); the frozen
+        backbone's features are computed once and the head trains on them:
+
+        >>> model = build_transfer_model("mobilenet_v2", data)
+        >>> run = train(model, data, epochs=3, verbose=0)
+        >>> run.config["cached_features"], run.epochs_run
+        (True, 3)
+        >>> run.evaluation.accuracy > 0.7
+        True
+    """
+    return run_training(model, data, TrainOptions(
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, callbacks=callbacks,
+        augment=augment, cache_features=cache_features, run_dir=run_dir, name=name, seed=seed,
+        patience=patience, schedule=schedule, verbose=verbose, **options,
+    ))
+
+
+def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
+                 recipe=None) -> Run:
+    """Check, choose the fast path, compile, fit, evaluate and record: ``train`` and every recipe.
+
+    ``recipe`` (a :class:`~transferkit.training.recipes.Recipe`) compiles the
+    model and is recorded in the run's config; without one, the model is
+    compiled from ``options`` unless it is compiled already.
+    """
+    started = time.perf_counter()
+    _check_data(model, data)
+    _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
+    logger.info("== %s: %d epoch%s on %d training images ==", options.name or model.name,
+                options.epochs, "s" if options.epochs != 1 else "", len(data.y_train))
+    if options.seed is not None:
+        keras.utils.set_random_seed(options.seed)
+    path = choose_fast_path(model, data, options, recipe.fine_tune if recipe else None)
+    monitor = options.monitor
+    if not len(data.y_val) and monitor.startswith("val_"):
+        monitor = monitor[4:]
+    plan = Plan(model, data, options,
+                prepare_run_dir(options.run_dir, overwrite=options.overwrite,
+                                resume=options.resume),
+                monitor, progress_verbose(options.verbose), recipe)
+    _compile(plan)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    history, evaluate_on = path.fit(plan, timings)
+    timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
+    t = time.perf_counter()
+    evaluation = evaluate_on() if len(data.y_test) else None
+    timings["evaluate"] = time.perf_counter() - t
+    if plan.run_path is not None:
+        history = read_history(plan.run_path / HISTORY_FILE) or history
+    timings["total"] = time.perf_counter() - started
+    return _record(plan, path, history, evaluation, timings)
+
+
+def _compile(plan: Plan) -> None:
+    model, options, recipe = plan.model, plan.options, plan.recipe
+    with _backend.distribution_scope(model):
+        if recipe is not None:
+            recipe.compile(model, -(-len(plan.data.y_train) // options.batch_size) * options.epochs)
+        elif options.compile or (options.compile is None and not getattr(model, "compiled", False)):
+            model.compile(optimizer=make_optimizer(options.optimizer, options.lr), loss=LOSS,
+                          metrics=["accuracy"])
+
+
+def _record(plan: Plan, path, history, evaluation, timings) -> Run:
+    model, options, recipe = plan.model, plan.options, plan.recipe
+    config = run_config(
+        model, plan.data, optimizer=model.optimizer,
+        lr=recipe.lr if recipe else current_lr(model, options.lr), epochs=options.epochs,
+        batch_size=options.batch_size, augment=options.augment,
+        cached=path.name == "cached_head", seed=options.seed, schedule=options.schedule,
+        patience=options.patience,
+    )
+    if recipe is not None:
+        config["recipe"] = recipe.record(path)
+    run = Run(name=options.name or model.name, config=config, history=history,
+              evaluation=evaluation, timings={k: round(v, 3) for k, v in timings.items()},
+              model=model)
+    if plan.run_path is not None:
+        run.artifacts.update({"history": HISTORY_FILE, "best_model": BEST_MODEL_FILE})
+        run.save(plan.run_path)
+    return run
+
+
+def _check_data(model: keras.Model, data: DataSplits) -> None:
+    if not isinstance(data, DataSplits):
+        raise DataError(f"data must be a DataSplits, got {type(data).__name__}.")
+    check_model_input(model, data.x_train)
+    units = model.output_shape[-1]
+    if units != data.num_classes:
+        raise DataError(
+            f"Model {model.name!r} outputs {units} classes but the data has "
+            f"{data.num_classes} ({', '.join(data.class_names)})."
+        )
+
+
+def make_deterministic(seed: int = 0) -> None:
+    """Make the next model builds and runs repeatable: same seed, same data, same machine.
+
+    Seeds Python, NumPy and the backend (``keras.utils.set_random_seed``),
+    which fixes weight initialisation, shuffling, dropout and augmentation,
+    and asks the backend for deterministic kernels
+    (:func:`transferkit._backend.enable_determinism`; it matters on GPU, where
+    some reductions are otherwise non-deterministic; on CPU the default
+    kernels are already repeatable). Call it before building the models.
+
+    Args:
+        seed: The seed.
+
+    Example:
+        >>> make_deterministic(0)
+        >>> model = build_baseline_cnn(10)  # doctest: +SKIP
+    """
+    keras.utils.set_random_seed(seed)
+    _backend.enable_determinism()
