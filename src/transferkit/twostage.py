@@ -31,16 +31,16 @@ def warm_start(source: keras.Model, num_classes: int, *, name: str = "warm_start
 
     Only the head is new. Everything in the block trains, BatchNorm included
     (its statistics adapt to the new classes), so training the result with
-    :func:`~transferkit.scratch.train_from_scratch` differs from training the
+    :func:`~transferkit.training.recipes.train_from_scratch` differs from training the
     same network from scratch in nothing but the starting weights.
 
     Args:
-        source: A trained :class:`~transferkit.classifier.BaselineCNN`.
+        source: A trained :class:`~transferkit.models.classifier.BaselineCNN`.
         num_classes: Classes of the new task.
         name: Name of the new model.
 
     Returns:
-        A new :class:`~transferkit.classifier.BaselineCNN`.
+        A new :class:`~transferkit.models.classifier.BaselineCNN`.
 
     Example:
         >>> src = build_baseline_cnn(7, residual=True)
@@ -86,7 +86,7 @@ def two_stage(
 ) -> TwoStageResult:
     """Train a CNN on one class subset, then transfer its frozen conv part to another.
 
-    Stage 1 trains a CNN (:func:`~transferkit.models.build_baseline_cnn` unless
+    Stage 1 trains a CNN (:func:`~transferkit.models.builders.build_baseline_cnn` unless
     ``cnn`` is given) on ``first_classes``. Stage 2 builds a new model whose
     backbone is a copy of stage 1's ``features`` block, frozen, with a new
     head for ``second_classes``.
@@ -105,14 +105,14 @@ def two_stage(
         run_dir: Parent folder; stages go to ``stage1/`` and ``stage2/``.
         verbose: Keras progress-bar setting.
         cnn: The stage-1 model (its output must fit ``first_classes``; it needs
-            a ``features`` block, as :func:`~transferkit.models.build_baseline_cnn` has).
+            a ``features`` block, as :func:`~transferkit.models.builders.build_baseline_cnn` has).
         first_recipe: Train stage 1 with
-            :func:`~transferkit.scratch.train_from_scratch` (AdamW, warm-up +
+            :func:`~transferkit.training.recipes.train_from_scratch` (AdamW, warm-up +
             cosine, crop + flip) instead of :func:`train`: a stronger source
             task gives a block worth transferring.
         fine_tune: Also train a third model: stage 1's network with a new
             head (:func:`warm_start`), trained whole, BatchNorm included, with
-            :func:`~transferkit.scratch.train_from_scratch`'s recipe for
+            :func:`~transferkit.training.recipes.train_from_scratch`'s recipe for
             ``second_epochs`` (``TwoStageResult.fine_tuned``). On 3 CIFAR-10
             classes it beat both the frozen block and the same CNN trained from
             scratch (docs/results.md, experiment 3).

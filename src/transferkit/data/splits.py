@@ -197,7 +197,7 @@ class DataSplits:
         Only index batches are shuffled; images are gathered and converted to
         float32 one batch at a time, so no float copy of the split is made.
         transferkit itself does not use it: :func:`~transferkit.training.train`
-        and :func:`~transferkit.evaluation.evaluate` pass the uint8 arrays to
+        and :func:`~transferkit.runs.evaluation.evaluate` pass the uint8 arrays to
         Keras, which was as fast on TensorFlow (docs/backends.rst) and works on
         every backend. ``tf.data`` pipelines feed ``model.fit`` on JAX and
         PyTorch too, where TensorFlow is installed.
@@ -272,7 +272,7 @@ def augmentation(seed: int = 0):
     run on every Keras backend. Call them on batches *outside* the model (in
     a data pipeline, or on NumPy batches as below): inside the compiled
     training step they made steps 6-10x slower on GPU with JAX and PyTorch.
-    transferkit's own training augments with :func:`~transferkit.augment.crop_flip`
+    transferkit's own training augments with :func:`~transferkit.data.augment.crop_flip`
     in NumPy instead (``train(..., augment=True)``).
 
     Args:

@@ -42,7 +42,7 @@ def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
 
 
 def weights(args: argparse.Namespace, backbone: str = "mobilenet_v2") -> str | None:
-    """``--weights`` for one backbone, as :func:`~transferkit.models.build_transfer_model` takes it.
+    """``--weights`` for one backbone, as :func:`~transferkit.models.builders.build_transfer_model` takes it.
 
     ``imagenet`` and ``none`` apply to every backbone. ``NAME=FILE[,NAME=FILE]``
     gives files per backbone (the others use ImageNet weights). A bare file is

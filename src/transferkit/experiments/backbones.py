@@ -1,7 +1,7 @@
 """Experiment 5: a backbone study for a report.
 
 Each chosen ImageNet backbone is trained frozen (head on cached features),
-then fine-tuned as a whole with :func:`~transferkit.finetune.fine_tune`'s
+then fine-tuned as a whole with :func:`~transferkit.training.recipes.fine_tune`'s
 measured recipe (BatchNorm frozen, AdamW, warm-up + cosine, crop + flip); a
 CNN from scratch gets the same data and epochs. The
 report (``report.html``) and the 10-slide deck (``slides.html``) cover the

@@ -4,7 +4,7 @@
    model), a small head, warm-up + cosine learning-rate schedule, early
    stopping and a best-model checkpoint (``base/best.keras``).
 2. Fine-tuner: loads the saved base model from disk and fine-tunes it with
-   :func:`~transferkit.finetune.fine_tune`'s measured recipe: the whole
+   :func:`~transferkit.training.recipes.fine_tune`'s measured recipe: the whole
    backbone (BatchNorm frozen), AdamW, warm-up + cosine, crop + flip,
    progressive resizing (``finetuned/best.keras``). ``--unfreeze 20
    --fine-tune-lr 1e-5`` gives the classic recipe for comparison.

@@ -4,7 +4,7 @@ Both models see the same CIFAR-10 images, epochs and seed. The transfer model
 is MobileNetV2 (frozen, ImageNet weights, inputs upscaled 32 -> 96 inside the
 model) with GlobalAveragePooling, Dropout and a Dense softmax; its head trains
 on cached backbone features. A copy of it is then fine-tuned as a whole with
-:func:`~transferkit.finetune.fine_tune`'s measured recipe, to show what
+:func:`~transferkit.training.recipes.fine_tune`'s measured recipe, to show what
 transfer learning buys beyond frozen features. Writes learning curves, feature
 maps of an intermediate backbone layer for one test image (ImageNet features,
 before fine-tuning), and the comparison table.

@@ -1,11 +1,11 @@
 """Experiment 3: class-split transfer between two CIFAR-10 tasks.
 
-Stage 1 trains a CNN (the residual :func:`~transferkit.models.build_baseline_cnn`,
-with :func:`~transferkit.scratch.train_from_scratch`'s recipe) on airplane,
+Stage 1 trains a CNN (the residual :func:`~transferkit.models.builders.build_baseline_cnn`,
+with :func:`~transferkit.training.recipes.train_from_scratch`'s recipe) on airplane,
 automobile, bird, cat, deer, dog, frog. Stage 2 freezes that CNN's
 convolutional block and trains a new head on horse, ship, truck. Then the
 transfer is done the way that pays: stage 1's network gets a new head and
-trains whole, BatchNorm included, with :func:`~transferkit.scratch.train_from_scratch`'s
+trains whole, BatchNorm included, with :func:`~transferkit.training.recipes.train_from_scratch`'s
 recipe (:func:`~transferkit.twostage.warm_start`). A fourth model, the same
 CNN, learns the 3 classes from scratch with the same epochs and recipe,
 because 3 classes are easier than 7 and the per-stage figures alone would

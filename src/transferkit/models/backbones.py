@@ -1,7 +1,7 @@
 """Building registered backbones: ``keras.applications`` networks with their weights.
 
-The registry itself (:class:`~transferkit.registry.BackboneSpec`, names,
-sizes, weights files) lives in :mod:`transferkit.registry`; this module turns
+The registry itself (:class:`~transferkit.models.registry.BackboneSpec`, names,
+sizes, weights files) lives in :mod:`transferkit.models.registry`; this module turns
 a spec into a Keras model and carries its preprocessing as a serialisable
 layer, so saved models take raw images.
 """

@@ -1,8 +1,8 @@
 """Friendly constructors and loading for transferkit's classifiers.
 
 :func:`build_transfer_model` and :func:`build_baseline_cnn` build a
-:class:`~transferkit.classifier.TransferClassifier` or
-:class:`~transferkit.classifier.BaselineCNN`, reading the class count and
+:class:`~transferkit.models.classifier.TransferClassifier` or
+:class:`~transferkit.models.classifier.BaselineCNN`, reading the class count and
 image shape from a :class:`~transferkit.data.DataSplits` when given one.
 :func:`load_model` loads any ``.keras`` file with transferkit's classes
 registered.
@@ -37,7 +37,7 @@ def build_transfer_model(
 ) -> TransferClassifier:
     """Build a pretrained backbone with a new classification head: a TransferClassifier.
 
-    The friendly constructor of :class:`~transferkit.classifier.TransferClassifier`,
+    The friendly constructor of :class:`~transferkit.models.classifier.TransferClassifier`,
     whose docstring describes the model and every argument. What it adds: the
     class count and image shape may come from the data.
 
@@ -49,10 +49,10 @@ def build_transfer_model(
         input_shape: Shape of one raw input image; default: the data's, else
             CIFAR's ``(32, 32, 3)``.
         image_size, weights, freeze, head, dropout, name: As for
-            :class:`~transferkit.classifier.TransferClassifier`.
+            :class:`~transferkit.models.classifier.TransferClassifier`.
 
     Returns:
-        An uncompiled :class:`~transferkit.classifier.TransferClassifier`.
+        An uncompiled :class:`~transferkit.models.classifier.TransferClassifier`.
 
     Raises:
         ConfigurationError: For a bad ``num_classes``, ``input_shape``,
@@ -83,7 +83,7 @@ def build_baseline_cnn(
 ) -> BaselineCNN:
     """Build a strong small CNN to train from scratch: a BaselineCNN.
 
-    The friendly constructor of :class:`~transferkit.classifier.BaselineCNN`,
+    The friendly constructor of :class:`~transferkit.models.classifier.BaselineCNN`,
     whose docstring describes the model and every argument; the class count
     and image shape may come from the data.
 
@@ -92,10 +92,10 @@ def build_baseline_cnn(
             :class:`~transferkit.data.DataSplits` to train on.
         input_shape: Shape of one raw input image; default: the data's, else ``(32, 32, 3)``.
         filters, head, dropout, residual, name: As for
-            :class:`~transferkit.classifier.BaselineCNN`.
+            :class:`~transferkit.models.classifier.BaselineCNN`.
 
     Returns:
-        An uncompiled :class:`~transferkit.classifier.BaselineCNN`.
+        An uncompiled :class:`~transferkit.models.classifier.BaselineCNN`.
 
     Raises:
         ConfigurationError: For bad arguments, or an input too small for the
@@ -122,7 +122,7 @@ def _from_data(num_classes, input_shape) -> tuple[int, tuple[int, int, int]]:
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a ``.keras`` model saved by transferkit (or any Keras model).
 
-    ``keras.saving.load_model`` works too once ``transferkit.classifier`` is
+    ``keras.saving.load_model`` works too once ``transferkit.models.classifier`` is
     imported (it registers the classifier classes and the preprocessing
     layer); this makes sure it is, and turns a missing file into a clear error.
 

@@ -59,11 +59,11 @@ class TransferClassifier(_Classifier):
     backbone's own preprocessing, runs the backbone in inference mode
     (``training=False``, so BatchNorm statistics never drift), pools, and
     classifies with ``head`` Dense+ReLU layers, Dropout and a softmax.
-    :func:`~transferkit.models.build_transfer_model` is the friendly
+    :func:`~transferkit.models.builders.build_transfer_model` is the friendly
     constructor (it also reads the class count and image shape from data).
 
     Args:
-        backbone: A registry name (see :func:`~transferkit.backbones.list_backbones`)
+        backbone: A registry name (see :func:`~transferkit.models.registry.list_backbones`)
             or a ``keras.Model`` mapping raw images to feature maps, such as
             ``cnn.backbone`` of a model trained earlier (it is cloned with its
             weights, so the original is not affected).

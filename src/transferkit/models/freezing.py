@@ -84,7 +84,7 @@ def unfreeze_last(model: keras.Model, n: int, *, train_batchnorm: bool = False) 
     with ``training=False``. Changing trainability needs a recompile: a
     compiled model is recompiled here (fresh optimizer of the same config,
     same loss and metrics) with a log line, so it cannot be forgotten;
-    :func:`transferkit.training.fine_tune` recompiles with its own learning rate.
+    :func:`transferkit.training.recipes.fine_tune` recompiles with its own learning rate.
 
     Args:
         model: A transfer or baseline model (its backbone is found), or a backbone.

@@ -5,7 +5,7 @@ constructor builds it, which preprocessing its ImageNet weights expect, which
 input sizes the weights come in, its weights file name, and which
 intermediate layer shows informative feature maps. :func:`register_backbone`
 adds one. Nothing here imports Keras, so listing backbones (``transferkit
-info``) is instant; :mod:`transferkit.backbones` builds them.
+info``) is instant; :mod:`transferkit.models.backbones` builds them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class BackboneSpec:
         weights_file: Keras' cache file name of the no-top ImageNet weights;
             ``{size}`` stands for the input size where it matters.
         purpose: What the architecture was designed for (for reports).
-        fine_tune_freeze: Last layer :func:`~transferkit.finetune.fine_tune`
+        fine_tune_freeze: Last layer :func:`~transferkit.training.recipes.fine_tune`
             keeps frozen by default (None: train the whole backbone). Chosen
             by measurement: see ``docs/results.md``.
         constructor_kwargs: Extra keyword arguments of the constructor, as
@@ -182,7 +182,7 @@ def unregister_backbone(name: str) -> None:
 
 
 PREPROCESSING_MODES = ("tf", "caffe", "torch", "none")
-"""The ``BackboneSpec.preprocessing`` values :class:`~transferkit.backbones.BackbonePreprocessing` knows."""
+"""The ``BackboneSpec.preprocessing`` values :class:`~transferkit.models.backbones.BackbonePreprocessing` knows."""
 
 
 def check_preprocessing_mode(mode: str) -> None:

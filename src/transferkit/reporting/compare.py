@@ -73,7 +73,7 @@ class Comparison:
         return pick(rows, key=lambda r: r[metric])
 
     def plot(self, path=None):
-        """Overlay the runs' learning curves (accuracy and loss); see :func:`transferkit.plots.plot_learning_curves`."""
+        """Overlay the runs' learning curves (accuracy and loss); see :func:`transferkit.reporting.plots.plot_learning_curves`."""
         from transferkit.reporting.plots import plot_learning_curves
 
         return plot_learning_curves(self.runs, path=path)
@@ -83,7 +83,7 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
     """Compare runs (trained now or loaded with :meth:`Run.load`).
 
     Args:
-        runs: At least one :class:`~transferkit.training.Run`.
+        runs: At least one :class:`~transferkit.runs.record.Run`.
 
     Returns:
         A :class:`Comparison`.

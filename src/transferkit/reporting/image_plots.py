@@ -1,6 +1,6 @@
 """Figures made of images: feature maps by depth and prediction grids.
 
-:mod:`transferkit.plots` re-exports every function here. Figures use
+:mod:`transferkit.reporting.plots` re-exports every function here. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
 """
 
@@ -54,7 +54,7 @@ def plot_feature_maps(
     Args:
         image: One raw image ``(h, w, c)``.
         activations: That image's activations ``(h', w', channels)`` (e.g. one
-            entry of :func:`~transferkit.features.extract_feature_maps`).
+            entry of :func:`~transferkit.models.features.extract_feature_maps`).
         layer: Model and layer name for the title.
         top_k: Channels shown, ranked by mean activation.
         path: Save the figure here when given.
@@ -104,8 +104,8 @@ def plot_feature_maps_by_depth(
     Args:
         image: One raw image ``(h, w, c)``.
         maps: ``{layer name: activations (h', w', channels)}`` for that image,
-            shallow to deep (e.g. :func:`~transferkit.features.extract_feature_maps`
-            of :func:`~transferkit.features.layers_by_depth`, first image each).
+            shallow to deep (e.g. :func:`~transferkit.models.features.extract_feature_maps`
+            of :func:`~transferkit.models.features.layers_by_depth`, first image each).
         model_name: The model, named in the title.
         channels: Channels shown per layer.
         path: Save the figure here when given.
@@ -154,7 +154,7 @@ def plot_predictions(
 
     Args:
         images: The evaluated split's images, in evaluation order.
-        evaluation: An :class:`~transferkit.evaluation.Evaluation` with predictions.
+        evaluation: An :class:`~transferkit.runs.evaluation.Evaluation` with predictions.
         indices: Which images to show; default chosen by ``mode``.
         count: Number of images when ``indices`` is not given.
         mode: ``"sample"`` (evenly spaced), ``"errors"`` (misclassified, most

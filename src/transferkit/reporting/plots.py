@@ -33,7 +33,7 @@ def continuations(runs: Sequence) -> dict[str, object]:
 
     A run continues an earlier one when both trained the same model (same
     ``config["model"]``), the earlier one with its backbone frozen and the
-    later one with part of it trainable, as :func:`~transferkit.finetune.fine_tune`
+    later one with part of it trainable, as :func:`~transferkit.training.recipes.fine_tune`
     after :func:`~transferkit.training.train` does.
     """
     found: dict[str, object] = {}
@@ -69,7 +69,7 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
     legend sits below the axes, clear of the data.
 
     Args:
-        runs: A :class:`~transferkit.training.Run` or a list of them.
+        runs: A :class:`~transferkit.runs.record.Run` or a list of them.
         path: Save the figure here (format from the suffix) when given.
 
     Returns:
@@ -127,7 +127,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     runs without a pretrained backbone dashed.
 
     Args:
-        runs: A :class:`~transferkit.training.Run` or a list of them.
+        runs: A :class:`~transferkit.runs.record.Run` or a list of them.
         path: Save the figure here when given.
 
     Returns:
@@ -184,7 +184,7 @@ def plot_confusion_matrix(
     """Confusion matrix with class names on both axes: counts and row-normalised side by side.
 
     Args:
-        evaluation: An :class:`~transferkit.evaluation.Evaluation`.
+        evaluation: An :class:`~transferkit.runs.evaluation.Evaluation`.
         normalize: ``None`` draws both panels; True only normalised; False only counts.
         name: The model or run, named in the title.
         path: Save the figure here when given.
@@ -227,7 +227,7 @@ def plot_per_class_metrics(
     """Per-class precision, recall and F1 as grouped bars (legend beside the axes).
 
     Args:
-        evaluation: An :class:`~transferkit.evaluation.Evaluation`.
+        evaluation: An :class:`~transferkit.runs.evaluation.Evaluation`.
         name: The model or run, named in the title.
         path: Save the figure here when given.
 

@@ -1,7 +1,7 @@
 """Self-contained HTML reports and slide decks from runs (figures embedded, no network).
 
 :func:`write_report` writes the report (:data:`REPORT_SECTIONS`) or, with
-``slides=True``, the 10-slide deck of :mod:`transferkit.slides`.
+``slides=True``, the 10-slide deck of :mod:`transferkit.reporting.slides`.
 :func:`load_report_inputs` opens run folders or a whole experiment folder and
 :func:`rebuild_test_data` reloads the dataset a run recorded, so a report made
 later can add feature maps and per-image predictions.
@@ -70,7 +70,7 @@ def write_report(
         data: The dataset the runs were evaluated on; with it (and the runs'
             models) the report adds feature maps and, where it is the same
             test split, per-image predictions.
-        slides: Write the 10-slide deck (:data:`transferkit.slides.SLIDES`,
+        slides: Write the 10-slide deck (:data:`transferkit.reporting.slides.SLIDES`,
             16:9, one printed landscape page each) instead of the report.
         quick: The runs come from a ``--quick`` run: every page says so.
         skipped: Backbones left out, with the reason (named in tables and slides).

@@ -1,6 +1,6 @@
 """The 10-slide deck: 16:9, one slide per screen, keyboard navigation, one landscape page each.
 
-Written by :func:`transferkit.report.write_report` with ``slides=True``. Each
+Written by :func:`transferkit.reporting.report.write_report` with ``slides=True``. Each
 slide is a 1280x720 px box (13.333 x 7.5 in printed), scaled to the window on
 screen. Keys: right arrow, space or Page Down for the next slide, left arrow
 or Page Up for the previous one, Home and End; ``#3`` in the address opens
@@ -80,7 +80,7 @@ fit();show(parseInt(location.hash.slice(1),10)-1||0);window.deck={show:show,coun
 
 
 def deck_html(runs, ctx) -> str:
-    """The whole deck as one HTML page (see :func:`transferkit.report.write_report`)."""
+    """The whole deck as one HTML page (see :func:`transferkit.reporting.report.write_report`)."""
     import matplotlib
 
     with matplotlib.rc_context({"font.size": 14}):  # figures read from the back of a room

@@ -2,8 +2,8 @@
 
 A :class:`Run` holds the configuration (model, data, recipe, versions,
 machine), the per-epoch history, the test-split evaluation and wall times.
-:func:`~transferkit.training.train` returns one; :mod:`transferkit.report`,
-:mod:`transferkit.compare` and the plots read them.
+:func:`~transferkit.training.train` returns one; :mod:`transferkit.reporting.report`,
+:mod:`transferkit.reporting.compare` and the plots read them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Run:
         config: Backbone, freeze state, parameter counts, optimizer, learning
             rate, epochs, batch size, image size, seed, data, library versions.
         history: ``{metric: [value per epoch]}`` as ``model.fit`` reports it.
-        evaluation: Test-split :class:`~transferkit.evaluation.Evaluation`.
+        evaluation: Test-split :class:`~transferkit.runs.evaluation.Evaluation`.
         timings: Wall seconds per phase (``features``, ``fit``, ``evaluate``, ``total``).
         artifacts: Paths of files written (model, history, checkpoint).
         model: The trained model (not serialised into ``run.json``).

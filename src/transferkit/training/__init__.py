@@ -8,7 +8,7 @@ The path a call takes::
            cached head (cached_head.py), cached prefix (cached_prefix.py),
            progressive resizing (progressive.py), or images streamed
       -> the fit core: model.fit with callbacks             (core.py)
-      -> a Run record                                        (transferkit.runs)
+      -> a Run record                                        (transferkit.runs.record)
 
 ``callbacks`` holds the learning-rate schedules and the standard callback
 set, ``losses`` the recipes' loss. Sits on ``models``, ``data`` and ``runs``.

@@ -1,8 +1,8 @@
 """Cross-entropy on integer labels with label smoothing, saved and loaded with the model.
 
 Keras' ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; the
-recipes (:func:`~transferkit.finetune.fine_tune`,
-:func:`~transferkit.scratch.train_from_scratch`) keep integer labels
+recipes (:func:`~transferkit.training.recipes.fine_tune`,
+:func:`~transferkit.training.recipes.train_from_scratch`) keep integer labels
 everywhere (data, cached activations, evaluation), so the one-hot encoding
 happens inside the loss.
 """
