@@ -1,5 +1,6 @@
 """Sphinx configuration: autodoc + napoleon (Google style) + MyST for the Markdown pages."""
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -25,10 +26,24 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+# No "members" default: with it, Sphinx ignores every directive's own :members: list
+# and documents the whole module (sphinx-doc/sphinx#9709). Each directive names its members.
+autodoc_default_options = {"show-inheritance": False}
 myst_heading_anchors = 3
 html_theme = "alabaster"
 html_title = f"transferkit {release}"
 # Keras classes in signatures cannot be cross-referenced: do not warn about them.
 nitpicky = False
 suppress_warnings = ["myst.header"]
+
+
+def _drop_type_docstring(app, what, name, obj, options, lines):
+    """A constant without a docstring of its own shows its value, not ``str``'s docstring."""
+    type_doc = getattr(type(obj), "__doc__", None)
+    if what in ("data", "attribute") and type_doc and lines:
+        if "\n".join(lines).strip() == inspect.cleandoc(type_doc).strip():
+            lines.clear()
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _drop_type_docstring)

@@ -68,3 +68,26 @@ def test_two_stage_fine_tune_refuses_a_cnn_it_cannot_warm_start_before_training(
         two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=1,
                   run_dir=tmp_path, verbose=0, fine_tune=True, cnn=cnn)
     assert not (tmp_path / "stage1").exists()  # nothing trained
+
+
+@pytest.mark.parametrize("first_recipe", [False, True])
+def test_two_stage_lr_and_batch_size_reach_every_stage(tiny, first_recipe):
+    data = tiny
+    res = two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=1, seed=0,
+                    verbose=0, lr=3e-4, batch_size=8, first_recipe=first_recipe, fine_tune=True,
+                    cnn=build_baseline_cnn(2, input_shape=data.image_shape, filters=(8, 16),
+                                           residual=True))
+    for run in (res.first, res.second, res.fine_tuned):
+        assert run.config["batch_size"] == 8, run.name
+        assert run.config["lr"] == pytest.approx(3e-4), run.name
+    assert res.fine_tuned.config["recipe"]["lr"] == pytest.approx(3e-4)
+
+
+def test_two_stage_stages_keep_their_own_defaults_when_not_given(tiny):
+    data = tiny
+    res = two_stage(data, ["class_0", "class_1"], ["class_2", "class_0"], epochs=1, seed=0,
+                    verbose=0, first_recipe=True)
+    # The scratch recipe scales its learning rate with its batch (64 for small data): 1e-3.
+    assert res.first.config["recipe"]["batch_size"] == 64
+    assert res.first.config["lr"] == pytest.approx(2e-3 * 64 / 128)
+    assert res.second.config["batch_size"] == 64 and res.second.config["lr"] == pytest.approx(1e-3)

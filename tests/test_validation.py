@@ -16,6 +16,8 @@ from transferkit.errors import ConfigurationError
     (1.0, float, {"min_val": 0, "max_val": 1, "include_max": False},
      "epochs must be a number in [0, 1), got 1.0."),
     (5, int, {"max_val": 4}, "epochs must be an int <= 4, got 5."),
+    # scikit-learn lets NaN through any bound; the wrapper refuses it.
+    (float("nan"), float, {"min_val": 0}, "epochs must be a number >= 0, got nan."),
 ])
 def test_refused_values_name_the_argument_range_and_value(value, kind, bounds, message):
     with pytest.raises(ConfigurationError) as info:

@@ -1,4 +1,4 @@
-"""One argument check for numbers, in the spirit of scikit-learn's ``check_scalar``.
+"""One argument check for numbers: scikit-learn's ``check_scalar`` with transferkit's errors.
 
 Every public function that takes a count, a rate or a fraction checks it here,
 so the messages read the same everywhere and name the argument, the allowed
@@ -19,7 +19,11 @@ def check_scalar(value, name: str, kind: type = float, *, min_val: float | None 
                  include_max: bool = True):
     """Return ``value`` if it is a ``kind`` within the bounds, else raise ConfigurationError.
 
-    Booleans are refused as numbers (``True`` is not an epoch count).
+    The check is :func:`sklearn.utils.check_scalar`; this wrapper adds what
+    transferkit wants on top: booleans are refused as numbers (``True`` is not
+    an epoch count), NaN is refused where bounds are given, and the error is a
+    :class:`~transferkit.errors.ConfigurationError` whose message names the
+    whole allowed range (scikit-learn's names only the bound that was crossed).
 
     Args:
         value: The argument as given.
@@ -44,22 +48,49 @@ def check_scalar(value, name: str, kind: type = float, *, min_val: float | None 
         ...
         transferkit.errors.ConfigurationError: dropout must be a number in [0, 1), got 1.0.
     """
+    # Imported on use: scikit-learn takes about a second to import, and this module is on
+    # the path of commands that must start fast (transferkit info, --help).
+    from sklearn.utils import check_scalar as sklearn_check_scalar
+
     types, what = _KINDS[kind]
-    low = "" if min_val is None else ("[" if include_min else "(") + f"{min_val:g}"
-    high = "" if max_val is None else f"{max_val:g}" + ("]" if include_max else ")")
-    if low and high:
-        bounds = f" in {low}, {high}"
-    elif low:
-        bounds = f" {'>=' if include_min else '>'} {min_val:g}"
-    elif high:
-        bounds = f" {'<=' if include_max else '<'} {max_val:g}"
-    else:
-        bounds = ""
-    ok = isinstance(value, types) and not isinstance(value, bool)
-    if ok and min_val is not None:
-        ok = value >= min_val if include_min else value > min_val
-    if ok and max_val is not None:
-        ok = value <= max_val if include_max else value < max_val
-    if not ok:
-        raise ConfigurationError(f"{name} must be {what}{bounds}, got {value!r}.")
+    bounds = _boundaries(min_val, max_val, include_min, include_max)
+    try:
+        sklearn_check_scalar(value, name, types, min_val=min_val, max_val=max_val,
+                             include_boundaries=bounds)
+        # Refused on top of scikit-learn: a bool is an int to Python, and NaN, which
+        # compares False with everything, passes any bound.
+        bounded = min_val is not None or max_val is not None
+        if isinstance(value, bool) or (bounded and value != value):
+            raise ValueError(f"{name} == {value!r}")
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{name} must be {what}{_describe(min_val, max_val, include_min, include_max)}, "
+            f"got {value!r}."
+        ) from exc
     return value
+
+
+def _boundaries(min_val, max_val, include_min: bool, include_max: bool) -> str:
+    """scikit-learn's ``include_boundaries`` for the two flags.
+
+    scikit-learn refuses "left" without a ``min_val`` and "right" without a
+    ``max_val``, so a missing bound takes the other bound's flag (it has no effect).
+    """
+    if min_val is None:
+        include_min = include_max
+    if max_val is None:
+        include_max = include_min
+    return {(True, True): "both", (True, False): "left", (False, True): "right",
+            (False, False): "neither"}[bool(include_min), bool(include_max)]
+
+
+def _describe(min_val, max_val, include_min: bool, include_max: bool) -> str:
+    """The allowed range in words: ``" in [0, 1)"``, ``" >= 1"``, ``" < 4"`` or ``""``."""
+    if min_val is not None and max_val is not None:
+        low, high = "[" if include_min else "(", "]" if include_max else ")"
+        return f" in {low}{min_val:g}, {max_val:g}{high}"
+    if min_val is not None:
+        return f" {'>=' if include_min else '>'} {min_val:g}"
+    if max_val is not None:
+        return f" {'<=' if include_max else '<'} {max_val:g}"
+    return ""

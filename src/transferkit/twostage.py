@@ -72,8 +72,8 @@ def two_stage(
     *,
     epochs: int = 10,
     second_epochs: int | None = None,
-    batch_size: int = 64,
-    lr: float = 1e-3,
+    batch_size: int | None = None,
+    lr: float | None = None,
     head: tuple[int, ...] = (128,),
     dropout: float = 0.3,
     seed: int | None = None,
@@ -97,8 +97,11 @@ def two_stage(
         second_classes: Classes of the target task.
         epochs: Epochs of stage 1.
         second_epochs: Epochs of stage 2 (default: ``epochs``).
-        batch_size: Images per batch.
-        lr: Learning rate of both stages.
+        batch_size: Images per batch in every stage; default: each stage's
+            own default (64 for :func:`~transferkit.training.train.train`, the
+            recipe's for :func:`~transferkit.training.recipes.train_from_scratch`).
+        lr: Learning rate (the peak of a recipe's schedule) of every stage;
+            default: each stage's own default, as for ``batch_size``.
         head: Head of the stage-2 model.
         dropout: Dropout of the stage-2 head.
         seed: Seed of both stages.
@@ -127,32 +130,28 @@ def two_stage(
     """
     source, target = data.subset(first_classes), data.subset(second_classes)
     sub = (lambda s: Path(run_dir) / s) if run_dir is not None else (lambda s: None)
+    # One set of options for every stage: lr and batch_size reach each one (None: its default).
+    shared = {"seed": seed, "verbose": verbose, **train_kwargs,
+              **{k: v for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None}}
     if seed is not None:
         keras.utils.set_random_seed(seed)
     first_model = cnn or build_baseline_cnn(source, name="stage1_cnn")
     if fine_tune:  # refused before stage 1 trains, not after
         _check_warm_startable(first_model)
-    if first_recipe:
-        first = train_from_scratch(first_model, source, epochs=epochs, seed=seed,
-                                   run_dir=sub("stage1"), name="stage1", verbose=verbose,
-                                   **train_kwargs)
-    else:
-        first = train(first_model, source, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, run_dir=sub("stage1"), name="stage1", verbose=verbose,
-                      **train_kwargs)
+    first_fit = train_from_scratch if first_recipe else train
+    first = first_fit(first_model, source, epochs=epochs, run_dir=sub("stage1"), name="stage1",
+                      **shared)
     second_model = build_transfer_model(
         first_model.get_layer("features"), target.num_classes, input_shape=data.image_shape,
         freeze=True, head=head, dropout=dropout, name="stage2_transfer",
     )
-    second = train(
-        second_model, target, epochs=second_epochs or epochs, batch_size=batch_size, lr=lr,
-        seed=seed, run_dir=sub("stage2"), name="stage2", verbose=verbose, **train_kwargs,
-    )
+    second = train(second_model, target, epochs=second_epochs or epochs, run_dir=sub("stage2"),
+                   name="stage2", **shared)
     fine_tuned = None
     if fine_tune:
         fine_tuned = train_from_scratch(
             warm_start(first_model, target.num_classes, name="stage2_finetuned_cnn"), target,
-            epochs=second_epochs or epochs, seed=seed, run_dir=sub("stage2_finetuned"),
-            name="stage2_finetuned", verbose=verbose, **train_kwargs,
+            epochs=second_epochs or epochs, run_dir=sub("stage2_finetuned"),
+            name="stage2_finetuned", **shared,
         )
     return TwoStageResult(first, second, fine_tuned)

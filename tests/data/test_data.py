@@ -121,6 +121,22 @@ def test_stratified_split_loses_nothing_and_keeps_proportions(labels, fraction, 
         assert n_held <= max(n - 1, 0)  # each class keeps at least one sample
         if n >= 2:
             assert abs(n_held - fraction * n) <= 1  # stratified within rounding
+            assert n_held >= 1 or fraction == 0  # and gives at least one where it can
+
+
+def test_stratified_split_edge_cases_and_seed():
+    # A large, a small and a one-sample class: scikit-learn's proportional share alone
+    # would hold none of class 1 at 10 % and leave it nothing to train on at 95 %.
+    y = np.array([0] * 100 + [1] * 2 + [2])
+    keep, held = stratified_split(y, 0.1, seed=3)
+    assert np.bincount(y[held], minlength=3).tolist() == [10, 1, 0]
+    keep, held = stratified_split(y, 0.95, seed=3)
+    assert np.bincount(y[keep], minlength=3).tolist() == [5, 1, 1]
+    keep, held = stratified_split(y, 0.0, seed=3)
+    assert held.size == 0 and keep.tolist() == list(range(len(y)))
+    same = stratified_split(y, 0.1, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(same, stratified_split(y, 0.1, seed=3)))
+    assert not np.array_equal(same[1], stratified_split(y, 0.1, seed=4)[1])
 
 
 @settings(max_examples=30, deadline=None)

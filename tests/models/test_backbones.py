@@ -45,6 +45,20 @@ def test_preprocessing_layer_matches_keras_preprocess_input(name, reference):
     np.testing.assert_allclose(np.asarray(layer(x)), reference(x.copy()), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["tf", "caffe", "torch", "none"])
+def test_preprocessing_layer_is_channels_last_and_leaves_its_input_alone(mode):
+    x = np.random.default_rng(1).integers(0, 256, (2, 4, 4, 3)).astype("float32")
+    tensor = keras.ops.convert_to_tensor(x)
+    expected = np.asarray(BackbonePreprocessing(mode)(x))
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")  # a global setting it must ignore
+    try:
+        np.testing.assert_array_equal(np.asarray(BackbonePreprocessing(mode)(tensor)), expected)
+    finally:
+        keras.config.set_image_data_format(before)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tensor), x)
+
+
 def test_preprocessing_layer_serialises_and_rejects_unknown_modes():
     layer = BackbonePreprocessing("caffe", name="pre")
     clone = keras.layers.deserialize(keras.layers.serialize(layer))

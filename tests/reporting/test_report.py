@@ -135,3 +135,36 @@ def test_report_data_rebuilds_the_test_split(tmp_path, capsys):
 def test_report_needs_runs(tmp_path):
     with pytest.raises(ConfigurationError):
         write_report([], tmp_path / "x.html")
+
+
+def _flat_folder(root):
+    from PIL import Image
+
+    for c, colour in (("a", 40), ("b", 200)):
+        (root / c).mkdir(parents=True)
+        for k in range(10):
+            Image.fromarray(np.full((8, 8, 3), colour + k, np.uint8)).save(root / c / f"{k}.png")
+    return root
+
+
+def _run_of(data):
+    from transferkit.runs.record import Run
+
+    return Run(name="r", config={"data": {"class_names": list(data.class_names),
+                                          "provenance": dict(data.provenance)}},
+               history={}, evaluation=None, timings={})
+
+
+def test_rebuilding_a_folder_split_warns_for_runs_split_the_old_way(tmp_path, caplog):
+    from transferkit.data.folder import load_image_folder
+    from transferkit.reporting.report import rebuild_test_data
+
+    folder = _flat_folder(tmp_path / "photos")
+    data = load_image_folder(folder, image_size=8, test_split=0.2, seed=3)
+    again = rebuild_test_data([_run_of(data)], folder)
+    np.testing.assert_array_equal(again.x_test, data.x_test)  # the same split, exactly
+    assert "recorded before" not in caplog.text
+    old = _run_of(data)
+    del old.config["data"]["provenance"]["split_method"]
+    rebuild_test_data([old], folder)
+    assert "recorded before transferkit drew splits with scikit-learn" in caplog.text

@@ -53,3 +53,15 @@ def test_evaluate_model_on_split(tiny):
     ev = evaluate(model, tiny, "test")
     assert len(ev.y_true) == len(tiny.y_test) and ev.split == "test"
     np.testing.assert_array_equal(ev.y_true, tiny.y_test)
+
+
+def test_top5_and_loss_with_classes_missing_from_y_true():
+    # Only classes 0 and 1 occur: the metrics must still rank all seven columns.
+    y = np.array([0, 1, 1, 0])
+    p = _probs(4, 7, seed=3)
+    p[0] = [0.0, 0.05, 0.1, 0.15, 0.3, 0.4, 0.0]  # true class 0 out of the top 5, at 0
+    ev = evaluate_predictions(y, p, list("abcdefg"))
+    in_top5 = [y[i] in np.argsort(-p[i])[:5] for i in range(4)]
+    assert ev.top5_accuracy == pytest.approx(np.mean(in_top5))
+    expected = -np.log(np.clip(p[np.arange(4), y], 1e-7, 1)).mean()  # clipped like Keras
+    assert ev.loss == pytest.approx(expected, rel=1e-5)

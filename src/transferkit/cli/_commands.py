@@ -12,51 +12,20 @@ from transferkit.cli import EXIT_OK
 
 
 def quickstart(args) -> int:
-    from transferkit import (
-        CIFAR10_CLASSES,
-        build_baseline_cnn,
-        build_transfer_model,
-        compare_runs,
-        load_cifar10,
-        make_synthetic_dataset,
-        train,
-    )
+    """MobileNetV2 transfer vs a CNN from scratch on CIFAR-10; report, slides, metrics.json."""
+    import keras
+
+    from transferkit import build_baseline_cnn, compare_runs, train
     from transferkit._atomic import atomic_write_json
-    from transferkit.errors import DataNotFoundError, WeightsNotFoundError
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
     started = time.perf_counter()
     out = Path(args.out)
     notes: list[str] = []
-    try:
-        data = load_cifar10(args.data, limit_per_class=args.per_class, seed=args.seed,
-                            download=args.data is None)
-    except DataNotFoundError as exc:
-        if args.strict or args.data is not None:
-            raise
-        print("transferkit: CIFAR-10 not available offline: FALLBACK to generated images "
-              f"(not CIFAR-10 figures). {str(exc).splitlines()[0]}", file=sys.stderr)
-        data = make_synthetic_dataset(10, per_class=args.per_class, seed=args.seed,
-                                      class_names=[f"synthetic_{c}" for c in CIFAR10_CLASSES])
-        notes.append("data: generated images (fallback)")
-    weights = None if args.weights.lower() == "none" else args.weights
-    import keras
-
+    data = _quickstart_data(args, notes)
     keras.utils.set_random_seed(args.seed)  # weights are initialised at build time
-    try:
-        transfer = build_transfer_model("mobilenet_v2", data.num_classes,
-                                        input_shape=data.image_shape, weights=weights)
-    except WeightsNotFoundError as exc:
-        if args.strict or weights not in ("imagenet",):
-            raise
-        print("transferkit: ImageNet weights not available: FALLBACK to random initialisation "
-              f"(transfer figures are not meaningful). {str(exc).split(' Cause:')[0]}",
-              file=sys.stderr)
-        transfer = build_transfer_model("mobilenet_v2", data.num_classes,
-                                        input_shape=data.image_shape, weights=None)
-        weights = None
-        notes.append("weights: random initialisation (fallback)")
+    transfer, weights = _quickstart_transfer(args, data, notes)
     transfer_name = "mobilenet_v2_frozen" + ("" if weights else "_random_init")
     transfer_run = train(transfer, data, epochs=args.epochs, seed=args.seed, name=transfer_name,
                          run_dir=out / "transfer", overwrite=True, verbose=2)
@@ -87,6 +56,48 @@ def quickstart(args) -> int:
     print(f"\nWrote {out}/report.html, slides.html, metrics.json, figures and run folders "
           f"in {time.perf_counter() - started:.0f} s.")
     return EXIT_OK
+
+
+def _quickstart_data(args, notes: list[str]):
+    """CIFAR-10 as asked; offline, without --data or --strict, generated images (with a note)."""
+    from transferkit import CIFAR10_CLASSES, load_cifar10, make_synthetic_dataset
+    from transferkit.errors import DataNotFoundError
+
+    try:
+        return load_cifar10(args.data, limit_per_class=args.per_class, seed=args.seed,
+                            download=args.data is None)
+    except DataNotFoundError as exc:
+        if args.strict or args.data is not None:
+            raise
+        print("transferkit: CIFAR-10 not available offline: FALLBACK to generated images "
+              f"(not CIFAR-10 figures). {str(exc).splitlines()[0]}", file=sys.stderr)
+        notes.append("data: generated images (fallback)")
+        return make_synthetic_dataset(10, per_class=args.per_class, seed=args.seed,
+                                      class_names=[f"synthetic_{c}" for c in CIFAR10_CLASSES])
+
+
+def _quickstart_transfer(args, data, notes: list[str]):
+    """``(MobileNetV2 transfer model, the weights it got)``.
+
+    Without ImageNet weights, and unless --strict, it falls back to random
+    initialisation, with a note.
+    """
+    from transferkit import build_transfer_model
+    from transferkit.errors import WeightsNotFoundError
+
+    weights = None if args.weights.lower() == "none" else args.weights
+    try:
+        return build_transfer_model("mobilenet_v2", data.num_classes,
+                                    input_shape=data.image_shape, weights=weights), weights
+    except WeightsNotFoundError as exc:
+        if args.strict or weights not in ("imagenet",):
+            raise
+        print("transferkit: ImageNet weights not available: FALLBACK to random initialisation "
+              f"(transfer figures are not meaningful). {str(exc).split(' Cause:')[0]}",
+              file=sys.stderr)
+        notes.append("weights: random initialisation (fallback)")
+        return build_transfer_model("mobilenet_v2", data.num_classes,
+                                    input_shape=data.image_shape, weights=None), None
 
 
 def run_experiment(args) -> int:

@@ -18,13 +18,10 @@ def train(args) -> int:
     """Frozen head, then fine-tuning; model, metrics, figures and report under --out."""
     import keras
 
-    from transferkit._atomic import atomic_write_json, atomic_write_text
     from transferkit.data.folder import load_image_folder
     from transferkit.models.backbones import check_weights_arg, check_weights_fit
     from transferkit.models.builders import build_transfer_model
     from transferkit.models.registry import get_backbone_spec
-    from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
-    from transferkit.reporting.report import write_report
     from transferkit.training.recipes import fine_tune
     from transferkit.training.train import train as train_model
 
@@ -50,6 +47,24 @@ def train(args) -> int:
         runs.append(fine_tune(model, data, epochs=args.epochs, seed=args.seed,
                               name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True,
                               **batch))
+    metrics = _write_outputs(args, out, runs, data, started)
+    print()
+    for r in runs:
+        print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
+              f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
+    print(f"Test split: {len(data.y_test)} images ({data.source}).")
+    print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
+          f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
+    print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
+    return EXIT_OK
+
+
+def _write_outputs(args, out: Path, runs: list, data, started: float) -> dict:
+    """Save the last run's model and write the figures, reports and metrics.json of ``train``."""
+    from transferkit._atomic import atomic_write_json, atomic_write_text
+    from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
+    from transferkit.reporting.report import write_report
+
     final = runs[-1]
     final.config["data"].update(image_size=args.image_size, resize=args.resize)
     final.save(out)  # model.keras + run.json side by side: what predict and evaluate read
@@ -67,20 +82,12 @@ def train(args) -> int:
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     atomic_write_json(out / "metrics.json", metrics)
-    print()
-    for r in runs:
-        print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
-              f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
-    print(f"Test split: {len(data.y_test)} images ({data.source}).")
-    print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
-          f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
-    print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
-    return EXIT_OK
+    return metrics
 
 
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
-    from transferkit.data.folder import IMAGE_EXTENSIONS, _decode_all
+    from transferkit.data.folder import IMAGE_EXTENSIONS, decode_images
 
     if args.top_k < 1:
         raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")
@@ -91,7 +98,7 @@ def predict(args) -> int:
     rows, unreadable = [], []
     for start in range(0, len(files), 256):  # decode and predict 256 at a time: bounded memory
         chunk = files[start:start + 256]
-        images, bad = _decode_all([p.read_bytes for p in chunk], size, resize)
+        images, bad = decode_images([p.read_bytes for p in chunk], size, resize)
         unreadable += [chunk[i] for i in bad]
         kept = [(path, im) for path, im in zip(chunk, images) if im is not None]
         if not kept:
@@ -119,7 +126,7 @@ def predict(args) -> int:
 def evaluate(args) -> int:
     """Accuracy and per-class report of a saved model on labelled images."""
     from transferkit._atomic import atomic_write_json
-    from transferkit.data.folder import _list_entries, _read_tree
+    from transferkit.data.folder import list_entries, read_image_tree
     from transferkit.reporting.plots import plot_confusion_matrix
     from transferkit.runs.evaluation import evaluate_predictions
 
@@ -127,8 +134,8 @@ def evaluate(args) -> int:
     root = Path(args.data).expanduser()
     if not root.exists():
         raise DataNotFoundError(f"DATA {str(root)!r} does not exist.")
-    tree = _read_tree(_list_entries(root), root, image_size=tuple(model.input_shape[1:3]),
-                      resize=resize, strict=False)
+    tree = read_image_tree(list_entries(root), root, image_size=tuple(model.input_shape[1:3]),
+                           resize=resize, strict=False)
     split = "test" if "test" in tree else None
     groups = tree["test"] if split else _merge(tree)
     unknown = sorted(set(groups) - set(names))
@@ -193,10 +200,10 @@ def _merge(tree: dict) -> dict:
 
 
 def _stem(path: str) -> str:
-    from transferkit.data.folder import _ARCHIVE_SUFFIXES
+    from transferkit.data.folder import ARCHIVE_SUFFIXES
 
     name = Path(path).expanduser().resolve().name
-    for suffix in _ARCHIVE_SUFFIXES:
+    for suffix in ARCHIVE_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

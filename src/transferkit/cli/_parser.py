@@ -143,7 +143,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_run(sub) -> None:
-    from transferkit.experiments._options import common_options_help
+    from transferkit.experiments import common_options_help
 
     run = _sub(
         sub, "run", "run one of the documented CIFAR-10 experiments (`transferkit run --help`)",

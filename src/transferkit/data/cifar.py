@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit._backend import keras_home
-from transferkit.data.folder import _list_entries, _read_tree
+from transferkit.data.folder import list_entries, read_image_tree
 from transferkit.data.splits import DataSplits, _check_fraction, _limit_indices, _train_val
 from transferkit.errors import ConfigurationError, CorruptDataError, DataError, DataNotFoundError
 
@@ -166,11 +166,11 @@ def _download_cifar10(timeout: float = 30.0):
 
 
 def _read_cifar10(path: Path, *, strict: bool):
-    entries = _list_entries(path)
+    entries = list_entries(path)
     names = {parts[-1] for parts in entries}
     if _CIFAR_PICKLE_TEST in names and set(_CIFAR_PICKLE_TRAIN) <= names:
         return _read_cifar_pickles(entries)
-    tree = _read_tree(entries, path, image_size=None, strict=strict)
+    tree = read_image_tree(entries, path, image_size=None, strict=strict)
     missing = {"train", "test"} - set(tree)
     if missing:
         raise DataError(

@@ -14,6 +14,7 @@ import numpy as np
 
 from transferkit.data.splits import (
     _SPLIT_ALIASES,
+    SPLIT_METHOD,
     DataSplits,
     _check_fraction,
     _train_val,
@@ -29,6 +30,8 @@ from transferkit.errors import (
 
 logger = logging.getLogger("transferkit")
 
+Entries = dict[tuple[str, ...], Callable[[], bytes]]
+"""A folder's or archive's files, ``{relative path parts: read}``: ``read()`` returns the bytes."""
 
 
 def _pillow_extensions() -> frozenset[str]:
@@ -45,7 +48,9 @@ RESIZE_MODES = ("crop", "pad", "squash")
 """How :func:`load_image_folder` fits an image to ``image_size``: ``"crop"`` (scale the
 short side, cut the centre), ``"pad"`` (scale the long side, pad with black) or
 ``"squash"`` (stretch to the size, changing the aspect ratio)."""
-_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
+"""File name endings read as archives of an image tree (compare them lower-cased)."""
+
 
 def load_image_folder(
     path: str | os.PathLike,
@@ -112,7 +117,7 @@ def load_image_folder(
     if not root.exists():
         raise DataNotFoundError(f"Image folder {str(root)!r} does not exist.")
     size = _as_size(image_size)
-    tree = _read_tree(_list_entries(root), root, image_size=size, resize=resize, strict=strict)
+    tree = read_image_tree(list_entries(root), root, image_size=size, resize=resize, strict=strict)
     if "val" in tree and "test" not in tree:
         # Score on val/; early stopping gets a slice of train/ instead.
         tree["test"] = tree.pop("val")
@@ -127,36 +132,41 @@ def load_image_folder(
         if c not in found:
             raise unknown_name("class", c, found)
 
-    def arrays(split):
-        xs, ys = [], []
-        for label, name in enumerate(names):
-            if name in tree.get(split, {}):
-                xs.append(tree[split][name])
-                ys.append(np.full(len(tree[split][name]), label, np.int64))
-        return np.concatenate(xs), np.concatenate(ys)
+    splits = _split_tree(tree, names, validation_split, test_split, seed)
+    data = DataSplits(*splits, names, source=str(root))
+    data.provenance = {"loader": "image_folder", "path": str(root), "resize": resize,
+                       "image_size": list(data.image_shape[:2]), "seed": seed,
+                       "validation_split": validation_split, "test_split": test_split,
+                       "class_names": list(names), "split_method": SPLIT_METHOD}
+    _check_missing_classes(data, strict=strict)
+    logger.info("Loaded %r", data)
+    return data
 
-    pooled = "all" if "all" in tree else "train"
-    x_pool, y_pool = arrays(pooled)
+
+def _split_tree(tree, names, validation_split, test_split, seed) -> tuple[np.ndarray, ...]:
+    """``(x_train, y_train, x_val, y_val, x_test, y_test)``; missing splits are carved."""
+    x_pool, y_pool = _labelled(tree, "all" if "all" in tree else "train", names)
     if "test" in tree:
-        x_te, y_te = arrays("test")
+        x_te, y_te = _labelled(tree, "test", names)
     else:
         keep, held = stratified_split(y_pool, test_split, seed=seed + 1)
         x_te, y_te = x_pool[held], y_pool[held]
         x_pool, y_pool = x_pool[keep], y_pool[keep]
     if "val" in tree:
         x_tr, y_tr = x_pool, y_pool
-        x_val, y_val = arrays("val")
+        x_val, y_val = _labelled(tree, "val", names)
     else:
         frac = validation_split / (1 - (0 if "test" in tree else test_split))  # of the pool
         x_tr, y_tr, x_val, y_val = _train_val(x_pool, y_pool, min(frac, 0.99), seed)
-    data = DataSplits(x_tr, y_tr, x_val, y_val, x_te, y_te, names, source=str(root))
-    data.provenance = {"loader": "image_folder", "path": str(root), "resize": resize,
-                       "image_size": list(data.image_shape[:2]), "seed": seed,
-                       "validation_split": validation_split, "test_split": test_split,
-                       "class_names": list(names)}
-    _check_missing_classes(data, strict=strict)
-    logger.info("Loaded %r", data)
-    return data
+    return x_tr, y_tr, x_val, y_val, x_te, y_te
+
+
+def _labelled(tree, split: str, names) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images and labels (each class's index in ``names``)."""
+    classes = tree.get(split, {})
+    present = [(label, classes[name]) for label, name in enumerate(names) if name in classes]
+    return (np.concatenate([x for _, x in present]),
+            np.concatenate([np.full(len(x), label, np.int64) for label, x in present]))
 
 
 def _check_missing_classes(data: DataSplits, *, strict: bool) -> None:
@@ -185,11 +195,15 @@ def _as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None
 
 
 def _is_archive(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(_ARCHIVE_SUFFIXES)
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _list_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
-    """Map relative path parts to a function returning that file's bytes."""
+def list_entries(path: Path) -> Entries:
+    """Every file of a folder or archive (:data:`ARCHIVE_SUFFIXES`), unread: :data:`Entries`.
+
+    Raises :class:`DataError` for a path that is neither, :class:`CorruptDataError`
+    for an unreadable archive.
+    """
     if path.is_dir():
         entries = {}
         for dirpath, _, files in os.walk(path):
@@ -199,8 +213,7 @@ def _list_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
         return entries
     if not _is_archive(path):
         raise DataError(
-            f"{path} is neither a folder nor an archive ({', '.join(_ARCHIVE_SUFFIXES)})."
-        )
+            f"{path} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
     try:
         if path.name.lower().endswith(".zip"):
             return _zip_entries(path)
@@ -209,7 +222,7 @@ def _list_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
         raise CorruptDataError(f"Archive {path} could not be read ({exc}).") from exc
 
 
-def _tar_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
+def _tar_entries(path: Path) -> Entries:
     entries = {}
     with tarfile.open(path, "r:*") as tar:
         for member in tar:
@@ -219,7 +232,7 @@ def _tar_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
     return entries
 
 
-def _zip_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
+def _zip_entries(path: Path) -> Entries:
     entries = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
@@ -229,22 +242,16 @@ def _zip_entries(path: Path) -> dict[tuple[str, ...], Callable[[], bytes]]:
     return entries
 
 
-def _classify_entries(
-    entries: dict[tuple[str, ...], Callable[[], bytes]],
-) -> tuple[dict[tuple[str, str], list[tuple[str, Callable[[], bytes]]]], list[str]]:
+def _classify_entries(entries: Entries) -> tuple[dict[tuple[str, str], list], list[str]]:
     """Group image files by (split, class); return the groups and skipped non-images."""
     groups: dict[tuple[str, str], list] = {}
     skipped = []
-    has_splits = any(
-        len(p) >= 3 and p[-3].lower() in _SPLIT_ALIASES for p in entries if _is_image(p)
-    )
+    has_splits = any(len(p) >= 3 and p[-3].lower() in _SPLIT_ALIASES
+                     for p in entries if _is_image(p))
     for parts in sorted(entries):
         if any(part.startswith(".") or part == "__MACOSX" for part in parts):
             continue
-        if not _is_image(parts):
-            skipped.append("/".join(parts))
-            continue
-        if len(parts) < 2:
+        if not _is_image(parts) or len(parts) < 2:
             skipped.append("/".join(parts))
             continue
         if has_splits:
@@ -262,30 +269,26 @@ def _is_image(parts: tuple[str, ...]) -> bool:
     return Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _read_tree(
-    entries: dict[tuple[str, ...], Callable[[], bytes]],
-    root: Path,
-    *,
-    image_size: tuple[int, int] | None,
-    strict: bool,
-    resize: str = "crop",
-) -> dict[str, dict[str, np.ndarray]]:
-    """Decode an image tree into ``{split: {class: uint8 array}}``."""
+def read_image_tree(entries: Entries, root: Path, *, image_size: tuple[int, int] | None,
+                    strict: bool, resize: str = "crop") -> dict[str, dict[str, np.ndarray]]:
+    """Decode :func:`list_entries` of ``root`` into ``{split: {class: uint8 array}}``.
+
+    Splits are ``train``/``val``/``test`` (split folders) or else ``all``. Files that
+    are not images in a class folder are skipped with a warning, and so are unreadable
+    images unless ``strict`` (then :class:`CorruptDataError`).
+    """
     groups, skipped = _classify_entries(entries)
     if skipped:
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        warnings.warn(
-            f"{root}: skipped {len(skipped)} file(s) that are not images in a "
-            f"<class>/ folder: {shown}",
-            stacklevel=3,
-        )
+        warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images in a "
+                      f"<class>/ folder: {shown}", stacklevel=3)
     if not groups:
         raise DataError(
             f"{root} holds no images in class folders. Expected <class>/<image> or "
             f"train/<class>/<image> with extensions {sorted(IMAGE_EXTENSIONS)}."
         )
     flat = [(key, name, read) for key, files in groups.items() for name, read in files]
-    images, bad = _decode_all([read for _, _, read in flat], image_size, resize)
+    images, bad = decode_images([read for _, _, read in flat], image_size, resize)
     if bad:
         names = [flat[i][1] for i in bad]
         shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
@@ -307,10 +310,13 @@ def _read_tree(
     return {s: {c: np.stack(v) for c, v in classes.items()} for s, classes in tree.items()}
 
 
-def _decode_all(
+def decode_images(
     reads: list[Callable[[], bytes]], image_size: tuple[int, int] | None, resize: str = "crop"
 ) -> tuple[list[np.ndarray | None], list[int]]:
-    """Decode images on a thread pool (Pillow releases the GIL); unreadable ones become None."""
+    """:func:`decode_image` of each ``read()``: ``(images, indices of the unreadable)``.
+
+    An unreadable image is None in ``images``. Large files decode on a thread pool.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     def decode(chunk):
@@ -336,6 +342,8 @@ def _decode_all(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             images = [im for part in pool.map(decode, chunks) for im in part]
     return images, [i for i, im in enumerate(images) if im is None]
+
+
 
 
 def decode_image(

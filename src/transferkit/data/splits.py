@@ -22,15 +22,9 @@ from transferkit.errors import ConfigurationError, DataError, unknown_name
 logger = logging.getLogger("transferkit")
 
 SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-    "testing": "test",
-}
+_SPLIT_ALIASES = {**dict.fromkeys(("train", "training"), "train"),
+                  **dict.fromkeys(("val", "valid", "validation"), "val"),
+                  **dict.fromkeys(("test", "testing"), "test")}
 
 @dataclass
 class DataSplits:
@@ -121,16 +115,13 @@ class DataSplits:
 
     def counts(self) -> dict[str, list[int]]:
         """Images per class in each split, e.g. ``{"train": [4500, ...], ...}``."""
-        return {
-            s: np.bincount(self.split(s)[1], minlength=self.num_classes).tolist() for s in SPLITS
-        }
+        return {s: np.bincount(self.split(s)[1], minlength=self.num_classes).tolist()
+                for s in SPLITS}
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self.split(s)[1])}" for s in SPLITS)
-        return (
-            f"DataSplits({sizes}, image_shape={self.image_shape}, "
-            f"classes={list(self.class_names)}, source={self.source!r})"
-        )
+        return (f"DataSplits({sizes}, image_shape={self.image_shape}, "
+                f"classes={list(self.class_names)}, source={self.source!r})")
 
     def subset(self, classes: Sequence[str | int]) -> DataSplits:
         """Keep only some classes, relabelled ``0..k-1`` in the order given.
@@ -183,20 +174,13 @@ class DataSplits:
         return DataSplits(**arrays, class_names=self.class_names, source=self.source,
                           provenance=_then(self.provenance, {"limit": per_class, "seed": seed}))
 
-    def as_tf_dataset(
-        self,
-        split: str = "train",
-        batch_size: int = 32,
-        *,
-        shuffle: bool | None = None,
-        augment: bool = False,
-        seed: int = 0,
-    ):
+    def as_tf_dataset(self, split: str = "train", batch_size: int = 32, *,
+                      shuffle: bool | None = None, augment: bool = False, seed: int = 0):
         """Stream a split as a batched, prefetched ``tf.data.Dataset`` (needs TensorFlow).
 
         Only index batches are shuffled; images are gathered and converted to
         float32 one batch at a time, so no float copy of the split is made.
-        transferkit itself does not use it: :func:`~transferkit.training.train`
+        transferkit itself does not use it: :func:`~transferkit.training.train.train`
         and :func:`~transferkit.runs.evaluation.evaluate` pass the uint8 arrays to
         Keras, which was as fast on TensorFlow (docs/backends.rst) and works on
         every backend. ``tf.data`` pipelines feed ``model.fit`` on JAX and
@@ -233,10 +217,8 @@ class DataSplits:
                 "it, pass the arrays to Keras: model.fit(data.x_train, data.y_train, "
                 "batch_size=...), or transferkit.AugmentedBatches for shuffled, augmented "
                 "batches.", name="tensorflow") from exc
-        if shuffle is None:
-            shuffle = _SPLIT_ALIASES[split.lower()] == "train"
-        images = tf.constant(x)
-        labels = tf.constant(y.astype(np.int32))
+        shuffle = _SPLIT_ALIASES[split.lower()] == "train" if shuffle is None else shuffle
+        images, labels = tf.constant(x), tf.constant(y.astype(np.int32))
         ds = tf.data.Dataset.range(len(x))
         if shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -248,10 +230,8 @@ class DataSplits:
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         if augment:
             layers = augmentation(seed=seed)
-            ds = ds.map(
-                lambda im, lab: (layers(im, training=True), lab),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
+            ds = ds.map(lambda im, lab: (layers(im, training=True), lab),
+                        num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def _class_index(self, c: str | int) -> int:
@@ -290,14 +270,11 @@ def augmentation(seed: int = 0):
     """
     import keras
 
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
-            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
-        ],
-        name="augmentation",
-    )
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+    ], name="augmentation")
 
 
 # --------------------------------------------------------------------------- checks
@@ -319,19 +296,13 @@ def check_images(x: object, *, what: str = "images") -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise DataError(f"{what} must be a NumPy array, got {type(x).__name__}.")
     if x.ndim != 4:
-        raise DataError(
-            f"{what} must have shape (n, height, width, channels), got shape {x.shape}. "
-            "Add a batch axis with x[None] for a single image."
-        )
+        raise DataError(f"{what} must have shape (n, height, width, channels), got shape "
+                        f"{x.shape}. Add a batch axis with x[None] for a single image.")
     if x.shape[-1] not in (1, 3):
-        raise DataError(
-            f"{what} must have 1 or 3 channels (channels last), got shape {x.shape}."
-        )
+        raise DataError(f"{what} must have 1 or 3 channels (channels last), got shape {x.shape}.")
     if x.dtype != np.uint8:
-        raise DataError(
-            f"{what} must be raw uint8 pixels 0-255, got dtype {x.dtype}. "
-            "Models own their preprocessing; pass images before any scaling."
-        )
+        raise DataError(f"{what} must be raw uint8 pixels 0-255, got dtype {x.dtype}. "
+                        "Models own their preprocessing; pass images before any scaling.")
     return x
 
 
@@ -350,31 +321,31 @@ def check_labels(y: object, num_classes: int, *, what: str = "labels") -> np.nda
         DataError: For non-integer labels, a wrong shape or values out of range.
     """
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
+    y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1:
-        raise DataError(
-            f"{what} must be integer class indices of shape (n,), got shape {y.shape}. "
-            "Convert one-hot labels with labels.argmax(axis=1)."
-        )
+        raise DataError(f"{what} must be integer class indices of shape (n,), got shape "
+                        f"{y.shape}. Convert one-hot labels with labels.argmax(axis=1).")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{what} must be integers, got dtype {y.dtype}.")
     y = y.astype(np.int64, copy=False)
     if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise DataError(
-            f"{what} must lie in 0..{num_classes - 1}, found values from {y.min()} to {y.max()}."
-        )
+        raise DataError(f"{what} must lie in 0..{num_classes - 1}, found values from "
+                        f"{y.min()} to {y.max()}.")
     return y
 
 
-def stratified_split(
-    labels: np.ndarray, fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+SPLIT_METHOD = "sklearn-stratified"
+"""Recorded in provenance: splits drawn since scikit-learn draws them (seeds choose other images than before)."""
+
+
+def stratified_split(labels: np.ndarray, fraction: float, *,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (keep, held-out) with the same class proportions.
 
     Each class contributes ``round(fraction * n_class)`` samples to the
-    held-out part (at least one where ``fraction > 0`` and the class has two or
-    more samples). Both index arrays are sorted.
+    held-out part, at least one where ``fraction > 0`` and the class has two or
+    more samples, and never its last one. scikit-learn's
+    ``train_test_split(..., stratify=...)`` draws them. Both index arrays are sorted.
 
     Args:
         labels: 1-D integer labels.
@@ -387,20 +358,24 @@ def stratified_split(
     Raises:
         ConfigurationError: If ``fraction`` is outside ``[0, 1)``.
     """
+    from sklearn.model_selection import train_test_split  # on use: `transferkit info` stays fast
+
     fraction = _check_fraction(fraction)
-    rng = np.random.default_rng(seed)
-    held: list[np.ndarray] = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        n = int(round(fraction * len(idx)))
-        if fraction > 0 and n == 0 and len(idx) >= 2:
-            n = 1
-        n = min(n, len(idx) - 1) if len(idx) > 1 else 0
-        held.append(rng.permutation(idx)[:n])
-    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
-    mask = np.ones(len(labels), bool)
-    mask[held_idx] = False
-    return np.flatnonzero(mask), held_idx
+    labels = np.asarray(labels)
+    classes, sizes = np.unique(labels, return_counts=True)
+    held = np.zeros(len(labels), bool)
+    # scikit-learn shares the held-out total in proportion to class sizes: a small class
+    # beside a large one could get no held-out sample, or lose its last training one. Among
+    # equal-sized classes that share is the count above, so each such group is split alone.
+    for size in np.unique(sizes).tolist():
+        per_class = min(max(round(fraction * size), 1), size - 1) if fraction else 0
+        if per_class == 0:  # fraction 0, or a lone sample: scikit-learn refuses both
+            continue
+        group = np.flatnonzero(np.isin(labels, classes[sizes == size]))
+        _, out = train_test_split(group, test_size=per_class * (sizes == size).sum(),
+                                  stratify=labels[group], random_state=seed)
+        held[out] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def _check_fraction(fraction: float) -> float:
@@ -410,15 +385,12 @@ def _check_fraction(fraction: float) -> float:
 
 def _limit_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    keep = [
-        rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)
-    ]
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
-def _train_val(
-    x: np.ndarray, y: np.ndarray, validation_split: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _train_val(x: np.ndarray, y: np.ndarray, validation_split: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     keep, held = stratified_split(y, validation_split, seed=seed)
     return x[keep], y[keep], x[held], y[held]
 

@@ -12,6 +12,7 @@ import importlib
 from types import ModuleType
 
 from transferkit.errors import unknown_name
+from transferkit.experiments._options import common_options_help  # argparse only: no Keras
 
 #: Experiment name -> one-line summary, in the order of EXPERIMENTS.md.
 EXPERIMENTS: dict[str, str] = {
@@ -36,4 +37,4 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"transferkit.experiments.{name}")
 
 
-__all__ = ["EXPERIMENTS", "load"]
+__all__ = ["EXPERIMENTS", "common_options_help", "load"]

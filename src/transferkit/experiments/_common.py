@@ -34,11 +34,11 @@ from transferkit.runs.record import Run
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
     """A layer count no larger than the model's backbone (VGG16 has 18 layers in all)."""
     from transferkit.models.anatomy import find_backbone
-    from transferkit.models.freezing import _backbone_layers
+    from transferkit.models.freezing import backbone_layers
 
     if unfreeze in ("auto", "all"):
         return unfreeze
-    return min(unfreeze, len(_backbone_layers(find_backbone(model))))
+    return min(unfreeze, len(backbone_layers(find_backbone(model))))
 
 
 def weights(args: argparse.Namespace, backbone: str = "mobilenet_v2") -> str | None:
@@ -160,12 +160,3 @@ def _run_summary(run: Run) -> dict:
     }
     return {**scores, "epochs_run": run.epochs_run, "timings": run.timings,
             "classes": ev.class_names if ev else None}
-
-
-def main(name: str, argv: list[str] | None = None) -> int:
-    """Run experiment ``name`` as ``transferkit run name ARGS`` does; returns the exit code."""
-    import sys
-
-    from transferkit.cli import main as cli_main
-
-    return cli_main(["run", name, *(sys.argv[1:] if argv is None else argv)])

@@ -89,7 +89,3 @@ def run(args: argparse.Namespace) -> dict:
                     title="Transfer learning on CIFAR-10: a backbone study",
                     extra={"backbones": names, "skipped": skipped, "purposes": purposes,
                            "fine_tune_epochs": ft_epochs})
-
-
-def main(argv: list[str] | None = None) -> int:
-    return c.main(NAME, argv)

@@ -92,7 +92,3 @@ def run(args: argparse.Namespace) -> dict:
     return c.finish(NAME, args, runs, started=started, data=data, figures=figures,
                     extra={"evaluator": side_by_side, "unfreeze": args.unfreeze,
                            "fine_tune_lr": args.fine_tune_lr})
-
-
-def main(argv: list[str] | None = None) -> int:
-    return c.main(NAME, argv)

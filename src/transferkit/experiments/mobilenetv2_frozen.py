@@ -68,7 +68,3 @@ def run(args: argparse.Namespace) -> dict:
             100 * (main_run.evaluation.accuracy - runs[1].evaluation.accuracy), 2)
     print(main_run.evaluation.report)
     return c.finish(NAME, args, runs, started=started, data=data, extra=extra)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return c.main(NAME, argv)

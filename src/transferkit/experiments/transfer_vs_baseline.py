@@ -70,7 +70,3 @@ def run(args: argparse.Namespace) -> dict:
     return c.finish(NAME, args, runs, started=started, data=data,
                     extra={"feature_map_layer": layer,
                            "reported": {"transfer_val_accuracy": 0.33, "baseline_test_accuracy": 0.63}})
-
-
-def main(argv: list[str] | None = None) -> int:
-    return c.main(NAME, argv)

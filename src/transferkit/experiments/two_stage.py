@@ -64,7 +64,3 @@ def run(args: argparse.Namespace) -> dict:
     return c.finish(NAME, args, runs, started=started,
                     extra={"stages": stages, "reported": REPORTED,
                            "classes": {"stage1": list(FIRST), "stage2": list(SECOND)}})
-
-
-def main(argv: list[str] | None = None) -> int:
-    return c.main(NAME, argv)

@@ -31,8 +31,9 @@ logger = logging.getLogger("transferkit")
 class BackbonePreprocessing(keras.layers.Layer):
     """A backbone's ImageNet input preprocessing as a layer (raw 0-255 RGB in).
 
-    Equivalent to the matching ``keras.applications.*.preprocess_input``, but
-    part of the model, so a saved model takes raw images.
+    Runs Keras' own ``keras.applications.imagenet_utils.preprocess_input`` (what
+    the ``keras.applications.*.preprocess_input`` functions call) inside the
+    model, so a saved model takes raw images.
 
     Args:
         mode: ``"tf"``, ``"caffe"``, ``"torch"`` or ``"none"`` (see :class:`BackboneSpec`).
@@ -44,8 +45,6 @@ class BackbonePreprocessing(keras.layers.Layer):
         1.0
     """
 
-    _MEAN = {"caffe": (123.68, 116.779, 103.939), "torch": (0.485, 0.456, 0.406)}
-    _STD = (0.229, 0.224, 0.225)
     MODES = PREPROCESSING_MODES
 
     def __init__(self, mode: str = "tf", **kwargs) -> None:
@@ -55,16 +54,16 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     def call(self, inputs):
         x = keras.ops.cast(inputs, self.compute_dtype)
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "caffe":
-            x = x - keras.ops.convert_to_tensor(self._MEAN["caffe"], self.compute_dtype)
-            return keras.ops.flip(x, axis=-1)  # RGB -> BGR, as the Caffe weights expect
-        if self.mode == "torch":
-            mean = keras.ops.convert_to_tensor(self._MEAN["torch"], self.compute_dtype)
-            std = keras.ops.convert_to_tensor(self._STD, self.compute_dtype)
-            return (x / 255.0 - mean) / std
-        return x
+        if self.mode == "none":
+            return x
+        if x is inputs:
+            # preprocess_input divides in place (x /= 127.5): on PyTorch that would
+            # overwrite the caller's float tensor, which cast hands back uncopied.
+            x = keras.ops.copy(x)
+        # Channels last whatever keras.config.image_data_format() says: transferkit's
+        # models take NHWC images. "caffe" also flips RGB to BGR.
+        return keras.applications.imagenet_utils.preprocess_input(
+            x, data_format="channels_last", mode=self.mode)
 
     def compute_output_shape(self, input_shape):
         return input_shape

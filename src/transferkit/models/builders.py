@@ -3,7 +3,7 @@
 :func:`build_transfer_model` and :func:`build_baseline_cnn` build a
 :class:`~transferkit.models.classifier.TransferClassifier` or
 :class:`~transferkit.models.classifier.BaselineCNN`, reading the class count and
-image shape from a :class:`~transferkit.data.DataSplits` when given one.
+image shape from a :class:`~transferkit.data.splits.DataSplits` when given one.
 :func:`load_model` loads any ``.keras`` file with transferkit's classes
 registered.
 """
@@ -44,7 +44,7 @@ def build_transfer_model(
     Args:
         backbone: A registry name or a ``keras.Model`` giving feature maps.
         num_classes: Number of output classes (at least 2), or the
-            :class:`~transferkit.data.DataSplits` to train on: its class count
+            :class:`~transferkit.data.splits.DataSplits` to train on: its class count
             and image shape are then used.
         input_shape: Shape of one raw input image; default: the data's, else
             CIFAR's ``(32, 32, 3)``.
@@ -89,7 +89,7 @@ def build_baseline_cnn(
 
     Args:
         num_classes: Number of output classes (at least 2), or the
-            :class:`~transferkit.data.DataSplits` to train on.
+            :class:`~transferkit.data.splits.DataSplits` to train on.
         input_shape: Shape of one raw input image; default: the data's, else ``(32, 32, 3)``.
         filters, head, dropout, residual, name: As for
             :class:`~transferkit.models.classifier.BaselineCNN`.

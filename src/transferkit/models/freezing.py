@@ -21,13 +21,21 @@ logger = logging.getLogger("transferkit")
 FreezeSpec = bool | int | str
 
 
-def _backbone_layers(base: keras.Model) -> list[keras.layers.Layer]:
+def backbone_layers(base: keras.Model) -> list[keras.layers.Layer]:
+    """The layers a freeze spec counts: every layer of ``base`` but its input.
+
+    Example:
+        >>> from transferkit.models.classifier import BaselineCNN
+        >>> cnn = BaselineCNN(10)
+        >>> len(backbone_layers(cnn.backbone)) == len(cnn.backbone.layers) - 1
+        True
+    """
     return [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
 def set_freeze(base: keras.Model, freeze: FreezeSpec, *, train_batchnorm: bool = False) -> None:
     """Apply a ``freeze`` spec to a backbone in place (see the module docstring)."""
-    layers = _backbone_layers(base)
+    layers = backbone_layers(base)
     if freeze is True:
         base.trainable = False
         return
@@ -162,7 +170,7 @@ def freeze_state(base: keras.Model) -> FreezeSpec:
     """
     if not base.trainable:
         return True
-    layers = _backbone_layers(base)
+    layers = backbone_layers(base)
     free = [i for i, layer in enumerate(layers)
             if layer.trainable and not isinstance(layer, keras.layers.BatchNormalization)]
     if not free:

@@ -34,7 +34,7 @@ class Classifier(keras.Model):
 
     @property
     def backbone(self) -> keras.Model:
-        """The nested backbone model (a layer of this model: changes to it change the model)."""
+        """The nested backbone model, a layer of this model (changes to it change the model)."""
         return self.get_layer(self._backbone_layer)
 
     @property

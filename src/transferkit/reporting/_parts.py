@@ -1,16 +1,20 @@
-"""HTML pieces shared by the report and the slide deck: numbers for people, tables, text."""
+"""HTML pieces shared by the report and the slide deck: numbers, tables, text, feature maps."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from transferkit.errors import TransferkitError
 from transferkit.models.registry import BACKBONES
 from transferkit.runs.record import is_pretrained
+
+logger = logging.getLogger("transferkit")
 
 LAYER_NOTE = ("Layers are counted as every backbone layer but the input; trainable ones are "
               "those with weights that training updates (BatchNorm layers stay frozen).")
@@ -219,3 +223,27 @@ def depth_layers(model, count: int = 3) -> list[str]:
     picks = np.linspace(0, len(outputs) - 1, count + 1)[1:].round().astype(int)
     picks[0] = max(1, int(round((len(outputs) - 1) * 0.1)))
     return [outputs[i] for i in dict.fromkeys(picks.tolist())]
+
+
+def feature_maps(runs, data, *, limit: int | None = None) -> str:
+    """Feature maps at increasing depth of the first test image, per run with a model."""
+    from transferkit.models.features import extract_feature_maps
+    from transferkit.reporting.image_plots import plot_feature_maps_by_depth
+
+    if data is None or not len(data.x_test):
+        return ("<p>Feature maps are drawn on a test image: give the dataset "
+                "(<code>transferkit report ... --data PATH</code>).</p>")
+    out = []
+    for run in [r for r in runs if r.model is not None][:limit]:
+        try:
+            layers = depth_layers(run.model)
+            maps = extract_feature_maps(run.model, data.x_test[:1], layers)
+        except (TransferkitError, ValueError, IndexError) as exc:
+            logger.info("No feature maps for %s: %s", run.name, exc)
+            continue
+        fig = plot_feature_maps_by_depth(data.x_test[0], {k: v[0] for k, v in maps.items()},
+                                         model_name=run.name)
+        out.append(img(fig, f"{run.name}: the first test image and the most active channels "
+                       f"of layers {', '.join(layers)}, shallow to deep"))
+    return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
+                            "folders hold no <code>model.keras</code>.</p>")

@@ -1,6 +1,7 @@
 """Figures made of images: feature maps by depth and prediction grids.
 
-:mod:`transferkit.reporting.plots` re-exports every function here. Figures use
+:mod:`transferkit.reporting.plots` re-exports every plotting function here;
+:func:`save_figure` is how every reporting figure is written. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
 """
 
@@ -16,7 +17,15 @@ from matplotlib.figure import Figure
 from transferkit.errors import ConfigurationError
 
 
-def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
+def save_figure(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    """Save ``fig`` to ``path`` when one is given (atomically; format from the suffix, else PNG).
+
+    Every reporting figure is saved through here, so all share one resolution
+    (110 dpi) and a tight bounding box.
+
+    Returns:
+        ``fig``, so a plotting function can end with ``return save_figure(fig, path)``.
+    """
     if path is not None:
         from transferkit._atomic import atomic_write
 
@@ -84,7 +93,7 @@ def plot_feature_maps(
         ax.set_visible(False)
     h, w = acts.shape[:2]
     fig.suptitle(f"Feature maps of {layer} ({h}x{w}, top {k} channels)", fontsize="medium")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_feature_maps_by_depth(
@@ -137,7 +146,7 @@ def plot_feature_maps_by_depth(
                                  rotation=0, ha="right", va="center")
     label = f"{model_name}: " if model_name else ""
     fig.suptitle(f"{label}what layers at increasing depth respond to", fontsize="medium")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predictions(
@@ -198,7 +207,7 @@ def plot_predictions(
               "loss": "Highest-loss examples"}
     label = f"{name}: " if name else ""
     fig.suptitle(f"{label}{titles.get(mode, 'Predictions')} (red = wrong)", fontsize="medium")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pick(y_true, y_pred, probs, count, mode) -> list[int]:

@@ -1,7 +1,9 @@
 """Every figure transferkit draws. Each returns a matplotlib Figure and saves it when given a path.
 
 Figures are drawn with the object-oriented API on the headless Agg canvas,
-so no window ever opens and pyplot's global state is never touched.
+so no window ever opens and pyplot's global state is never touched (the
+confusion matrix is scikit-learn's ``ConfusionMatrixDisplay``, drawn on axes
+given to it, so it opens no pyplot figure either).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from matplotlib.figure import Figure
 
 from transferkit.errors import ConfigurationError
 from transferkit.reporting.image_plots import (  # noqa: F401 - part of this module's API
-    _save,
     plot_feature_maps,
     plot_feature_maps_by_depth,
     plot_predictions,
+    save_figure,
 )
 
 
@@ -114,7 +116,7 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
     fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize="small",
                frameon=False)
     fig.suptitle(_names_title(runs), fontsize="large")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Figure:
@@ -171,7 +173,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize="small",
                frameon=False)
     fig.suptitle(_names_title(runs), fontsize="large")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(
@@ -192,33 +194,40 @@ def plot_confusion_matrix(
     Returns:
         A Figure with one or two image axes (and their colorbars).
     """
-    cm = np.asarray(evaluation.confusion_matrix, dtype=float)
-    names = evaluation.class_names
+    cm = np.asarray(evaluation.confusion_matrix, dtype=np.int64)
+    names = list(evaluation.class_names)
     panels = [False, True] if normalize is None else [bool(normalize)]
-    n = len(names)
-    size = max(4.2, 0.5 * n + 2)
+    size = max(4.2, 0.5 * len(names) + 2)
     fig = Figure(figsize=(size * 1.2 * len(panels), size + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, norm in zip(axes, panels):
-        shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if norm else cm
-        im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if norm else None)
-        ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")
-        ax.set_yticks(range(n), names, fontsize="small")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title("row-normalised (recall per class)" if norm else "counts", fontsize="medium")
-        if n <= 15:
-            threshold = shown.max() / 2 if shown.size else 0
-            for i in range(n):
-                for j in range(n):
-                    text = f"{shown[i, j]:.2f}" if norm else f"{int(shown[i, j])}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize="xx-small" if n > 8 else "x-small",
-                            color="white" if shown[i, j] > threshold else "black")
-        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+    for ax, norm in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        _confusion_panel(ax, cm, names, normalized=norm)
     label = f"{name}: " if name else ""
     fig.suptitle(f"{label}confusion matrix, {evaluation.split} split, "
                  f"accuracy {evaluation.accuracy:.1%}", fontsize="large")
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def _confusion_panel(ax, cm: np.ndarray, names: list[str], *, normalized: bool) -> None:
+    """One confusion-matrix panel drawn by scikit-learn, styled like the other figures."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(names)
+    if normalized:  # recall per class; an empty row stays 0 rather than NaN
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    display = ConfusionMatrixDisplay(cm, display_labels=names).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
+        include_values=n <= 15,  # more cells than that are too small to read
+        values_format=".2f" if normalized else "d",
+        im_kw={"vmin": 0, "vmax": 1 if normalized else None},
+        text_kw={"fontsize": "xx-small" if n > 10 else "x-small"},
+    )
+    ax.tick_params(labelsize="small")
+    for label in ax.get_xticklabels():  # the label's end under its column, not its middle
+        label.set(ha="right", rotation_mode="anchor")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("row-normalised (recall per class)" if normalized else "counts", fontsize="medium")
+    ax.figure.colorbar(display.im_, ax=ax, shrink=0.8, pad=0.02)
 
 
 def plot_per_class_metrics(
@@ -249,7 +258,7 @@ def plot_per_class_metrics(
                  fontsize="medium")
     fig.legend(loc="outside right upper", frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def most_confused_pairs(evaluation, top: int = 5) -> list[tuple[str, str, int]]:
@@ -314,7 +323,7 @@ def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows
         "total": int(sum(np.prod(w.shape) for w in model.weights)),
     }
     ax.set_title(f"{model.name}: {counts['trainable']:,} trainable of {counts['total']:,} parameters")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def backbone_layer_counts(backbone) -> tuple[int, int]:
@@ -325,9 +334,9 @@ def backbone_layer_counts(backbone) -> tuple[int, int]:
     are not trainable, so ``unfreeze=20`` (the last 20 layers) usually makes
     fewer than 20 trainable.
     """
-    import keras
+    from transferkit.models.freezing import backbone_layers
 
-    layers = [x for x in backbone.layers if not isinstance(x, keras.layers.InputLayer)]
+    layers = backbone_layers(backbone)
     if not backbone.trainable:
         return 0, len(layers)
     return sum(1 for x in layers if x.trainable and x.weights), len(layers)

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from transferkit._atomic import atomic_write_text
-from transferkit.data.splits import DataSplits
-from transferkit.errors import ConfigurationError, DataNotFoundError, TransferkitError
+from transferkit.data.splits import SPLIT_METHOD, DataSplits
+from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
+from transferkit.reporting.slides import deck_html
 from transferkit.runs.layout import RUN_FILE
 from transferkit.runs.record import Run
 
@@ -95,8 +96,6 @@ def write_report(
     ctx = {"title": title, "data": data, "quick": quick, "skipped": dict(skipped or {}),
            "figures": figures, "notes": list(notes)}
     if slides:
-        from transferkit.reporting.slides import deck_html
-
         return atomic_write_text(path, deck_html(runs, ctx))
     body = "\n".join(f'<section id="s{i}"><h2>{parts.esc(name)}</h2>\n{content}</section>'
                      for i, (name, content) in enumerate(_sections(runs, ctx), start=1))
@@ -141,7 +140,7 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
                       f"Precision, recall and F1 per class for {r.name}")
             + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)
          or "<p>No run was evaluated.</p>"),
-        ("Feature maps", feature_maps(runs, ctx["data"])),
+        ("Feature maps", parts.feature_maps(runs, ctx["data"])),
         ("Sample predictions", predictions(runs, ctx["data"])),
         ("Limitations, pitfalls and ethics",
          "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
@@ -164,30 +163,6 @@ def summary(runs, ctx, cont) -> str:
     for name, reason in ctx["skipped"].items():
         out.append(f"<p>Skipped backbone <b>{parts.esc(name)}</b>: {parts.esc(reason)}</p>")
     return "".join(out)
-
-
-def feature_maps(runs, data, *, limit: int | None = None) -> str:
-    """Feature maps at increasing depth of the first test image, per run with a model."""
-    from transferkit.models.features import extract_feature_maps
-    from transferkit.reporting.image_plots import plot_feature_maps_by_depth
-
-    if data is None or not len(data.x_test):
-        return ("<p>Feature maps are drawn on a test image: give the dataset "
-                "(<code>transferkit report ... --data PATH</code>).</p>")
-    out = []
-    for run in [r for r in runs if r.model is not None][:limit]:
-        try:
-            layers = parts.depth_layers(run.model)
-            maps = extract_feature_maps(run.model, data.x_test[:1], layers)
-        except (TransferkitError, ValueError, IndexError) as exc:
-            logger.info("No feature maps for %s: %s", run.name, exc)
-            continue
-        fig = plot_feature_maps_by_depth(data.x_test[0], {k: v[0] for k, v in maps.items()},
-                                         model_name=run.name)
-        out.append(parts.img(fig, f"{run.name}: the first test image and the most active channels "
-                             f"of layers {', '.join(layers)}, shallow to deep"))
-    return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
-                            "folders hold no <code>model.keras</code>.</p>")
 
 
 def same_test_split(run: Run, data: DataSplits | None) -> bool:
@@ -279,6 +254,12 @@ def rebuild_test_data(runs: Sequence[Run], path: str | os.PathLike,
         size = tuple(size) if isinstance(size, list) and None not in size else size
         if size in (None, [None]):
             raise ConfigurationError("The runs do not record their image size: pass --image-size.")
+        if prov.get("split_method") != SPLIT_METHOD and prov.get("test_split"):
+            # Older runs drew their held-out images another way: the same seed now picks
+            # others, so a test split drawn from the folder may hold training images.
+            logger.warning("These runs were recorded before transferkit drew splits with "
+                           "scikit-learn: a test split drawn from %s may differ from theirs. "
+                           "A folder with its own test/ folder is scored exactly.", path)
         data = load_image_folder(path, image_size=size, resize=prov.get("resize", "crop"),
                                  validation_split=prov.get("validation_split", 0.1),
                                  test_split=prov.get("test_split", 0.1),

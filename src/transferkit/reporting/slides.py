@@ -106,75 +106,112 @@ def _fit_class(rows: int) -> str:
 
 
 def _contents(runs, ctx) -> dict[str, str]:
+    """``{slide title: its HTML body}`` for every slide of :data:`SLIDES`."""
     from transferkit.reporting.plots import (
         continuations,
         plot_accuracy_vs_time,
         plot_learning_curves,
-        plot_per_class_metrics,
     )
-    from transferkit.reporting.report import feature_maps
 
     cont = continuations(runs)
     scored = [r for r in runs if r.evaluation]
     best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
-    transfer = [r for r in scored if parts.backbone_name(r)]
-    scratch = [r for r in scored if not parts.backbone_name(r)]
+    verdict = _verdict([r for r in scored if parts.backbone_name(r)],
+                       [r for r in scored if not parts.backbone_name(r)])
     names = ", ".join(r.name for r in runs)
-    banner = ([f'<p class="banner">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []) + \
-        [f'<p class="banner">{parts.esc(n)}</p>' for n in ctx["notes"]]
-    purposes = parts.purposes_rows(runs, ctx["skipped"])
-    data_rows = parts.dataset_rows(runs, ctx["data"])
-    maps = feature_maps(runs, ctx["data"], limit=1) if ctx["data"] is not None else ""
-    if "<img" not in maps and best is not None:
-        maps = ('<p class="note">No feature maps (they need the dataset and a saved model); '
-                "per-class scores of the best run instead.</p>"
-                f'<div class="fig">{parts.img(plot_per_class_metrics(best.evaluation, name=best.name), f"Precision, recall and F1 per class for {best.name}")}</div>')
-    elif "<img" in maps:
-        maps = f'<div class="fig">{maps}</div><p class="note">Early layers respond to edges and colour, deeper ones to larger parts; brighter means more active (one scale per row).</p>'
-    verdict = _verdict(transfer, scratch)
+    curves = parts.img(plot_learning_curves(runs),
+                       f"Accuracy and loss per epoch, train and validation, for {names}")
+    timing = parts.img(plot_accuracy_vs_time(runs),
+                       f"Validation accuracy against training time for {names}")
     return {
-        "Overview": (f"<h1>{parts.esc(ctx['title'])}</h1>" + "".join(banner)
-                     + f'<p class="big">{parts.esc(verdict)}</p>'
-                     + f"<p>{len(runs)} runs: {parts.esc(names)}.</p>"
-                     + (f"<p>Skipped: {parts.esc(', '.join(ctx['skipped']))} (weights unavailable; see slide 4).</p>"
-                        if ctx["skipped"] else "")),
-        "Dataset": (parts.table(["", ""], data_rows, "data " + _fit_class(len(data_rows)))
-                    + '<p class="note">Validation images come from the training split; the test '
-                    "split is never used to choose a model.</p>"),
-        "Transfer learning in brief": parts.bullets([
-            "A network trained on ImageNet (1.28 M photos, 1,000 classes) already computes general "
-            "visual features: edges and textures early, object parts later.",
-            "Transfer learning keeps those layers, adds a small new head for our classes and trains "
-            "the head first with the backbone frozen.",
-            "Fine-tuning then unfreezes backbone layers and trains them gently, with a low learning rate.",
-            "It needs far less data and compute than training the same network from scratch.",
-        ]),
-        "Pretrained models and their original purpose": (
-            parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], purposes,
-                        _fit_class(len(purposes) * 2)) if purposes
-            else "<p>No pretrained backbone among these runs.</p>"),
-        "Fine-tuning steps": (
-            f'<ul class="{_fit_class(len(runs) * 2)}">' + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs)
-            + "</ul>" + f'<p class="note">Why: the head starts random, so it trains first on a frozen '
-            "backbone; BatchNorm stays in inference mode because small batches would corrupt "
-            f"its ImageNet statistics. {parts.esc(parts.LAYER_NOTE)}</p>"),
+        "Overview": _overview(runs, ctx, verdict),
+        "Dataset": _dataset(runs, ctx),
+        "Transfer learning in brief": parts.bullets(_IN_BRIEF),
+        "Pretrained models and their original purpose": _purposes(runs, ctx),
+        "Fine-tuning steps": _steps(runs, cont),
         "Results: transfer vs from scratch": (
-            f'<div class="cols wide"><div class="{_fit_class(len(runs) + 9)}">{parts.results_table(runs, cont, compact=True)}'
+            f'<div class="cols wide"><div class="{_fit_class(len(runs) + 9)}">'
+            f"{parts.results_table(runs, cont, compact=True)}"
             f'<p class="note">{parts.esc(verdict)}</p></div>'
-            f'<div class="fig">{parts.img(plot_accuracy_vs_time(runs), f"Validation accuracy against training time for {names}")}</div></div>'),
-        "Learning curves": (f'<div class="fig">{parts.img(plot_learning_curves(runs), f"Accuracy and loss per epoch, train and validation, for {names}")}</div>'),
-        "What the network sees": maps or "<p>No evaluated run.</p>",
+            f'<div class="fig">{timing}</div></div>'),
+        "Learning curves": f'<div class="fig">{curves}</div>',
+        "What the network sees": _network_sees(runs, ctx, best),
         "Limitations, pitfalls and ethics": (
             '<div class="cols"><div class="small"><b>Limitations</b>' + parts.bullets(parts.LIMITATIONS)
             + '</div><div class="small"><b>Pitfalls</b>' + parts.bullets(parts.PITFALLS)
             + "<b>Ethics</b>" + parts.bullets(parts.ETHICS) + "</div></div>"),
-        "Conclusion": (f'<p class="big">{parts.esc(verdict)}</p>'
-                       + (f"<p>Best run: <b>{parts.esc(best.name)}</b>, {parts.pct(best.evaluation.accuracy)} "
-                          f"test accuracy ({parts.kind(best, cont)}).</p>" if best else "")
-                       + "".join(f"<p>Not compared: <b>{parts.esc(k)}</b> ({parts.esc(v)}).</p>"
-                                 for k, v in ctx["skipped"].items())
-                       + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."])),
+        "Conclusion": _conclusion(ctx, best, cont, verdict),
     }
+
+
+_IN_BRIEF = (
+    "A network trained on ImageNet (1.28 M photos, 1,000 classes) already computes general "
+    "visual features: edges and textures early, object parts later.",
+    "Transfer learning keeps those layers, adds a small new head for our classes and trains "
+    "the head first with the backbone frozen.",
+    "Fine-tuning then unfreezes backbone layers and trains them gently, with a low learning rate.",
+    "It needs far less data and compute than training the same network from scratch.",
+)
+
+
+def _overview(runs, ctx, verdict: str) -> str:
+    banners = ([parts.QUICK_NOTE] if ctx["quick"] else []) + list(ctx["notes"])
+    skipped = ctx["skipped"]
+    return (f"<h1>{parts.esc(ctx['title'])}</h1>"
+            + "".join(f'<p class="banner">{parts.esc(b)}</p>' for b in banners)
+            + f'<p class="big">{parts.esc(verdict)}</p>'
+            + f"<p>{len(runs)} runs: {parts.esc(', '.join(r.name for r in runs))}.</p>"
+            + (f"<p>Skipped: {parts.esc(', '.join(skipped))} (weights unavailable; see slide 4).</p>"
+               if skipped else ""))
+
+
+def _dataset(runs, ctx) -> str:
+    rows = parts.dataset_rows(runs, ctx["data"])
+    return (parts.table(["", ""], rows, "data " + _fit_class(len(rows)))
+            + '<p class="note">Validation images come from the training split; the test '
+            "split is never used to choose a model.</p>")
+
+
+def _purposes(runs, ctx) -> str:
+    rows = parts.purposes_rows(runs, ctx["skipped"])
+    if not rows:
+        return "<p>No pretrained backbone among these runs.</p>"
+    return parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], rows,
+                       _fit_class(len(rows) * 2))
+
+
+def _steps(runs, cont) -> str:
+    return (f'<ul class="{_fit_class(len(runs) * 2)}">'
+            + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs) + "</ul>"
+            + '<p class="note">Why: the head starts random, so it trains first on a frozen '
+            "backbone; BatchNorm stays in inference mode because small batches would corrupt "
+            f"its ImageNet statistics. {parts.esc(parts.LAYER_NOTE)}</p>")
+
+
+def _network_sees(runs, ctx, best) -> str:
+    """Feature maps of the first run with a model; else the best run's per-class scores."""
+    from transferkit.reporting.plots import plot_per_class_metrics
+
+    maps = parts.feature_maps(runs, ctx["data"], limit=1) if ctx["data"] is not None else ""
+    if "<img" in maps:
+        return (f'<div class="fig">{maps}</div><p class="note">Early layers respond to edges and '
+                "colour, deeper ones to larger parts; brighter means more active (one scale per "
+                "row).</p>")
+    if best is None:
+        return maps or "<p>No evaluated run.</p>"
+    scores = parts.img(plot_per_class_metrics(best.evaluation, name=best.name),
+                       f"Precision, recall and F1 per class for {best.name}")
+    return ('<p class="note">No feature maps (they need the dataset and a saved model); '
+            f'per-class scores of the best run instead.</p><div class="fig">{scores}</div>')
+
+
+def _conclusion(ctx, best, cont, verdict: str) -> str:
+    return (f'<p class="big">{parts.esc(verdict)}</p>'
+            + (f"<p>Best run: <b>{parts.esc(best.name)}</b>, {parts.pct(best.evaluation.accuracy)} "
+               f"test accuracy ({parts.kind(best, cont)}).</p>" if best else "")
+            + "".join(f"<p>Not compared: <b>{parts.esc(k)}</b> ({parts.esc(v)}).</p>"
+                      for k, v in ctx["skipped"].items())
+            + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."]))
 
 
 def _verdict(transfer, scratch) -> str:

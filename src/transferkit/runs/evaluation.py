@@ -6,13 +6,19 @@ import numpy as np
 from sklearn.metrics import (
     classification_report,
     confusion_matrix,
+    log_loss,
     precision_recall_fscore_support,
+    top_k_accuracy_score,
 )
 
-from transferkit.models.anatomy import check_model_input
 from transferkit.data.splits import DataSplits, check_labels
 from transferkit.errors import DataError
+from transferkit.models.anatomy import check_model_input
 
+# Keras' epsilon (keras.config.epsilon()). Probabilities are clipped to it, as in Keras'
+# cross-entropy, so a confidently wrong prediction costs -log(1e-7) ~ 16 as in training,
+# not the -log(float64 eps) ~ 36 of scikit-learn's own clipping.
+_EPS = 1e-7
 _METRICS = ("accuracy", "loss", "top5_accuracy", "precision", "recall", "f1", "per_class",
             "confusion_matrix", "report")
 
@@ -180,10 +186,11 @@ def _metrics(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     top5 = None
     if len(names) > 5:
-        top = np.argsort(-probs, axis=1)[:, :5]
-        top5 = float((top == y[:, None]).any(axis=1).mean())
-    eps = 1e-7
-    loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0)).mean())
+        top5 = float(top_k_accuracy_score(y, probs, k=5, labels=labels))
+    # Rows are renormalised after clipping: float32 softmax rows sum to one only within
+    # float32 rounding, which scikit-learn's float64 check would warn about.
+    clipped = np.clip(probs, _EPS, 1.0)
+    loss = float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=labels))
     return {
         "accuracy": float((pred == y).mean()),
         "loss": loss,

@@ -3,7 +3,7 @@
 Where no prefix of the backbone stays frozen (so :mod:`~transferkit.training.cached_prefix`
 cannot help) and the model upscales its inputs inside, most epochs run
 through a *view* of the model at a lower resolution
-(:meth:`~transferkit.models.classifier.TransferClassifier.resolution_view`):
+(:meth:`~transferkit.models.parts.Classifier.resolution_view`):
 it shares every layer, and so every weight and the optimizer, with the model,
 so training the view trains the model.
 """

@@ -45,7 +45,7 @@ logger = logging.getLogger("transferkit")
 BASE_LR, BASE_BATCH = 1e-3, 256
 """Fine-tuning's peak learning rate at its batch size (scaled linearly for others)."""
 SCRATCH_LR, SCRATCH_BATCH = 2e-3, 128
-"""Training from scratch: the same, for :func:`train_from_scratch`."""
+"""The same pair for :func:`train_from_scratch`."""
 SMALL_DATA, SMALL_BATCH = 10_000, 64
 """Below this many training images the default batch is this (small sets still get steps)."""
 
