@@ -3,25 +3,17 @@
 import keras
 import numpy as np
 import pytest
+from harness import assert_round_trip
 
 from transferkit.data.synthetic import make_synthetic_dataset
 from transferkit.errors import ConfigurationError
-from transferkit.models.builders import build_transfer_model, load_model
+from transferkit.models.builders import build_transfer_model
 from transferkit.models.classifier import TRANSFERRED, BaselineCNN, TransferClassifier
 from transferkit.models.freezing import unfreeze_last
 from transferkit.reporting._parts import step
 from transferkit.training.train import train
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
-
-
-def _roundtrip(model, tmp_path):
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = load_model(path)
-    np.testing.assert_allclose(model.predict(IMAGES, verbose=0), loaded.predict(IMAGES, verbose=0),
-                               rtol=1e-5, atol=1e-6)
-    return loaded
 
 
 def test_transfer_classifier_knows_its_parts():
@@ -58,9 +50,7 @@ def test_from_config_never_fetches_weights(tmp_path, monkeypatch):
 def test_saved_model_reloads_with_identical_predictions_and_trainability(tmp_path):
     model = TransferClassifier("mobilenet_v2", 3, weights=None, head=(8,))
     unfreeze_last(model, 10)
-    loaded = _roundtrip(model, tmp_path)
-    assert isinstance(loaded, TransferClassifier)
-    assert loaded.get_config() == model.get_config()
+    loaded = assert_round_trip(model, IMAGES, tmp_path)
     assert [w.path for w in loaded.trainable_weights] == [w.path for w in model.trainable_weights]
 
 
@@ -71,7 +61,7 @@ def test_transferred_backbone_round_trips_and_counts_as_pretrained(tmp_path):
     assert model.backbone is not cnn.backbone  # a copy: the source model is untouched
     for a, b in zip(model.backbone.weights, cnn.backbone.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
-    loaded = _roundtrip(model, tmp_path)
+    loaded = assert_round_trip(model, IMAGES, tmp_path)
     assert loaded.weights_source == TRANSFERRED and loaded.get_config()["freeze"] is True
 
 
@@ -79,8 +69,7 @@ def test_baseline_cnn_round_trips(tmp_path):
     cnn = BaselineCNN(3, filters=(8, 16), head=(8,), residual=True)
     assert cnn.backbone.name == "features" and cnn.backbone_input is cnn.inputs[0]
     assert cnn.get_config()["freeze"] is False and not cnn.pretrained
-    loaded = _roundtrip(cnn, tmp_path)
-    assert isinstance(loaded, BaselineCNN) and loaded.get_config() == cnn.get_config()
+    assert_round_trip(cnn, IMAGES, tmp_path)
 
 
 def test_bad_arguments_are_refused():

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import requires_cifar, requires_imagenet
+from harness import real_subset
 
 from transferkit.errors import ConfigurationError, UnknownNameError
 from transferkit.models.anatomy import find_backbone
@@ -147,7 +148,7 @@ def real_runs(cifar):
     frozen prefix's activations cached), images every epoch at full size, and progressive
     resizing forced with as many full-size epochs as low-size ones (on 900 images
     ``"auto"`` keeps one size). The fast paths must not wreck what the plain one learns."""
-    data = cifar.limit(100, seed=0)
+    data = real_subset(cifar, per_class=100, seed=0)
     ways = {"cached": {}, "plain": {"cache_prefix": False, "progressive": False},
             "progressive": {"progressive": [(64, 2), (96, 2)]}}
     results = {}

@@ -1,9 +1,9 @@
 """train_from_scratch: the from-scratch baseline's recipe, and the residual baseline CNN."""
 
 import keras
-import numpy as np
 import pytest
 from conftest import requires_cifar
+from harness import assert_learns_on_real_subset, assert_round_trip, real_subset
 
 from transferkit.errors import ConfigurationError
 from transferkit.models.builders import build_baseline_cnn
@@ -16,10 +16,7 @@ def test_residual_cnn_has_its_blocks_and_round_trips(tiny, tmp_path):
     names = {layer.name for layer in features.layers}
     assert {"stem", "block1_add", "block2_add"} <= names
     assert features.output_shape == (None, 4, 4, 16)
-    cnn.save(tmp_path / "cnn.keras")
-    loaded = keras.saving.load_model(tmp_path / "cnn.keras")
-    np.testing.assert_allclose(loaded.predict(tiny.x_test, verbose=0),
-                               cnn.predict(tiny.x_test, verbose=0), atol=1e-6)
+    assert_round_trip(cnn, tiny.x_test, tmp_path)
 
 
 def test_train_from_scratch_learns_and_records_its_recipe(tiny):
@@ -51,14 +48,16 @@ def test_train_from_scratch_refuses_options_it_sets_itself(tiny):
 @requires_cifar
 @pytest.mark.realdata
 def test_real_recipe_beats_the_plain_cnn_at_equal_epochs(cifar):
-    data = cifar.limit(200, seed=0)
-    keras.utils.set_random_seed(0)
-    plain = build_baseline_cnn(10)
     from transferkit.training.train import train
 
-    plain_acc = train(plain, data, epochs=4, seed=0, verbose=0).evaluation.accuracy
     keras.utils.set_random_seed(0)
-    residual = build_baseline_cnn(10, residual=True, filters=(48, 96, 192), head=(), dropout=0.2)
-    run = train_from_scratch(residual, data, epochs=4, seed=0, verbose=0)
-    assert run.evaluation.accuracy > 0.3, run.evaluation.accuracy  # chance: 0.1
+    plain = build_baseline_cnn(10)
+    plain_acc = train(plain, real_subset(cifar, per_class=200, seed=0), epochs=4, seed=0,
+                      verbose=0).evaluation.accuracy
+    run = assert_learns_on_real_subset(  # chance: 0.1; the same subset, weights seeded with 0
+        cifar,
+        lambda data: build_baseline_cnn(data, residual=True, filters=(48, 96, 192), head=(),
+                                        dropout=0.2),
+        lambda model, data: train_from_scratch(model, data, epochs=4, seed=0, verbose=0),
+        per_class=200, seed=0, min_accuracy=0.3)
     assert run.evaluation.accuracy > plain_acc - 0.03, (run.evaluation.accuracy, plain_acc)

@@ -139,8 +139,16 @@ def evaluate(
             the number of classes.
 
     Example:
-        >>> ev = evaluate(model, data)  # doctest: +SKIP
-        >>> print(ev.report)  # doctest: +SKIP
+        ``data`` here is a small real CIFAR-10 subset (cat and ship, 100 test
+        images each), scored by a frozen MobileNetV2 whose head trained on it:
+
+        >>> model = build_transfer_model("mobilenet_v2", data)
+        >>> _ = train(model, data, epochs=10, verbose=0)
+        >>> ev = evaluate(model, data, "test")
+        >>> ev.class_names, len(ev.y_true), ev.accuracy > 0.8
+        (['cat', 'ship'], 200, True)
+        >>> ev.report.split()[:5]  # scikit-learn's classification report
+        ['precision', 'recall', 'f1-score', 'support', 'cat']
     """
     if not isinstance(data, DataSplits):
         raise DataError(

@@ -185,10 +185,10 @@ def fine_tune(
         trains after ``block_5_add``, on that block's cached activations:
 
         >>> model = build_transfer_model("mobilenet_v2", data, head=())
-        >>> run = fine_tune(model, data, epochs=2, verbose=0)
+        >>> run = fine_tune(model, data, epochs=4, verbose=0)
         >>> run.config["recipe"]["cached_prefix"], run.epochs_run
-        ('block_5_add', 2)
-        >>> run.evaluation.accuracy > 0.7
+        ('block_5_add', 4)
+        >>> run.evaluation.accuracy > 0.8  # chance: 0.5
         True
 
         The textbook recipe, for comparison:
@@ -263,12 +263,15 @@ def train_from_scratch(
         The :class:`~transferkit.runs.record.Run`.
 
     Example:
-        ``data`` here is a small real CIFAR-10 subset (2 classes):
+        ``data`` here is a small real CIFAR-10 subset (2 classes, 200 training
+        images): small batches give the schedule enough steps.
 
         >>> cnn = build_baseline_cnn(data, residual=True)
-        >>> run = train_from_scratch(cnn, data, epochs=2, verbose=0)
+        >>> run = train_from_scratch(cnn, data, epochs=8, batch_size=16, verbose=0)
         >>> run.config["recipe"]["schedule"], run.epochs_run
-        ('warmup+cosine', 2)
+        ('warmup+cosine', 8)
+        >>> run.evaluation.accuracy > 0.75  # chance: 0.5
+        True
     """
     recipe = Recipe.resolve(
         data, base_lr=SCRATCH_LR, base_batch=SCRATCH_BATCH, lr=lr, batch_size=batch_size,

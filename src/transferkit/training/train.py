@@ -105,10 +105,10 @@ def train(
         backbone's features are computed once and the head trains on them:
 
         >>> model = build_transfer_model("mobilenet_v2", data)
-        >>> run = train(model, data, epochs=3, verbose=0)
+        >>> run = train(model, data, epochs=10, verbose=0)
         >>> run.config["cached_features"], run.epochs_run
-        (True, 3)
-        >>> run.evaluation.accuracy > 0.7
+        (True, 10)
+        >>> run.evaluation.accuracy > 0.8  # chance: 0.5
         True
     """
     return run_training(model, data, TrainOptions(
@@ -212,7 +212,7 @@ def make_deterministic(seed: int = 0) -> None:
 
     Example:
         >>> make_deterministic(0)
-        >>> model = build_baseline_cnn(10)  # doctest: +SKIP
+        >>> model = build_baseline_cnn(10)
     """
     keras.utils.set_random_seed(seed)
     _backend.enable_determinism()
