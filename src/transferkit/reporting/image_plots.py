@@ -1,6 +1,5 @@
 """Figures made of images: feature maps by depth and prediction grids.
 
-:mod:`transferkit.reporting.plots` re-exports every plotting function here;
 :func:`save_figure` is how every reporting figure is written. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
 """

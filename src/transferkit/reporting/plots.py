@@ -15,12 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from transferkit.errors import ConfigurationError
-from transferkit.reporting.image_plots import (  # noqa: F401 - part of this module's API
-    plot_feature_maps,
-    plot_feature_maps_by_depth,
-    plot_predictions,
-    save_figure,
-)
+from transferkit.reporting.image_plots import save_figure
 
 
 def _runs(runs) -> list:
