@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +19,15 @@ import keras
 import numpy as np
 
 from transferkit import _backend
-from transferkit._atomic import atomic_save_model, atomic_write, atomic_write_json, remove_stale_temp_files
-from transferkit.runs.layout import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE
-from transferkit.errors import ConfigurationError, DataNotFoundError, RunDirectoryExistsError
-from transferkit.runs.evaluation import Evaluation
+from transferkit._atomic import (
+    atomic_save_model,
+    atomic_write,
+    atomic_write_json,
+)
+from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.models.anatomy import find_backbone, parameter_counts
+from transferkit.runs.evaluation import Evaluation
+from transferkit.runs.layout import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE
 
 logger = logging.getLogger("transferkit")
 
