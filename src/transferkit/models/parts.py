@@ -62,13 +62,19 @@ class Classifier(keras.Model):
     @property
     def resize_size(self) -> int | None:
         """The side this model upscales its square inputs to inside, or None."""
-        if RESIZE_LAYER not in {layer.name for layer in self.layers}:
+        resize = self._resize_layer
+        if resize is None:
             return None
-        config = self.get_layer(RESIZE_LAYER).get_config()
+        config = resize.get_config()
         height, width = config["height"], config["width"]
         if height != width or height <= min(self.input_shape[1:3]):
             return None
         return int(height)
+
+    @property
+    def _resize_layer(self) -> keras.layers.Layer | None:
+        """The inner resize layer, or None where the model feeds its inputs as they are."""
+        return next((layer for layer in self.layers if layer.name == RESIZE_LAYER), None)
 
     @classmethod
     def from_config(cls, config: dict):
@@ -126,10 +132,10 @@ class Classifier(keras.Model):
         """
         if self.resize_size == image_size:
             return self
-        if RESIZE_LAYER not in {layer.name for layer in self.layers}:
+        resize = self._resize_layer
+        if resize is None:
             raise ConfigurationError(
                 f"Model {self.name!r} has no {RESIZE_LAYER!r} layer to resize with.")
-        resize = self.get_layer(RESIZE_LAYER)
         inputs = keras.Input(self.input_shape[1:], name="image")
         cfg = resize.get_config() | {"height": image_size, "width": image_size,
                                      "name": f"resize_{image_size}"}

@@ -75,15 +75,13 @@ class TrainOptions:
             ConfigurationError: For an option the recipe sets itself.
             TypeError: For a name that is no option at all.
         """
-        for key in (*RECIPE_SETS, "phases", "recipe"):
-            if key == "schedule" and train_kwargs.get(key) is None:
-                continue
+        refused = [k for k in (*RECIPE_SETS, "phases", "recipe") if k != "schedule"]
+        for key in refused:
             if key in train_kwargs:
-                if key == "schedule":
-                    raise ConfigurationError(
-                        "This recipe has its own warm-up + cosine schedule per step; "
-                        "schedule= is for train().")
                 raise ConfigurationError(f"This recipe does not take {key}= as a train option.")
+        if train_kwargs.get("schedule") is not None:  # schedule=None is what train() defaults to
+            raise ConfigurationError("This recipe has its own warm-up + cosine schedule per step; "
+                                     "schedule= is for train().")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(train_kwargs) - known)
         if unknown:
