@@ -1,6 +1,8 @@
 """The benchmark scripts' bookkeeping: partial runs report what they measured."""
 
 import importlib.util
+import os
+import tarfile
 
 from conftest import ROOT
 
@@ -41,3 +43,58 @@ def test_results_table_and_doc_markers(tmp_path):
     results._replace_marked(doc, table)
     text = doc.read_text()
     assert "old" not in text and table in text and text.startswith("intro") and "outro" in text
+
+
+def _own_row(setting, test, kept_val=0.8, head_val=0.8, rc=0):
+    row = {"dataset": "d", "setting": setting, "flags": [], "rc": rc, "wall_s": 10.0,
+           "user_s": 15.0, "sys_s": 5.0, "sys_share": 0.25, "max_rss_mb": 900.0}
+    if rc:
+        return {**row, "error": "DataError: no images | here"}
+    return {**row, "kept": "fine_tuned", "test_accuracy": test, "kept_val": kept_val,
+            "head_test": 0.7, "head_val": head_val, "fine_test": test, "fine_val": kept_val,
+            "image_size": [96, 96]}
+
+
+def test_own_images_verdict_and_table():
+    own = _load("own_images")
+    best = _own_row("size128", 0.900)
+    close = own.verdict([_own_row("default", 0.895), best, _own_row("frozen", 0.8)])
+    assert close["best"] == "size128" and close["pass"] is True
+    assert close["default_minus_best"] == -0.5
+    far = own.verdict([_own_row("default", 0.885), best])
+    assert far["pass"] is False and far["default_minus_best"] == -1.5
+    assert own.verdict([_own_row("default", 0.89), best])["pass"] is True  # exactly 1 point
+    worse_val = own.verdict([_own_row("default", 0.9, kept_val=0.7, head_val=0.75), best])
+    assert worse_val["pass"] is False and "validation" in worse_val["why"]
+    rows = [_own_row("default", 0.9), _own_row("size224", None, rc=1)]
+    verdicts = {"d": own.verdict(rows)}
+    assert verdicts["d"]["best"] == "default" and verdicts["d"]["pass"] is True
+    machine = own.machine_line("2026-11-30")
+    assert f"{os.cpu_count()} CPUs" in machine and machine.endswith("; 2026-11-30")
+    table = own.markdown(rows, verdicts, machine)
+    assert "FAILED rc=1" in table and "| d | default | +0.0 | pass" in table
+    assert table.count("\n| d | size224 |") == 1 and "no images / here" in table
+
+
+def test_own_images_cifar_builder(tmp_path):
+    from PIL import Image
+
+    own = _load("own_images")
+    src = tmp_path / "src"
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            folder = src / "cifar10" / split / label
+            folder.mkdir(parents=True)
+            for i in (3, 0, 2, 1):
+                Image.new("RGB", (4, 4), (i * 40, 0, 0)).save(folder / f"{i:04d}.jpg")
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar10", arcname="cifar10")
+    out = own.build_cifar(archive, tmp_path / "cifar2", n_train=2, n_test=3)
+    for label in ("cat", "dog"):
+        assert sorted(p.name for p in (out / "train" / label).iterdir()) == ["0000.jpg", "0001.jpg"]
+        assert len(list((out / "test" / label).iterdir())) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train"]  # nothing but images
+    stamp = (out / "train" / "cat" / "0000.jpg").stat().st_mtime_ns
+    assert own.build_cifar(archive, tmp_path / "cifar2", n_train=2, n_test=3) == out
+    assert (out / "train" / "cat" / "0000.jpg").stat().st_mtime_ns == stamp  # not rebuilt

@@ -269,9 +269,13 @@ def test_load_image_folder_sizes(tmp_path):
     _write_tree(tmp_path / "t", {"a": 2}, size=(8, 8))
     _write_tree(tmp_path / "t", {"b": 2}, size=(10, 12))
     with pytest.raises(DataError, match="image_size"):
-        load_image_folder(tmp_path / "t")
+        load_image_folder(tmp_path / "t", image_size=None)
     d = load_image_folder(tmp_path / "t", image_size=6, validation_split=0, test_split=0.5)
     assert d.image_shape == (6, 6, 3)
+    with pytest.warns(UserWarning, match="tiny"):  # the default: sized from the images
+        auto = load_image_folder(tmp_path / "t", validation_split=0, test_split=0.5)
+    assert auto.image_shape == (9, 9, 3)  # the median short side of 8, 8, 10, 10
+    assert auto.provenance["size_choice"]["source_side"] == 9
 
 
 def test_load_image_folder_bad_inputs(tmp_path):

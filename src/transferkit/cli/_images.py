@@ -15,26 +15,20 @@ from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
 
 
 def train(args) -> int:
-    """Frozen head, then fine-tuning; model, metrics, figures and report under --out."""
+    """Frozen head, then fine-tuning; the stage better on validation is kept, with outputs."""
     import keras
 
     from transferkit.data.folder import load_image_folder
-    from transferkit.models.backbones import check_weights_arg, check_weights_fit
     from transferkit.models.builders import build_transfer_model
-    from transferkit.models.registry import get_backbone_spec
+    from transferkit.runs.selection import select_run
     from transferkit.training.recipes import fine_tune
     from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
-    _check_positive(args, "image_size", "head_epochs", "batch_size")
-    if args.epochs < 0:
-        raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
-    get_backbone_spec(args.backbone)  # a typo fails before minutes of decoding
-    weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
-    if weights not in (None, "imagenet"):
-        check_weights_fit(weights, args.backbone)  # before minutes of decoding
+    weights = _check_train_args(args)
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
                              seed=args.seed)
+    _warn_small_test(data)
     out = Path(args.out or Path("runs") / _stem(args.images))
     keras.utils.set_random_seed(args.seed)
     model = build_transfer_model(args.backbone, data, weights=weights,
@@ -47,37 +41,73 @@ def train(args) -> int:
         runs.append(fine_tune(model, data, epochs=args.epochs, seed=args.seed,
                               name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True,
                               **batch))
-    metrics = _write_outputs(args, out, runs, data, started)
+    kept, why = select_run(runs)
+    metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
     for r in runs:
         print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
               f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
     print(f"Test split: {len(data.y_test)} images ({data.source}).")
+    print(f"Kept {why}.")
     print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
           f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
     print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
     return EXIT_OK
 
 
-def _write_outputs(args, out: Path, runs: list, data, started: float) -> dict:
-    """Save the last run's model and write the figures, reports and metrics.json of ``train``."""
+def _check_train_args(args) -> str | None:
+    """The weights to build with; bad arguments fail before minutes of decoding."""
+    from transferkit.models.backbones import check_weights_arg, check_weights_fit
+    from transferkit.models.registry import get_backbone_spec
+
+    _check_positive(args, "head_epochs", "batch_size")
+    if args.image_size != "auto":
+        _check_positive(args, "image_size")
+    if args.epochs < 0:
+        raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
+    get_backbone_spec(args.backbone)
+    weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
+    if weights not in (None, "imagenet"):
+        check_weights_fit(weights, args.backbone)
+    return weights
+
+
+def _warn_small_test(data) -> None:
+    if 0 < len(data.y_test) < 20:
+        print(f"transferkit: warning: the test split has {len(data.y_test)} images: one image "
+              f"moves the test accuracy by {100 / len(data.y_test):.0f} points. Put more "
+              "labelled images in a test/ folder to measure the model.", file=sys.stderr)
+
+
+def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: float) -> dict:
+    """Save the kept stage's model and write the figures, reports and metrics.json of ``train``."""
+    import shutil
+
     from transferkit._atomic import atomic_write_json, atomic_write_text
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
-    final = runs[-1]
-    final.config["data"].update(image_size=args.image_size, resize=args.resize)
-    final.save(out)  # model.keras + run.json side by side: what predict and evaluate read
+    kept.config["data"].update(image_size=list(data.image_shape[:2]), resize=args.resize)
+    kept.config["kept"] = why
+    if kept is runs[-1]:
+        kept.save(out)  # model.keras + run.json side by side: what predict and evaluate read
+    else:  # the model object was fine-tuned since: the head's own saved file is its state
+        shutil.copyfile(out / kept.name / "model.keras", out / "model.keras.part")
+        (out / "model.keras.part").replace(out / "model.keras")
+        kept.artifacts["model"] = "model.keras"
+        kept.save(out, save_model=False)
     plot_learning_curves(runs, path=out / "learning_curves.png")
-    plot_confusion_matrix(final.evaluation, path=out / "confusion_matrix.png")
-    atomic_write_text(out / "classification_report.txt", final.evaluation.report)
+    plot_confusion_matrix(kept.evaluation, path=out / "confusion_matrix.png")
+    atomic_write_text(out / "classification_report.txt", kept.evaluation.report)
     title = f"transferkit: {_stem(args.images)}"
     write_report(runs, out / "report.html", title=title, data=data)
     write_report(runs, out / "slides.html", title=title, data=data, slides=True)
     metrics = {
-        "data": repr(data), "backbone": args.backbone, "image_size": args.image_size,
-        "resize": args.resize, "seed": args.seed,
+        "data": repr(data), "backbone": args.backbone, "image_size": list(data.image_shape[:2]),
+        "size_choice": data.provenance.get("size_choice"), "resize": args.resize,
+        "seed": args.seed, "kept": kept.name, "kept_because": why,
         "runs": {r.name: {"test_accuracy": r.evaluation.accuracy, "f1": r.evaluation.f1,
+                          "val_accuracy": (r.history.get("val_accuracy") or [None])[-1],
                           "epochs": r.epochs_run} for r in runs},
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
@@ -87,7 +117,7 @@ def _write_outputs(args, out: Path, runs: list, data, started: float) -> dict:
 
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
-    from transferkit.data.folder import IMAGE_EXTENSIONS, decode_images
+    from transferkit.data.images import IMAGE_EXTENSIONS, decode_images
 
     if args.top_k < 1:
         raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")

@@ -101,8 +101,10 @@ def _add_train(sub) -> None:
     t.add_argument("images", metavar="IMAGES_DIR", help="class-per-folder images")
     t.add_argument("--backbone", default="mobilenet_v2",
                    help="registry name (default mobilenet_v2; `transferkit info` lists them)")
-    t.add_argument("--image-size", type=int, default=128,
-                   help="images are resized to this square size (default 128)")
+    t.add_argument("--image-size", type=_image_size, default="auto",
+                   help="square size images are resized to (default auto: from the images' "
+                   "own sizes; photos of 224 px or more are decoded to 224, smaller ones kept "
+                   "and upscaled inside the model)")
     t.add_argument("--resize", choices=("crop", "pad", "squash"), default="crop",
                    help="how other aspect ratios fit: crop the centre (default), pad, or squash")
     t.add_argument("--head-epochs", type=int, default=5,
@@ -114,6 +116,15 @@ def _add_train(sub) -> None:
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_lazy("train", "_images"))
+
+
+def _image_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number of pixels, got {text!r}") from None
 
 
 def _add_predict(sub) -> None:

@@ -2,7 +2,9 @@
 
 Owns everything before the model: the split container and its checks
 (``splits``), CIFAR-10 (``cifar``), your own image folders and archives
-(``folder``), generated images (``synthetic``) and the NumPy augmentation
-that runs outside the compiled step (``augment``). Needs nothing else of
+(``folder``), decoding and header sizes (``images``), the image size chosen
+from the data (``sizing``), warnings about class counts (``checks``),
+generated images (``synthetic``) and the NumPy augmentation that runs
+outside the compiled step (``augment``). Needs nothing else of
 transferkit but its errors and the backend's cache folder.
 """

@@ -45,7 +45,8 @@ def build_transfer_model(
         backbone: A registry name or a ``keras.Model`` giving feature maps.
         num_classes: Number of output classes (at least 2), or the
             :class:`~transferkit.data.splits.DataSplits` to train on: its class count
-            and image shape are then used.
+            and image shape are then used, and the size its loader chose to feed the
+            backbone (``provenance["size_choice"]``) unless ``image_size`` is given.
         input_shape: Shape of one raw input image; default: the data's, else
             CIFAR's ``(32, 32, 3)``.
         image_size, weights, freeze, head, dropout, name: As for
@@ -65,6 +66,9 @@ def build_transfer_model(
         >>> model.input_shape, model.output_shape
         ((None, 32, 32, 3), (None, 10))
     """
+    if image_size is None and isinstance(num_classes, DataSplits):
+        # load_image_folder(image_size="auto") chose the size the backbone is fed
+        image_size = num_classes.provenance.get("size_choice", {}).get("model_size")
     num_classes, input_shape = _from_data(num_classes, input_shape)
     return TransferClassifier(backbone, num_classes, input_shape=input_shape,
                               image_size=image_size, weights=weights, freeze=freeze, head=head,

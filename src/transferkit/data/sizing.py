@@ -1,0 +1,104 @@
+"""The training image size, chosen from the source images' own sizes.
+
+``load_image_folder(image_size="auto")`` (and ``transferkit train``'s default)
+reads the headers of a sample of the images, takes the median short side and
+picks two sizes with :func:`choose_image_size`: the size the images are
+decoded to and kept at in memory (never larger than the sources or than the
+backbone's native size, so memory stays bounded), and the size the backbone
+is fed (the model upscales inside where that measured better). The choice and
+its reason are recorded in the data's provenance and the run record.
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+NATIVE_SIZE = 224
+"""The size ImageNet backbones were trained at: photos at least this large are decoded to it."""
+UPSCALE_SIZE = 96
+"""Below this short side images are small (CIFAR-like): kept as they are, upscaled to this inside."""
+PHOTO_FEED_SIZE = 224
+"""The size mid-sized photos (96 to 223 px) are fed to the backbone, upscaled inside the model.
+
+Measured on the flower photos (128 px, 5 classes; docs/own-images.rst): fed at 224 px
+the frozen head and the fine-tuned model score higher than at their own 128 px.
+"""
+TINY_SIDE, HUGE_SIDE = 24, 1600
+"""Short sides below / above which :func:`choose_image_size` warns (upscaling or decoding dominates)."""
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """The sizes chosen for a dataset, and why.
+
+    Attributes:
+        image_size: Side the images are decoded to and kept at (square).
+        model_size: Side the backbone is fed (the model resizes inside), or
+            None for the model's own rule (upscale small inputs to the
+            backbone's smallest pretrained size).
+        source_side: Median short side of the sampled source images.
+        reason: One sentence for logs and the run record.
+    """
+
+    image_size: int
+    model_size: int | None
+    source_side: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        """The choice as JSON-ready values (for provenance and ``run.json``)."""
+        return asdict(self)
+
+
+def choose_image_size(sizes: Sequence[tuple[int, int]]) -> SizeChoice:
+    """The decode size and the backbone's input size for images of these ``(h, w)`` sizes.
+
+    - Small images (median short side under 96 px, CIFAR-10's 32 px): kept at
+      their size; the model upscales them inside, as the CIFAR-10 recipe measured.
+    - Photos of 96 to 223 px: kept at their size, fed at 224 px (upscaled inside).
+    - Photos of 224 px or more: decoded to 224 px, the backbone's native size.
+
+    Args:
+        sizes: ``(height, width)`` of a sample of the images (at least one).
+
+    Returns:
+        The :class:`SizeChoice`.
+
+    Example:
+        >>> choose_image_size([(32, 32)] * 3).image_size
+        32
+        >>> c = choose_image_size([(3000, 4000), (480, 640), (375, 500)])
+        >>> c.image_size, c.model_size, c.source_side
+        (224, None, 480)
+    """
+    if not sizes:
+        raise ValueError("choose_image_size needs the size of at least one image.")
+    side = int(statistics.median(min(h, w) for h, w in sizes))
+    _warn_extreme(side)
+    if side < UPSCALE_SIZE:
+        return SizeChoice(side, None, side, f"small images (median short side {side} px): "
+                          "kept at their size, upscaled inside the model")
+    if side < NATIVE_SIZE:
+        return SizeChoice(side, PHOTO_FEED_SIZE, side,
+                          f"photos of median short side {side} px: kept at {side} px and "
+                          f"upscaled to {PHOTO_FEED_SIZE} inside the model, which measured better "
+                          "than feeding them at their own size")
+    return SizeChoice(NATIVE_SIZE, None, side, f"photos of median short side {side} px: decoded "
+                      f"to {NATIVE_SIZE} px, the backbone's native size")
+
+
+def _warn_extreme(side: int) -> None:
+    if side < TINY_SIDE:
+        warnings.warn(
+            f"The images are tiny (median short side {side} px): upscaled {UPSCALE_SIZE // side}x "
+            "for the backbone, which then sees mostly interpolation. Expect lower accuracy than "
+            "on photos; compare with build_baseline_cnn trained from scratch.", stacklevel=5)
+    elif side > HUGE_SIDE:
+        warnings.warn(
+            f"The images are large (median short side {side} px) and are decoded down to "
+            f"{NATIVE_SIZE} px on every load: decoding can take longer than training. Shrink a "
+            "copy of the folder once (e.g. to 512 px) to make every later run start faster.",
+            stacklevel=5)
