@@ -78,6 +78,8 @@ _EXPORTS = {
     "Run": "runs.record",
     # transferkit.runs.layout
     "read_history": "runs.layout",
+    # transferkit.runs.selection
+    "select_run": "runs.selection",
     # transferkit.runs.evaluation
     "Evaluation": "runs.evaluation",
     "evaluate": "runs.evaluation",

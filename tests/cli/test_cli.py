@@ -222,6 +222,21 @@ def test_train_writes_a_model_with_its_class_names(own_images, capsys):
         assert (tmp / "run" / name).stat().st_size > 0
 
 
+def test_train_keeps_the_stage_better_on_validation_and_says_why(own_images):
+    from transferkit import Run, load_model, select_run
+
+    tmp, _ = own_images
+    metrics = json.loads((tmp / "run" / "metrics.json").read_text())
+    stages = [Run.load(tmp / "run" / name, load_model=False) for name in ("frozen_head", "fine_tuned")]
+    kept, why = select_run(stages)  # chosen on validation, from the stages' own records
+    assert metrics["kept"] == kept.name and metrics["kept_because"] == why
+    assert json.loads((tmp / "run" / "run.json").read_text())["config"]["kept"] == why
+    x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    saved = load_model(tmp / "run" / "model.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(saved, load_model(tmp / "run" / kept.name / "model.keras")
+                               .predict(x, verbose=0), atol=1e-6)
+
+
 def test_predict_names_classes_and_writes_csv(own_images, capsys):
     import csv
 

@@ -10,7 +10,7 @@ from PIL import Image
 from transferkit.data.checks import warn_about_counts
 from transferkit.data.folder import MIN_VALIDATION, load_image_folder
 from transferkit.data.images import sample_sizes, stored_size
-from transferkit.data.sizing import NATIVE_SIZE, PHOTO_FEED_SIZE, choose_image_size
+from transferkit.data.sizing import NATIVE_SIZE, choose_image_size
 from transferkit.models.builders import build_transfer_model
 
 
@@ -33,9 +33,10 @@ def test_header_sizes_are_upright_and_unreadable_files_are_left_out():
 
 @pytest.mark.parametrize("sizes, stored, fed", [
     ([(32, 32)] * 5, 32, None),                  # CIFAR-like: kept, the model upscales to 96
-    ([(128, 128)] * 5, 128, PHOTO_FEED_SIZE),    # the flower photos: kept, fed at 224
+    ([(128, 128)] * 5, 128, 160),                # the flower photos: kept, fed at 160
     ([(480, 640), (3000, 4000), (375, 500)], NATIVE_SIZE, None),  # phone photos: decoded to 224
-    ([(100, 900), (90, 300), (120, 120)], 100, PHOTO_FEED_SIZE),  # short sides decide
+    ([(100, 900), (90, 300), (120, 120)], 100, 128),  # short sides decide; 125 rounds up to 128
+    ([(200, 200)], 200, 224),                    # never above the native size
 ])
 def test_size_rules(sizes, stored, fed):
     choice = choose_image_size(sizes)
@@ -63,11 +64,11 @@ def _photo_tree(root, per_class, size):
 def test_auto_size_is_recorded_and_feeds_the_model(tmp_path):
     data = load_image_folder(_photo_tree(tmp_path / "p", 12, (120, 160)))
     assert data.image_shape == (120, 120, 3)
-    assert data.provenance["size_choice"]["model_size"] == PHOTO_FEED_SIZE
+    assert data.provenance["size_choice"]["model_size"] == 160
     model = build_transfer_model("mobilenet_v2", data, weights=None)
-    assert model.input_shape == (None, 120, 120, 3) and model.resize_size == PHOTO_FEED_SIZE
-    fixed = build_transfer_model("mobilenet_v2", data, weights=None, image_size=160)
-    assert fixed.resize_size == 160  # an explicit size wins over the data's choice
+    assert model.input_shape == (None, 120, 120, 3) and model.resize_size == 160
+    fixed = build_transfer_model("mobilenet_v2", data, weights=None, image_size=192)
+    assert fixed.resize_size == 192  # an explicit size wins over the data's choice
 
 
 def test_a_small_folder_gets_a_validation_split_big_enough_to_choose_with(tmp_path):

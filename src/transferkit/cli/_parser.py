@@ -97,7 +97,9 @@ def _add_train(sub) -> None:
              "cosine, crop + flip). Writes model.keras, metrics, figures and report.html to "
              "--out and prints where they are.",
              epilog="Splits: train/ val/ test/ folders are used as they are; with train/ and "
-             "val/ only, val/ is the test split; a flat tree is split 80/10/10 (stratified).")
+             "val/ only, val/ is the test split; a flat tree is split 80/10/10 (stratified); "
+             "a carved validation split holds at least 100 images where the folder allows. "
+             "The stage better on validation is kept.")
     t.add_argument("images", metavar="IMAGES_DIR", help="class-per-folder images")
     t.add_argument("--backbone", default="mobilenet_v2",
                    help="registry name (default mobilenet_v2; `transferkit info` lists them)")
