@@ -180,3 +180,19 @@ def test_real_fast_paths_and_plain_path_agree_within_noise(real_runs):
     # 0.5 is about 2.2 points; 8 points is well outside noise.
     for way in ("cached", "progressive"):
         assert abs(real_runs[way] - real_runs["plain"]) < 0.08, real_runs
+
+
+@pytest.mark.slow
+@requires_cifar
+@requires_imagenet
+@pytest.mark.realdata
+def test_real_one_epoch_fine_tune_of_a_fresh_model_learns(cifar):
+    # One epoch at batch 256 (peak lr 1e-3): 11 steps. A warm-up of 5 % of them (1
+    # step) took the fresh head's first gradients into the backbone at the full rate;
+    # on full CIFAR-10 that ended at chance (0.10). The floored warm-up must learn.
+    data = real_subset(cifar, per_class=300, seed=0)
+    keras.utils.set_random_seed(0)
+    model = build_transfer_model("mobilenet_v2", data, head=())
+    run = fine_tune(model, data, epochs=1, batch_size=256, seed=0, verbose=0)
+    assert run.config["recipe"]["lr"] == pytest.approx(1e-3)
+    assert run.evaluation.accuracy > 0.4, run.evaluation.accuracy  # chance: 0.1
