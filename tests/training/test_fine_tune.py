@@ -13,7 +13,7 @@ from transferkit.models.anatomy import find_backbone
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.runs.layout import read_history
 from transferkit.training.progressive import progressive_phases
-from transferkit.training.recipes import fine_tune
+from transferkit.training.recipes import _at_chance, fine_tune
 from transferkit.training.train import train
 
 
@@ -76,6 +76,34 @@ def test_fine_tune_defaults_train_the_whole_backbone_but_batchnorm(tiny):
     assert run.config["lr"] == pytest.approx(2.5e-4)  # the peak, not the decayed end value
     assert run.epochs_run == 4 and run.config["augment"]
     assert type(model.optimizer).__name__ == "AdamW"
+
+
+def test_a_head_at_chance_is_trained_first_on_the_frozen_backbone(tiny):
+    model = _upscaling_model(tiny)
+    keras.utils.set_random_seed(0)
+    run = fine_tune(model, tiny, epochs=1, head_first=True, seed=0, verbose=0)
+    first = run.config["recipe"]["head_first"]
+    assert first["epochs"] == 30 and 0 <= first["val_accuracy"] <= 1  # 2 steps an epoch: 30 epochs
+    assert find_backbone(model).get_layer("conv_b").trainable  # fine-tuning unfroze it again
+    assert fine_tune(_upscaling_model(tiny), tiny, epochs=1, head_first=False,
+                     verbose=0).config["recipe"]["head_first"] is None
+    with pytest.raises(ConfigurationError, match="head_first"):
+        fine_tune(model, tiny, head_first="yes", verbose=0)
+
+
+def test_auto_head_first_asks_whether_the_model_scores_at_chance(tiny):
+    class Scores:  # predicts the true class for the first `right` validation images
+        def __init__(self, right):
+            self.right = right
+
+        def predict(self, x, verbose=0):
+            probs = np.eye(3)[(tiny.y_val[: len(x)] + 1) % 3]
+            probs[: self.right] = np.eye(3)[tiny.y_val[: self.right]]
+            return probs
+
+    n = len(tiny.y_val)
+    assert _at_chance(Scores(0), tiny) and _at_chance(Scores(n // 3), tiny)
+    assert not _at_chance(Scores(n // 2 + 1), tiny)  # 1.5x chance (0.5) and above: trained
 
 
 @pytest.mark.slow

@@ -24,12 +24,15 @@ path (:mod:`~transferkit.training.fastpath`) and fits.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import keras
+import numpy as np
 
 from transferkit._validation import check_scalar
 from transferkit.data.splits import DataSplits
+from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import find_backbone
 from transferkit.models.freezing import FreezeSpec, set_freeze
 from transferkit.models.registry import BACKBONES
@@ -38,7 +41,7 @@ from transferkit.training.fastpath import FineTuneRequest
 from transferkit.training.losses import recipe_loss
 from transferkit.training.optim import recipe_optimizer
 from transferkit.training.plan import TrainOptions
-from transferkit.training.train import run_training
+from transferkit.training.train import run_training, train
 
 logger = logging.getLogger("transferkit")
 
@@ -72,6 +75,7 @@ class Recipe:
     label_smoothing: float = 0.0
     fine_tune: FineTuneRequest | None = None
     unfreeze: FreezeSpec | None = None
+    head_first: dict | None = None
 
     @classmethod
     def resolve(cls, data: DataSplits, *, base_lr: float, base_batch: int, lr: float | None = None,
@@ -102,7 +106,8 @@ class Recipe:
             frozen = self.fine_tune.frozen
             record |= {"unfreeze": self.unfreeze, "phases": getattr(path, "phases", None),
                        "cached_prefix": getattr(path, "layer_name", None),
-                       "frozen_through": frozen if isinstance(frozen, str) else None}
+                       "frozen_through": frozen if isinstance(frozen, str) else None,
+                       "head_first": self.head_first}
         return record
 
 
@@ -122,6 +127,7 @@ def fine_tune(
     progressive: bool | str | list[tuple[int, int]] = "auto",
     cache_prefix: bool | str = "auto",
     label_smoothing: float = 0.0,
+    head_first: bool | str = "auto",
     **train_kwargs,
 ) -> Run:
     """Train the backbone with the measured recipe (or the classic one, on request).
@@ -169,6 +175,11 @@ def fine_tune(
         label_smoothing: Smooth the one-hot targets by this much
             (:class:`~transferkit.training.losses.SparseSmoothedCrossentropy`); 0: plain
             cross-entropy.
+        head_first: ``"auto"`` (default: when the model scores at chance on
+            validation, as a fresh model does, first train its head on the frozen
+            backbone's cached features for :data:`HEAD_FIRST_STEPS` steps or more, as
+            ``transferkit train`` does; recorded as ``recipe["head_first"]``),
+            True (always) or False (never).
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
             (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
 
@@ -208,8 +219,53 @@ def fine_tune(
     options = TrainOptions.for_recipe(
         {"name": f"{model.name}_finetuned", **train_kwargs}, epochs=epochs,
         batch_size=recipe.batch_size, augment=augment, cache_features=False, compile=False)
+    recipe = replace(recipe, head_first=train_head_first(model, data, head_first, train_kwargs))
     set_freeze(find_backbone(model), frozen, train_batchnorm=train_batchnorm)
     return run_training(model, data, options, recipe=recipe)
+
+
+HEAD_FIRST_STEPS, HEAD_FIRST_EPOCHS = 100, (3, 30)
+"""A fresh head trains for at least this many steps on cached features, in (min, max) epochs.
+
+Epochs on cached features cost little (a Dense layer per step): small sets get
+more of them, so that the head has learned before the backbone moves.
+"""
+
+
+def train_head_first(model: keras.Model, data: DataSplits, when: bool | str,
+                     train_kwargs: dict) -> dict | None:
+    """Train a fresh head on the frozen backbone before fine-tuning; what was done, or None.
+
+    A new head's first gradients, carried into the backbone at the recipe's rate,
+    wreck the pretrained features when the warm-up is short: one epoch of
+    ``fine_tune`` on a fresh model ended at chance. Training the head alone first
+    (cached features, cheap) removes the problem, as fastai's ``fine_tune`` does.
+    """
+    if when not in (True, False, "auto"):
+        raise ConfigurationError(f"head_first must be True, False or 'auto', got {when!r}.")
+    if when is False or (when == "auto" and not _at_chance(model, data)):
+        return None
+    started = time.perf_counter()
+    set_freeze(find_backbone(model), True)
+    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size") if k in train_kwargs}
+    steps = -(-len(data.y_train) // keep.get("batch_size", 64))
+    low, high = HEAD_FIRST_EPOCHS
+    epochs = min(high, max(low, -(-HEAD_FIRST_STEPS // steps)))
+    logger.info("The head scores at chance: training it on the frozen backbone first "
+                "(%d epochs); head_first=False skips this.", epochs)
+    head = train(model, data, epochs=epochs, cache_features=True, **keep)
+    return {"epochs": epochs, "seconds": round(time.perf_counter() - started, 1),
+            "val_accuracy": (head.history.get("val_accuracy") or [None])[-1]}
+
+
+def _at_chance(model: keras.Model, data: DataSplits, sample: int = 512) -> bool:
+    """Whether ``model`` scores under 1.5x chance on (a sample of) validation or training images."""
+    x, y = (data.x_val, data.y_val) if len(data.y_val) else (data.x_train, data.y_train)
+    x, y = x[:sample], y[:sample]
+    if not len(y):
+        return False
+    accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y))
+    return accuracy < 1.5 / data.num_classes
 
 
 def _freeze_spec(base: keras.Model, unfreeze: FreezeSpec) -> FreezeSpec:
