@@ -258,3 +258,19 @@ def test_evaluate_scores_a_folder_with_the_model_classes(own_images, capsys):
     assert out.startswith("12 images (every image of") and "accuracy" in out
     metrics = json.loads((tmp / "ev" / "metrics.json").read_text())
     assert metrics["class_names"] == ["a", "b", "c"] and 0 <= metrics["accuracy"] <= 1
+
+
+def test_warnings_print_as_one_cli_line_without_source(capsys):
+    import warnings
+
+    from transferkit.cli import _show_warning
+
+    _show_warning(UserWarning("Few training images: pass image_size="), UserWarning,
+                  "/x/_images.py", 39)
+    _show_warning(DeprecationWarning("old"), DeprecationWarning, "/x/lib.py", 7)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "transferkit: warning: Few training images: pass --image-size N"
+    assert err[1].startswith("/x/lib.py:7: DeprecationWarning: old")
+    before = warnings.showwarning
+    assert main(["train", "/no/such/folder"]) == 2
+    assert warnings.showwarning is before  # restored after the command

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 
 from transferkit import _backend
 
@@ -47,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     from transferkit.errors import TransferkitError
 
     try:
-        if getattr(args, "needs_tensorflow", True):
-            _backend.quiet_tensorflow_import(show=level in ("verbose", "debug"))
-        return args.func(args)
+        with warnings.catch_warnings():
+            if not args.debug:  # advice reads like the other messages, without source lines
+                warnings.showwarning = _show_warning
+            if getattr(args, "needs_tensorflow", True):
+                _backend.quiet_tensorflow_import(show=level in ("verbose", "debug"))
+            return args.func(args)
     except TransferkitError as exc:
         if args.debug:
             raise
@@ -72,6 +76,19 @@ def cli_terms(message: str) -> str:
     for pattern, flag in _CLI_TERMS:
         message = re.sub(pattern, flag, message)
     return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the CLI: ``transferkit: warning: ...`` for advice.
+
+    A ``UserWarning`` (transferkit's advice, or a library's) prints as one line
+    in the CLI's terms; other categories keep Python's format, with their source.
+    """
+    if issubclass(category, UserWarning):
+        print(f"transferkit: warning: {cli_terms(str(message))}", file=file or sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
+              file=file or sys.stderr)
 
 
 class _Formatter(logging.Formatter):
