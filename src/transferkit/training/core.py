@@ -17,6 +17,7 @@ from transferkit import _backend
 from transferkit.data.augment import AugmentedBatches
 from transferkit.runs.record import metric_mode
 from transferkit.training.callbacks import default_callbacks, lr_callback
+from transferkit.training.eta import RunETA
 from transferkit.training.plan import Plan
 
 
@@ -34,6 +35,8 @@ def fit(plan: Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 
         steps = len(x) if isinstance(x, keras.utils.PyDataset) else -(-len(x) // plan.batch_size)
         _restore_iterations(fitted, restore, steps)  # the per-step learning-rate schedule
     callbacks = list(plan.options.callbacks or []) + _run_callbacks(plan, fitted, end, backup)
+    if plan.verbose and plan.epochs > 1:
+        callbacks.append(RunETA(plan.epochs))
     if isinstance(train_data["x"], keras.utils.PyDataset):
         train_data = {**train_data, "x": _backend.fit_input(train_data["x"])}
     history = fitted.fit(**train_data, validation_data=val, validation_batch_size=plan.batch_size,
