@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -47,7 +46,6 @@ WEIGHTS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_to
 SETTINGS = {"default": [], "size96": ["--image-size", "96"], "size128": ["--image-size", "128"],
             "size224": ["--image-size", "224"], "frozen": ["--epochs", "0"]}
 QUICK_FLAGS = ["--head-epochs", "1", "--epochs", "1"]
-VECTOR_FLAGS = ("avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 TOLERANCE = 0.01  # the default may trail the best setting by 1 point of test accuracy
 
 
@@ -210,15 +208,9 @@ def verdict(rows: list[dict]) -> dict:
 
 def machine_line(date: str | None = None) -> str:
     """CPU model, logical CPUs and vector extensions, with the date: what the figures depend on."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        model = re.search(r"^model name\s*:\s*(.+)$", info, re.M).group(1).strip()
-        flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split())
-    except (OSError, AttributeError):
-        pass  # not Linux, or an odd cpuinfo: the fallback model and no extensions
-    vec = " ".join(f for f in VECTOR_FLAGS if f in flags) or "no AVX"
-    return f"{model}, {os.cpu_count()} CPUs, {vec}; {date or time.strftime('%Y-%m-%d')}"
+    from transferkit._backend import cpu_description
+
+    return f"{cpu_description()}; {date or time.strftime('%Y-%m-%d')}"
 
 
 def _pct(v: float | None) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -256,8 +255,10 @@ def _keras_home(weights: Path) -> Path:
 
 
 def _machine() -> str:
+    from transferkit._backend import cpu_description
+
     gpu = "no GPU" if not Path("/dev/nvidia0").exists() else "GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
+    return f"{cpu_description()}, {gpu}"
 
 
 def _clock(started: float) -> str:

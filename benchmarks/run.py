@@ -382,8 +382,10 @@ def _machine() -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"{len(gpus)} GPU; Python {platform.python_version()}, TensorFlow {tf.__version__}")
+    from transferkit._backend import cpu_description
+
+    return (f"{cpu_description()}, {len(gpus)} GPU; Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")
 
 
 def _rows(r, q) -> list[tuple[tuple[str, ...], str]]:

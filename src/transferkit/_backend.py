@@ -272,3 +272,31 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+VECTOR_FLAGS = ("avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+"""The vector extensions that decide CPU training speed (AVX-512 ran 2-4x AVX2 here)."""
+
+
+def cpu_description() -> str:
+    """The CPU model, logical CPU count and vector extensions: what a timing depends on.
+
+    Read from ``/proc/cpuinfo`` (as ``lscpu`` does); elsewhere the platform's
+    processor name and no extension list.
+
+    Example:
+        >>> "CPUs" in cpu_description()
+        True
+    """
+    import platform
+    import re
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", info, re.M).group(1).strip()
+        flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split())
+    except (OSError, AttributeError):
+        pass  # not Linux, or an odd cpuinfo (ARM): the fallback name, no extensions listed
+    vector = " ".join(f for f in VECTOR_FLAGS if f in flags) or "no AVX"
+    return f"{model}, {os.cpu_count()} CPUs, {vector}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -151,7 +150,7 @@ def info(args) -> int:
           f"tensorflow {version('tensorflow')}; torch {version('torch')}; jax {version('jax')}; "
           f"keras {version('keras')}; numpy {version('numpy')}; "
           f"python {platform.python_version()}")
-    print(f"devices: {os.cpu_count()} CPU cores; {_gpus(args)}")
+    print(f"devices: {_backend.cpu_description()}; {_gpus(args)}")
     print(f"Keras cache (KERAS_HOME): {keras_home()}")
     print("CIFAR-10 is looked up in (first found wins):")
     for p in cifar10_search_paths():
