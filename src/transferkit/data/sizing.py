@@ -25,9 +25,9 @@ PHOTO_UPSCALE = 1.25
 """Mid-sized photos (96 to 223 px) are fed this much larger, rounded up to 32 px, at most 224.
 
 Measured on the flower photos (128 px, 5 classes, MobileNetV2; docs/own-images.rst):
-fed at 160 px the frozen head scored 2.5 points higher on validation and test than at
-128 px, and the fine-tuned model 0.8 points higher on both together, for 1.3x the CPU
-time; fed at 224 px it was no better than 160 for 2.6x the CPU time of 128.
+fed at 160 px the frozen head scored 2-3 points higher on validation and test than at
+128 px, and the fine-tuned model the same within noise, for 1.36x the CPU time; fed at
+224 px neither was better than at 160, for 2.6x the CPU time of 128.
 """
 TINY_SIDE, HUGE_SIDE = 24, 1600
 """Short sides below / above which :func:`choose_image_size` warns (upscaling or decoding dominates)."""
@@ -89,8 +89,8 @@ def choose_image_size(sizes: Sequence[tuple[int, int]]) -> SizeChoice:
         fed = min(NATIVE_SIZE, 32 * math.ceil(side * PHOTO_UPSCALE / 32))
         return SizeChoice(side, fed, side,
                           f"photos of median short side {side} px: kept at {side} px and "
-                          f"upscaled to {fed} inside the model, which measured better than "
-                          "their own size for little more time")
+                          f"upscaled to {fed} inside the model, where the frozen head measured "
+                          "better than at their own size")
     return SizeChoice(NATIVE_SIZE, None, side, f"photos of median short side {side} px: decoded "
                       f"to {NATIVE_SIZE} px, the backbone's native size")
 
