@@ -44,6 +44,12 @@ def test_size_rules(sizes, stored, fed):
     assert str(choice.image_size) in choice.reason or "kept at their size" in choice.reason
 
 
+def test_small_images_in_a_small_set_are_fed_at_128():
+    assert choose_image_size([(32, 32)], n_images=9_999).model_size == 128
+    assert choose_image_size([(32, 32)], n_images=50_000).model_size is None  # the model's 96
+    assert choose_image_size([(128, 128)], n_images=500).model_size == 160  # photos: unchanged
+
+
 def test_extreme_sizes_warn_with_advice():
     with pytest.warns(UserWarning, match="tiny.*build_baseline_cnn"):
         choose_image_size([(12, 12)])

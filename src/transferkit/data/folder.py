@@ -198,8 +198,9 @@ def _check_missing_classes(data: DataSplits, *, strict: bool) -> None:
 
 def _size_choice(entries: Entries) -> SizeChoice | None:
     """The size chosen from a sample of the images' headers (None: no readable image)."""
-    sizes = sample_sizes([read for parts, read in sorted(entries.items()) if _is_image(parts)])
-    return choose_image_size(sizes) if sizes else None
+    images = [read for parts, read in sorted(entries.items()) if _is_image(parts)]
+    sizes = sample_sizes(images)
+    return choose_image_size(sizes, n_images=len(images)) if sizes else None
 
 
 def _as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
