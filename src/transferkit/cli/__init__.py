@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.debug:  # advice reads like the other messages, without source lines
                 warnings.showwarning = _show_warning
             if getattr(args, "needs_tensorflow", True):
-                _backend.quiet_tensorflow_import(show=level in ("verbose", "debug"))
+                import_tensorflow(args)
             return args.func(args)
     except TransferkitError as exc:
         if args.debug:
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"transferkit: unexpected {type(exc).__name__}: {first} "
               "(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def import_tensorflow(args) -> None:
+    """Import TensorFlow (on that backend) with its start-up lines hidden unless -v/--debug."""
+    _backend.quiet_tensorflow_import(show=args.debug or args.verbosity == "verbose")
 
 
 def cli_terms(message: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -101,15 +100,14 @@ def _quickstart_transfer(args, data, notes: list[str]):
 
 
 def run_experiment(args) -> int:
+    from transferkit.cli import import_tensorflow
+    from transferkit.cli._parser import experiment_parser
     from transferkit.experiments import load
 
-    module = load(args.experiment)
-    parser = argparse.ArgumentParser(prog=f"transferkit run {args.experiment}",
-                                     description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    options = parser.parse_args(args.options)
-    module.run(options)
+    # --help and bad options answer before the experiment's module imports Keras.
+    options = experiment_parser(args.experiment).parse_args(args.options)
+    import_tensorflow(args)
+    load(args.experiment).run(options)
     return EXIT_OK
 
 
