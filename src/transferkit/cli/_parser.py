@@ -45,6 +45,16 @@ def common_options_first(argv: list[str]) -> list[str]:
     return argv
 
 
+def command_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> frozenset[str]:
+    """The option strings of the command ``args`` ran (of the experiment, for ``run``)."""
+    if args.command == "run":
+        command = experiment_parser(args.experiment)
+    else:
+        verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = verbs.choices[args.command]
+    return frozenset(s for action in command._actions for s in action.option_strings)
+
+
 def experiment_parser(name: str) -> argparse.ArgumentParser:
     """The parser of ``transferkit run NAME``, built without importing the experiment.
 
