@@ -1,6 +1,7 @@
 """What the CLI says when something is missing or wrong: whole, once, in the CLI's terms."""
 
 import keras
+import pytest
 
 from transferkit.cli import main
 from transferkit.data.cifar import cifar10_search_paths
@@ -40,3 +41,23 @@ def test_hints_name_only_options_the_command_has():
         "Upscaling 32x32 inputs to 96x96 inside the model.")
     assert cli_terms(upscaling, flags={"--image-size"}) == (
         "Upscaling 32x32 inputs to 96x96 inside the model (pass --image-size N to choose).")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (16, 16), "red").save(path)
+    return path
+
+
+def test_predict_tells_a_missing_model_from_a_file_that_is_not_one(tmp_path, photo, capsys):
+    fake = tmp_path / "bad" / "fake.keras"
+    fake.parent.mkdir()
+    fake.write_text("this is a text file, not a model\n")
+    assert main(["predict", str(fake), str(photo)]) == 2
+    err = capsys.readouterr().err
+    assert "not a Keras model file" in err and "not found" not in err.lower()
+    assert main(["predict", str(tmp_path / "missing.keras"), str(photo)]) == 2
+    assert "does not exist" in capsys.readouterr().err
