@@ -61,3 +61,15 @@ def test_predict_tells_a_missing_model_from_a_file_that_is_not_one(tmp_path, pho
     assert "not a Keras model file" in err and "not found" not in err.lower()
     assert main(["predict", str(tmp_path / "missing.keras"), str(photo)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_predict_on_a_folder_without_images_names_the_photo_formats(tmp_path):
+    from transferkit.cli._images import _image_files
+    from transferkit.data.images import IMAGE_EXTENSIONS
+    from transferkit.errors import DataError
+
+    (tmp_path / "notes.txt").write_text("no photos here")
+    with pytest.raises(DataError, match="No images in") as err:
+        _image_files([str(tmp_path)], IMAGE_EXTENSIONS)
+    assert ".jpg" in str(err.value) and ".png" in str(err.value)
+    assert ".apng" not in str(err.value) and ".bufr" not in str(err.value)

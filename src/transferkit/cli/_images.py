@@ -207,6 +207,8 @@ def _load(model_path: str, resize: str | None):
 
 
 def _image_files(paths: list[str], extensions) -> list[Path]:
+    from transferkit.data.images import PHOTO_EXTENSIONS
+
     files = []
     for given in paths:
         path = Path(given).expanduser()
@@ -218,7 +220,8 @@ def _image_files(paths: list[str], extensions) -> list[Path]:
         else:
             raise DataNotFoundError(f"{given!r} does not exist.")
     if not files:
-        raise DataError(f"No images in {', '.join(paths)} (looked for {', '.join(sorted(extensions)[:8])} ...).")
+        raise DataError(f"No images in {', '.join(paths)} (looked for photos: "
+                        f"{', '.join(PHOTO_EXTENSIONS)}, and other picture formats Pillow reads).")
     return files
 
 
