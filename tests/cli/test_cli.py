@@ -171,7 +171,7 @@ def test_multi_line_errors_are_printed_whole(tmp_path, capsys, monkeypatch):
     (["predict", "{tmp}/missing.keras", "x.jpg"], "does not exist"),
     (["predict", "{tmp}/run/model.keras", "{tmp}/nothing-here"], "does not exist"),
     (["predict", "{tmp}/run/model.keras", "{photos}", "--top-k", "0"], "--top-k"),
-    (["predict", "{photos}/a/0.png", "{photos}"], "not a loadable .keras model"),
+    (["predict", "{photos}/a/0.png", "{photos}"], "not a Keras model file"),
     (["evaluate", "{tmp}/run/model.keras", "{tmp}/missing"], "does not exist"),
     (["run", "two_stage", "--weights", "{tmp}/none.h5"], "does not exist"),
     (["quickstart", "--data", "{tmp}/missing"], "does not exist"),

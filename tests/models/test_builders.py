@@ -137,3 +137,23 @@ def test_split_at_pool_reproduces_model_and_shares_layers(raw_images):
 def test_check_model_input(raw_images):
     with pytest.raises(DataError, match=r"\(32, 32, 3\)"):
         check_model_input(_small(), raw_images[:, :16])
+
+
+def test_load_model_tells_a_missing_file_from_a_file_that_is_not_a_model(tmp_path):
+    from transferkit.errors import DataNotFoundError
+    from transferkit.models.builders import load_model
+
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")
+    fake = tmp_path / "fake.keras"
+    fake.write_text("a text file renamed .keras\n")
+    with pytest.raises(ConfigurationError, match="not a Keras model file") as err:
+        load_model(fake)
+    assert "not found" not in str(err.value).lower()
+    not_a_model = tmp_path / "photos.keras"  # a zip archive, but not of a model
+    import zipfile
+
+    with zipfile.ZipFile(not_a_model, "w") as z:
+        z.writestr("a/0.png", b"png")
+    with pytest.raises(ConfigurationError, match="not a Keras model file"):
+        load_model(not_a_model)

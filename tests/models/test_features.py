@@ -52,3 +52,12 @@ def test_flipped_features_are_the_mirror_images_features(tiny):
                           tiny.x_test, tiny.y_test, tiny.class_names)
     np.testing.assert_allclose(extract_features(cnn, tiny, "train", flip=True, verbose=0),
                                extract_features(cnn, mirrored, "train", verbose=0), atol=1e-5)
+
+
+def test_feature_progress_says_what_it_extracts(tiny, capsys):
+    cnn = build_baseline_cnn(3, input_shape=tiny.image_shape, filters=(8,))
+    extract_features(cnn, tiny, "test", verbose=2)
+    extract_features(cnn, tiny, "train", verbose=2, flip=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Extracting features (test split): 24/24 images - ")
+    assert lines[1].startswith("Extracting features (train split, mirrored): ")

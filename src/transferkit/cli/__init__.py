@@ -11,11 +11,13 @@ and the commands that do import it with its C++ start-up chatter hidden
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import sys
 import warnings
+from collections.abc import Collection
 
 from transferkit import _backend
 
@@ -35,7 +37,7 @@ _CLI_TERMS = (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from transferkit.cli._parser import build_parser, common_options_first
+    from transferkit.cli._parser import build_parser, command_flags, common_options_first
 
     argv = common_options_first(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
@@ -43,21 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    args.flags = command_flags(parser, args)  # messages hint only at options it has
     level = "debug" if args.debug else args.verbosity
-    configure_logging(level)
+    configure_logging(level, flags=args.flags)
     from transferkit.errors import TransferkitError
 
     try:
         with warnings.catch_warnings():
             if not args.debug:  # advice reads like the other messages, without source lines
-                warnings.showwarning = _show_warning
+                warnings.showwarning = functools.partial(_show_warning, flags=args.flags)
             if getattr(args, "needs_tensorflow", True):
-                _backend.quiet_tensorflow_import(show=level in ("verbose", "debug"))
+                import_tensorflow(args)
             return args.func(args)
     except TransferkitError as exc:
         if args.debug:
             raise
-        print(f"transferkit: error: {cli_terms(str(exc))}", file=sys.stderr)
+        print(f"transferkit: error: {cli_terms(str(exc), args.flags)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("transferkit: interrupted", file=sys.stderr)
@@ -71,44 +74,66 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def cli_terms(message: str) -> str:
-    """A library message with Python argument names replaced by the CLI's flags."""
+def import_tensorflow(args) -> None:
+    """Import TensorFlow (on that backend) with its start-up lines hidden unless -v/--debug."""
+    _backend.quiet_tensorflow_import(show=args.debug or args.verbosity == "verbose")
+
+
+def cli_terms(message: str, flags: Collection[str] | None = None) -> str:
+    """A library message with Python argument names replaced by the CLI's flags.
+
+    Args:
+        message: The library's message.
+        flags: The options of the command running. A hint in parentheses naming
+            an argument whose flag is not among them (``(pass image_size= to
+            choose)`` where there is no ``--image-size``) is left out. None: any.
+    """
     for pattern, flag in _CLI_TERMS:
+        if flags is not None and flag.split()[0] not in flags:
+            message = re.sub(rf"\s*\([^()]*{pattern}[^()]*\)", "", message)
         message = re.sub(pattern, flag, message)
     return message
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(message, category, filename, lineno, file=None, line=None, *,
+                  flags: Collection[str] | None = None) -> None:
     """``warnings.showwarning`` of the CLI: ``transferkit: warning: ...`` for advice.
 
     A ``UserWarning`` (transferkit's advice, or a library's) prints as one line
-    in the CLI's terms; other categories keep Python's format, with their source.
+    in the CLI's terms (``flags``: see :func:`cli_terms`); other categories keep
+    Python's format, with their source.
     """
     if issubclass(category, UserWarning):
-        print(f"transferkit: warning: {cli_terms(str(message))}", file=file or sys.stderr)
+        print(f"transferkit: warning: {cli_terms(str(message), flags)}", file=file or sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
               file=file or sys.stderr)
 
 
 class _Formatter(logging.Formatter):
+    def __init__(self, flags: Collection[str] | None = None) -> None:
+        super().__init__()
+        self.flags = flags
+
     def format(self, record: logging.LogRecord) -> str:
         kind = "warning: " if record.levelno >= logging.WARNING else ""
-        return f"transferkit: {kind}{record.getMessage()}"
+        return f"transferkit: {kind}{cli_terms(record.getMessage(), self.flags)}"
 
 
-def configure_logging(level: str = "normal") -> None:
+def configure_logging(level: str = "normal", *, flags: Collection[str] | None = None) -> None:
     """Route ``transferkit`` log lines to stderr once (repeated calls replace the handler).
 
     Args:
         level: ``"quiet"`` (warnings only), ``"normal"``, ``"verbose"`` or ``"debug"``.
+        flags: The options of the command running: log lines name Python
+            arguments by these flags (see :func:`cli_terms`).
     """
     log = logging.getLogger("transferkit")
     for handler in [h for h in log.handlers if getattr(h, "_transferkit_cli", False)]:
         log.removeHandler(handler)
     handler = logging.StreamHandler()
     handler._transferkit_cli = True
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(_Formatter(flags))
     log.addHandler(handler)
     log.setLevel({"quiet": logging.WARNING, "debug": logging.DEBUG}.get(level, logging.INFO))
     log.propagate = False

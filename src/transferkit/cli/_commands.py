@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -60,6 +59,7 @@ def quickstart(args) -> int:
 def _quickstart_data(args, notes: list[str]):
     """CIFAR-10 as asked; offline, without --data or --strict, generated images (with a note)."""
     from transferkit import CIFAR10_CLASSES, load_cifar10, make_synthetic_dataset
+    from transferkit.cli import cli_terms
     from transferkit.errors import DataNotFoundError
 
     try:
@@ -69,7 +69,7 @@ def _quickstart_data(args, notes: list[str]):
         if args.strict or args.data is not None:
             raise
         print("transferkit: CIFAR-10 not available offline: FALLBACK to generated images "
-              f"(not CIFAR-10 figures). {str(exc).splitlines()[0]}", file=sys.stderr)
+              f"(not CIFAR-10 figures). {cli_terms(str(exc), args.flags)}", file=sys.stderr)
         notes.append("data: generated images (fallback)")
         return make_synthetic_dataset(10, per_class=args.per_class, seed=args.seed,
                                       class_names=[f"synthetic_{c}" for c in CIFAR10_CLASSES])
@@ -82,6 +82,7 @@ def _quickstart_transfer(args, data, notes: list[str]):
     initialisation, with a note.
     """
     from transferkit import build_transfer_model
+    from transferkit.cli import cli_terms
     from transferkit.errors import WeightsNotFoundError
 
     weights = None if args.weights.lower() == "none" else args.weights
@@ -92,7 +93,8 @@ def _quickstart_transfer(args, data, notes: list[str]):
         if args.strict or weights not in ("imagenet",):
             raise
         print("transferkit: ImageNet weights not available: FALLBACK to random initialisation "
-              f"(transfer figures are not meaningful). {str(exc).split(' Cause:')[0]}",
+              "(transfer figures are not meaningful). "
+              f"{cli_terms(str(exc).split(' Cause:')[0], args.flags)}",
               file=sys.stderr)
         notes.append("weights: random initialisation (fallback)")
         return build_transfer_model("mobilenet_v2", data.num_classes,
@@ -100,15 +102,14 @@ def _quickstart_transfer(args, data, notes: list[str]):
 
 
 def run_experiment(args) -> int:
+    from transferkit.cli import import_tensorflow
+    from transferkit.cli._parser import experiment_parser
     from transferkit.experiments import load
 
-    module = load(args.experiment)
-    parser = argparse.ArgumentParser(prog=f"transferkit run {args.experiment}",
-                                     description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    options = parser.parse_args(args.options)
-    module.run(options)
+    # --help and bad options answer before the experiment's module imports Keras.
+    options = experiment_parser(args.experiment).parse_args(args.options)
+    import_tensorflow(args)
+    load(args.experiment).run(options)
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transferkit._text import plural
 from transferkit.cli import EXIT_OK
 from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
 
@@ -46,8 +47,8 @@ def train(args) -> int:
     print()
     for r in runs:
         print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
-              f"{r.evaluation.f1:.4f}  ({r.epochs_run} epochs)")
-    print(f"Test split: {len(data.y_test)} images ({data.source}).")
+              f"{r.evaluation.f1:.4f}  ({plural(r.epochs_run, 'epoch')})")
+    print(f"Test split: {plural(len(data.y_test), 'image')} ({data.source}).")
     print(f"Kept {why}.")
     print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
           f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
@@ -74,7 +75,7 @@ def _check_train_args(args) -> str | None:
 
 def _warn_small_test(data) -> None:
     if 0 < len(data.y_test) < 20:
-        print(f"transferkit: warning: the test split has {len(data.y_test)} images: one image "
+        print(f"transferkit: warning: the test split has {plural(len(data.y_test), 'image')}: one image "
               f"moves the test accuracy by {100 / len(data.y_test):.0f} points. Put more "
               "labelled images in a test/ folder to measure the model.", file=sys.stderr)
 
@@ -176,7 +177,7 @@ def evaluate(args) -> int:
     y = np.concatenate([np.full(len(groups[c]), names.index(c)) for c in sorted(groups)])
     probs = model.predict(x, batch_size=64, verbose=0)
     ev = evaluate_predictions(y, probs, names, split=split or "all")
-    print(f"{len(y)} images ({'test/ folder' if split else 'every image'} of {root})")
+    print(f"{plural(len(y), 'image')} ({'test/ folder' if split else 'every image'} of {root})")
     print(f"accuracy {ev.accuracy:.4f}  precision {ev.precision:.4f}  recall {ev.recall:.4f}  "
           f"F1 {ev.f1:.4f} (macro)\n")
     print(ev.report)
@@ -206,6 +207,8 @@ def _load(model_path: str, resize: str | None):
 
 
 def _image_files(paths: list[str], extensions) -> list[Path]:
+    from transferkit.data.images import PHOTO_EXTENSIONS
+
     files = []
     for given in paths:
         path = Path(given).expanduser()
@@ -217,7 +220,8 @@ def _image_files(paths: list[str], extensions) -> list[Path]:
         else:
             raise DataNotFoundError(f"{given!r} does not exist.")
     if not files:
-        raise DataError(f"No images in {', '.join(paths)} (looked for {', '.join(sorted(extensions)[:8])} ...).")
+        raise DataError(f"No images in {', '.join(paths)} (looked for photos: "
+                        f"{', '.join(PHOTO_EXTENSIONS)}, and other picture formats Pillow reads).")
     return files
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from transferkit.experiments import EXPERIMENTS
+from transferkit.cli._help import HelpFormatter, definition_list
+from transferkit.experiments import EXPERIMENTS, describe
 
-_WEIGHTS_HELP = ("'imagenet' (the Keras cache, else a download), 'none' (random "
-                 "initialisation) or a weights file path")
+_WEIGHTS_HELP = ("'imagenet' (the Keras cache, else a download; the default), 'none' "
+                 "(random initialisation) or a weights file path")
+_SEED_HELP = "seed of the data split, weights, shuffling and dropout (default %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transfer learning for image classification with Keras 3.",
         epilog="Start with `transferkit train IMAGES_DIR` for your own images, or "
         "`transferkit quickstart` for CIFAR-10. Each command has --help.",
+        formatter_class=HelpFormatter,
     )
     _add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,6 +43,30 @@ def common_options_first(argv: list[str]) -> list[str]:
         if token in EXPERIMENTS:
             return ["run", token, *argv[1:i], *argv[i + 1:]]
     return argv
+
+
+def command_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> frozenset[str]:
+    """The option strings of the command ``args`` ran (of the experiment, for ``run``)."""
+    if args.command == "run":
+        command = experiment_parser(args.experiment)
+    else:
+        verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = verbs.choices[args.command]
+    return frozenset(s for action in command._actions for s in action.option_strings)
+
+
+def experiment_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``transferkit run NAME``, built without importing the experiment.
+
+    The experiment's module imports Keras; its docstring (the description) and
+    its options are read from its source (:func:`~transferkit.experiments.describe`),
+    so ``--help`` and bad options answer at once.
+    """
+    doc, add_arguments = describe(name)
+    parser = argparse.ArgumentParser(prog=f"transferkit run {name}", description=doc,
+                                     formatter_class=HelpFormatter)
+    add_arguments(parser)
+    return parser
 
 
 def _lazy(name: str, module: str = "_commands"):
@@ -67,8 +94,8 @@ def _add_verbosity(parser: argparse.ArgumentParser, *, top: bool = False) -> Non
 
 
 def _sub(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help, description=kwargs.pop("description", help[0].upper()
-                            + help[1:] + "."), **kwargs)
+    kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
+    parser = sub.add_parser(name, help=help, formatter_class=HelpFormatter, **kwargs)
     _add_verbosity(parser)
     return parser
 
@@ -80,10 +107,12 @@ def _add_quickstart(sub) -> None:
     q.add_argument("--data", help="CIFAR-10 file or folder (default: TRANSFERKIT_DATA, "
                    "the Keras cache, then a download)")
     q.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
-    q.add_argument("--out", default="quickstart-out", help="output folder (default: quickstart-out)")
-    q.add_argument("--per-class", type=int, default=300, help="images per class in train and test")
-    q.add_argument("--epochs", type=int, default=10, help="epochs for each model")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="quickstart-out", help="output folder (default %(default)s)")
+    q.add_argument("--per-class", type=int, default=300,
+                   help="images per class in train and test (default %(default)s)")
+    q.add_argument("--epochs", type=int, default=10,
+                   help="epochs for each model (default %(default)s)")
+    q.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     q.add_argument("--strict", action="store_true",
                    help="fail instead of falling back to generated data or random weights")
     q.set_defaults(func=_lazy("quickstart"))
@@ -116,7 +145,7 @@ def _add_train(sub) -> None:
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     t.set_defaults(func=_lazy("train", "_images"))
 
 
@@ -163,16 +192,16 @@ def _add_run(sub) -> None:
         description="Run a documented experiment on CIFAR-10. Each writes metrics.json, "
         "history CSVs, figures, model files and report.html under --out and prints a "
         "comparison table. Options may come before or after NAME.",
-        epilog="experiments:\n" + "\n".join(f"  {k:<22}{v}" for k, v in EXPERIMENTS.items())
+        epilog="experiments:\n" + definition_list(EXPERIMENTS)
         + "\n\noptions every experiment takes (NAME --help lists its own too):\n"
-        + common_options_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        + common_options_help(HelpFormatter),
     )
     run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
                      help="experiment to run (listed below)")
     run.add_argument("options", nargs=argparse.REMAINDER,
                      help="the experiment's options (transferkit run NAME --help)")
-    run.set_defaults(func=_lazy("run_experiment"))
+    # It imports TensorFlow itself once NAME's options parse: NAME --help stays quick.
+    run.set_defaults(func=_lazy("run_experiment"), needs_tensorflow=False)
 
 
 def _add_report(sub) -> None:

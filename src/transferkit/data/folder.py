@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.data.checks import warn_about_counts
-from transferkit.data.images import IMAGE_EXTENSIONS, RESIZE_MODES, decode_images, sample_sizes
+from transferkit.data.images import (
+    IMAGE_EXTENSIONS,
+    PHOTO_EXTENSIONS,
+    RESIZE_MODES,
+    decode_images,
+    sample_sizes,
+)
 from transferkit.data.sizing import SizeChoice, choose_image_size
 from transferkit.data.splits import (
     _SPLIT_ALIASES,
@@ -68,7 +74,7 @@ def load_image_folder(
     ``val/`` (a test split carved from a small train folder would be a handful
     of images: each would move the accuracy by points), and its validation
     split for early stopping is carved from ``train/``; a log line says so.
-    Every format Pillow reads is accepted (:data:`IMAGE_EXTENSIONS`), photos are
+    Every picture format Pillow reads is accepted (:data:`IMAGE_EXTENSIONS`), photos are
     turned upright from their EXIF orientation, and transparency is laid on white.
 
     Args:
@@ -303,7 +309,8 @@ def read_image_tree(entries: Entries, root: Path, *, image_size: tuple[int, int]
     if not groups:
         raise DataError(
             f"{root} holds no images in class folders. Expected <class>/<image> or "
-            f"train/<class>/<image> with extensions {sorted(IMAGE_EXTENSIONS)}."
+            f"train/<class>/<image>, images being photos ({', '.join(PHOTO_EXTENSIONS)}) "
+            "or another picture format Pillow reads."
         )
     flat = [(key, name, read) for key, files in groups.items() for name, read in files]
     images, bad = decode_images([read for _, _, read in flat], image_size, resize)

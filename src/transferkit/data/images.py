@@ -7,17 +7,30 @@ from collections.abc import Callable
 
 import numpy as np
 
+# Formats Pillow registers that are not pictures, or that it only recognises and
+# cannot decode without an external handler: documents (PDF; EPS/PS need
+# Ghostscript), scientific data containers (GRIB, BUFR, HDF5: a Keras .h5 weights
+# file among them), video (MPEG) and vector metafiles (WMF/EMF). In a class folder
+# such a file is skipped as "not an image" rather than failing as an unreadable one.
+_NOT_PICTURES = frozenset({"PDF", "EPS", "GRIB", "BUFR", "HDF5", "MPEG", "WMF"})
+
 
 def _pillow_extensions() -> frozenset[str]:
     from PIL import Image
 
     Image.init()  # registers every format plugin Pillow was built with
-    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-    return frozenset(readable - {".pdf", ".eps", ".ps"})  # documents, not photos
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items()
+                     if fmt in Image.OPEN and fmt not in _NOT_PICTURES)
 
 
 IMAGE_EXTENSIONS: frozenset[str] = _pillow_extensions()
-"""File suffixes read as images: every format this Pillow opens (JPEG, PNG, WebP, BMP, GIF, TIFF ...)."""
+"""File suffixes read as images: the picture formats this Pillow opens (JPEG, PNG, WebP, BMP,
+GIF, TIFF, and rarer ones such as TGA, PPM or JPEG 2000)."""
+PHOTO_EXTENSIONS: tuple[str, ...] = tuple(
+    ext for ext in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic",
+                    ".heif", ".avif") if ext in IMAGE_EXTENSIONS)
+"""The common photo formats among :data:`IMAGE_EXTENSIONS`, as messages name them (HEIC and
+AVIF where this Pillow opens them)."""
 RESIZE_MODES = ("crop", "pad", "squash")
 """How :func:`load_image_folder` fits an image to ``image_size``: ``"crop"`` (scale the
 short side, cut the centre), ``"pad"`` (scale the long side, pad with black) or

@@ -36,9 +36,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Bu
     parser.set_defaults(full_budget=full, quick_budget=quick)
 
 
-def common_options_help() -> str:
+def common_options_help(formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
+                        ) -> str:
     """The shared options as ``--help`` prints them (for ``transferkit run --help``)."""
-    parser = argparse.ArgumentParser(prog="transferkit run NAME", add_help=False)
+    parser = argparse.ArgumentParser(prog="transferkit run NAME", add_help=False,
+                                     formatter_class=formatter_class)
     add_common_arguments(parser, "NAME", full=Budget(None, 0), quick=Budget(0, 0))
     for action in parser._actions:
         if action.dest in ("epochs", "per_class"):  # their defaults differ per experiment

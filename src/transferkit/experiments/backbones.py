@@ -40,8 +40,8 @@ logger = logging.getLogger("transferkit")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_common_arguments(parser, NAME, full=FULL, quick=QUICK)
     parser.add_argument("--backbones", default=DEFAULT_BACKBONES,
-                        help=f"comma-separated registry names (default {DEFAULT_BACKBONES}; "
-                        "see `transferkit info`)")
+                        help="comma-separated registry names (default "
+                        f"{DEFAULT_BACKBONES.replace(',', ', ')}; see `transferkit info`)")
     parser.add_argument("--missing-weights", choices=("error", "skip"), default="error",
                         help="what to do when a backbone's ImageNet weights are unavailable")
     parser.add_argument("--image-size", type=int,

@@ -128,7 +128,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
     ``keras.saving.load_model`` works too once ``transferkit.models.classifier`` is
     imported (it registers the classifier classes and the preprocessing
-    layer); this makes sure it is, and turns a missing file into a clear error.
+    layer); this makes sure it is, and tells a missing file from one that is not
+    a model (Keras says "File not found" for both).
 
     Args:
         path: A ``.keras`` file.
@@ -138,7 +139,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
     Raises:
         DataNotFoundError: If the file does not exist.
-        ConfigurationError: If it is not a ``.keras`` model file.
+        ConfigurationError: If it is not a Keras model file.
 
     Example:
         >>> model = build_baseline_cnn(3, input_shape=(16, 16, 3))
@@ -151,9 +152,23 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataNotFoundError(f"Model file {str(path)!r} does not exist.")
+    if path.suffix.lower() == ".keras" and not _is_keras_archive(path):
+        raise ConfigurationError(
+            f"{path} is not a Keras model file: a .keras file is a zip archive holding the "
+            "model's config.json and weights, as model.save() writes it."
+        )
     try:
         return keras.saving.load_model(path)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ConfigurationError(f"{path} is not a loadable .keras model ({exc}).") from exc
+        raise ConfigurationError(f"{path} is not a Keras model file Keras can load ({exc}).") from exc
+
+
+def _is_keras_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip archive with a ``config.json``, as ``model.save`` writes."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 

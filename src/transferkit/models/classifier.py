@@ -125,6 +125,9 @@ class TransferClassifier(_Classifier):
                     f"{spec.name} takes RGB images (3 channels); got input_shape {input_shape}."
                 )
             side = resize_target(spec, min(input_shape[:2]), image_size)
+            base = build_backbone(spec.name, image_size=side, weights=weights)
+            # Said once built: a build that fails on its weights and is retried
+            # (the CLI's fallback to random weights) would say it twice.
             if image_size is None and side != min(input_shape[:2]):
                 logger.info(
                     "Upscaling %dx%d inputs to %dx%d inside the model: %s weights were trained "
@@ -132,7 +135,6 @@ class TransferClassifier(_Classifier):
                     input_shape[0], input_shape[1], side, side, spec.name,
                     "/".join(map(str, spec.pretrained_sizes)),
                 )
-            base = build_backbone(spec.name, image_size=side, weights=weights)
             size = (side, side)
             x = _resize(inputs, input_shape, size)
             x = BackbonePreprocessing(spec.preprocessing, name=PREPROCESS_LAYER)(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from transferkit._progress import progress_verbose
+from transferkit._progress import Progress, progress_verbose
 from transferkit.data.splits import DataSplits, check_images
 from transferkit.errors import unknown_name
 from transferkit.models.anatomy import check_model_input, find_backbone, require_classifier
@@ -48,16 +48,20 @@ def extract_features(
         return np.zeros((0, feature_model.output_shape[-1]), np.float32)
     if verbose == "auto":  # a bar for long extractions on a terminal, one line otherwise
         verbose = progress_verbose("auto") if len(x) > 10 * batch_size else 0
-    return predict_in_chunks(feature_model, x, flip=flip, batch_size=batch_size, verbose=verbose)
+    label = f"Extracting features ({split} split{', mirrored' if flip else ''})"
+    return predict_in_chunks(feature_model, x, flip=flip, batch_size=batch_size, verbose=verbose,
+                             label=label)
 
 
 def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = False,
-                      batch_size: int = 256, dtype=np.float32, verbose: int = 0) -> np.ndarray:
+                      batch_size: int = 256, dtype=np.float32, verbose: int = 0,
+                      label: str = "Predicting") -> np.ndarray:
     """``model.predict`` of raw images (or their mirror images) into one preallocated array.
 
     One ``model.predict`` call over everything would keep every batch's output
     and then concatenate them (twice the output's memory); here each chunk of
     ``16 * batch_size`` images is converted to float, predicted and written in place.
+    With ``verbose``, progress is shown as ``label: done/total images ...``.
 
     Example:
         >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()])
@@ -65,8 +69,7 @@ def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = Fa
         dtype('float16')
     """
     out = np.empty((len(images), *model.output_shape[1:]), dtype)
-    progress = (keras.utils.Progbar(len(images), verbose=verbose, unit_name="image")
-                if verbose else None)
+    progress = Progress(label, len(images), "image", verbose=verbose) if verbose else None
     chunk = 16 * batch_size
     for start in range(0, len(images), chunk):
         part = images[start:start + chunk].astype(np.float32)

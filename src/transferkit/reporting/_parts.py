@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from transferkit._text import plural
 from transferkit.errors import TransferkitError
 from transferkit.models.registry import BACKBONES
 from transferkit.runs.record import is_pretrained
@@ -30,10 +31,6 @@ def num(x: float | None) -> str:
     if x is None:
         return "-"
     return f"{float(x):.2g}"
-
-
-def plural(n: int | None, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{'?' if n is None else n} {word}s"
 
 
 def pct(x: float | None) -> str:

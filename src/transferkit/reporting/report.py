@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit._atomic import atomic_write_text
+from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
@@ -158,7 +159,7 @@ def summary(runs, ctx, cont) -> str:
     scored = [r for r in runs if r.evaluation]
     if scored:
         best = max(scored, key=lambda r: r.evaluation.accuracy)
-        out.append(f"<p>{len(runs)} runs. Best test accuracy: <b>{parts.esc(best.name)}</b>, "
+        out.append(f"<p>{plural(len(runs), 'run')}. Best test accuracy: <b>{parts.esc(best.name)}</b>, "
                    f"{parts.pct(best.evaluation.accuracy)} ({parts.kind(best, cont)}).</p>")
     for name, reason in ctx["skipped"].items():
         out.append(f"<p>Skipped backbone <b>{parts.esc(name)}</b>: {parts.esc(reason)}</p>")

@@ -10,6 +10,7 @@ slide 3. Printing gives exactly one landscape page per slide. Everything
 
 from __future__ import annotations
 
+from transferkit._text import plural
 from transferkit.reporting import _parts as parts
 
 SLIDES = (
@@ -160,7 +161,7 @@ def _overview(runs, ctx, verdict: str) -> str:
     return (f"<h1>{parts.esc(ctx['title'])}</h1>"
             + "".join(f'<p class="banner">{parts.esc(b)}</p>' for b in banners)
             + f'<p class="big">{parts.esc(verdict)}</p>'
-            + f"<p>{len(runs)} runs: {parts.esc(', '.join(r.name for r in runs))}.</p>"
+            + f"<p>{plural(len(runs), 'run')}: {parts.esc(', '.join(r.name for r in runs))}.</p>"
             + (f"<p>Skipped: {parts.esc(', '.join(skipped))} (weights unavailable; see slide 4).</p>"
                if skipped else ""))
 

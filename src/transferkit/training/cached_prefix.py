@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from transferkit import _backend
+from transferkit._progress import format_size
 from transferkit.data.augment import crop_flip
 from transferkit.errors import ConfigurationError
 from transferkit.models.features import predict_in_chunks
@@ -135,7 +136,7 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
         shape = model.backbone.get_layer(frozen).output.shape[1:]
         need = cache_bytes(shape, len(data.y_train))
         if not fits_in_memory(need):
-            reason = f"its activations ({need / 2**30:.1f} GiB) would not fit in memory"
+            reason = f"its activations ({format_size(need)}) would not fit in memory"
     if reason is None:
         return frozen
     if cache_prefix is True:
@@ -163,14 +164,10 @@ class CachedPrefix:
         timings["features"] = time.perf_counter() - t
         logger.info("Fine-tuning fast path: the frozen prefix (through %s) ran once per image "
                     "and mirror image in %.0f s; the rest trains on its activations (%s per "
-                    "view).", self.layer_name, timings["features"], _mb(views[0].nbytes))
+                    "view).", self.layer_name, timings["features"], format_size(views[0].nbytes))
         with _backend.distribution_scope(model):  # the suffix's variables: the model's strategy
             suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
         batches = ShiftedViews(views, data.y_train, plan.batch_size, seed=plan.options.seed or 0)
         # The batches reshuffle themselves.
         history = fit(plan, suffix, {"x": batches, "shuffle": False}, val)
         return history, lambda: evaluate(model, data, "test")  # the full model
-
-
-def _mb(nbytes: int) -> str:
-    return f"{nbytes / 2**20:,.0f} MB"

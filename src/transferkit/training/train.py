@@ -17,6 +17,7 @@ import keras
 
 from transferkit import _backend
 from transferkit._progress import progress_verbose
+from transferkit._text import plural
 from transferkit.data.splits import SPLITS, DataSplits
 from transferkit.errors import DataError
 from transferkit.models.anatomy import check_model_input
@@ -129,8 +130,8 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     started = time.perf_counter()
     _check_data(model, data)
     _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
-    logger.info("== %s: %d epoch%s on %d training images ==", options.name or model.name,
-                options.epochs, "s" if options.epochs != 1 else "", len(data.y_train))
+    logger.info("== %s: %s on %s ==", options.name or model.name,
+                plural(options.epochs, "epoch"), plural(len(data.y_train), "training image"))
     if options.seed is not None:
         keras.utils.set_random_seed(options.seed)
     path = choose_fast_path(model, data, options, recipe.fine_tune if recipe else None)
