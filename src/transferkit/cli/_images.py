@@ -19,6 +19,7 @@ def train(args) -> int:
     """Frozen head, then fine-tuning; the stage better on validation is kept, with outputs."""
     import keras
 
+    from transferkit.cli._outdir import clear_out_dir
     from transferkit.data.folder import load_image_folder
     from transferkit.models.builders import build_transfer_model
     from transferkit.runs.selection import select_run
@@ -30,10 +31,11 @@ def train(args) -> int:
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
                              seed=args.seed)
     _warn_small_test(data)
-    out = Path(args.out or Path("runs") / _stem(args.images))
+    out = _out_dir(args)
     keras.utils.set_random_seed(args.seed)
     model = build_transfer_model(args.backbone, data, weights=weights,
                                  name=f"{args.backbone}_{_stem(args.images)}")
+    clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
                         name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
@@ -54,6 +56,17 @@ def train(args) -> int:
           f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
     print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
     return EXIT_OK
+
+
+def check_out(args) -> None:
+    """``train``'s --out, checked before TensorFlow (see ``cli._outdir.check_out_dir``)."""
+    from transferkit.cli._outdir import check_out_dir
+
+    check_out_dir(_out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
+
+
+def _out_dir(args) -> Path:
+    return Path(args.out or Path("runs") / _stem(args.images))
 
 
 def _check_train_args(args) -> str | None:
