@@ -95,21 +95,17 @@ def _warn_small_test(data) -> None:
 
 def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: float) -> dict:
     """Save the kept stage's model and write the figures, reports and metrics.json of ``train``."""
-    import shutil
-
-    from transferkit._atomic import atomic_write_json, atomic_write_text
+    from transferkit._atomic import atomic_link, atomic_write_json, atomic_write_text
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
     kept.config["data"].update(image_size=list(data.image_shape[:2]), resize=args.resize)
     kept.config["kept"] = why
-    if kept is runs[-1]:
-        kept.save(out)  # model.keras + run.json side by side: what predict and evaluate read
-    else:  # the model object was fine-tuned since: the head's own saved file is its state
-        shutil.copyfile(out / kept.name / "model.keras", out / "model.keras.part")
-        (out / "model.keras.part").replace(out / "model.keras")
-        kept.artifacts["model"] = "model.keras"
-        kept.save(out, save_model=False)
+    # model.keras + run.json side by side (what predict and evaluate read): the kept
+    # stage's own saved file, linked rather than saved again, so its bytes are stored once.
+    atomic_link(out / kept.name / "model.keras", out / "model.keras")
+    kept.artifacts["model"] = "model.keras"
+    kept.save(out, save_model=False)
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_confusion_matrix(kept.evaluation, path=out / "confusion_matrix.png")
     atomic_write_text(out / "classification_report.txt", kept.evaluation.report)
