@@ -92,6 +92,25 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Make ``path`` the same file as ``source`` (a hard link: its bytes stored once), atomically.
+
+    Where hard links are not possible (another file system), ``path`` is a copy.
+    Both files are only ever replaced by renaming, never rewritten in place, so
+    writing one later never changes the other.
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = temp_path_for(path)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def atomic_save_model(model, path: str | os.PathLike) -> Path:
     """Save a Keras model to a ``.keras`` file atomically."""
     return atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")

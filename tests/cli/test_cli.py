@@ -274,3 +274,17 @@ def test_warnings_print_as_one_cli_line_without_source(capsys):
     before = warnings.showwarning
     assert main(["train", "/no/such/folder"]) == 2
     assert warnings.showwarning is before  # restored after the command
+
+
+def test_train_stores_each_model_once(own_images):
+    import hashlib
+
+    run = own_images[0] / "run"
+    kept = json.loads((run / "metrics.json").read_text())["kept"]
+    assert (run / "model.keras").samefile(run / kept / "model.keras")  # a link, not a 3rd copy
+    files: dict[tuple, set] = {}
+    for path in run.rglob("*.keras"):
+        key = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+        files.setdefault(key, set()).add(path.stat().st_ino)
+    assert all(len(inodes) == 1 for inodes in files.values())  # no bytes stored twice
+    assert not list(run.rglob("backup"))  # resume state goes once a run has finished

@@ -19,6 +19,9 @@ from transferkit.errors import (
     UnknownNameError,
 )
 
+# The advice a tiny test tree draws (images of a few pixels, under 10 per class): expected here.
+SMALL_TREE = "tiny|Few training images"
+
 
 def _png(h, w, value):
     return png_bytes(np.full((h, w, 3), value, np.uint8))
@@ -185,7 +188,8 @@ def test_validation_split_out_of_range():
 
 def test_load_image_folder_with_split_folders(tmp_path):
     _write_tree(tmp_path, {"train/cat": 6, "train/dog": 6, "test/cat": 2, "test/dog": 2})
-    d = load_image_folder(tmp_path, validation_split=1 / 3)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path, validation_split=1 / 3)
     assert d.class_names == ("cat", "dog")
     assert len(d.y_train) == 8 and len(d.y_val) == 4 and len(d.y_test) == 4
     assert d.counts()["val"] == [2, 2]
@@ -195,13 +199,15 @@ def test_load_image_folder_with_split_folders(tmp_path):
 
 def test_load_image_folder_without_splits_is_split_by_loader(tmp_path):
     _write_tree(tmp_path, {"a": 10, "b": 10, "c": 10})
-    d = load_image_folder(tmp_path, validation_split=0.2, test_split=0.2)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path, validation_split=0.2, test_split=0.2)
     assert d.counts() == {"train": [6, 6, 6], "val": [2, 2, 2], "test": [2, 2, 2]}
 
 
 def test_load_image_folder_recognises_val_folder(tmp_path):
     _write_tree(tmp_path, {"train/a": 3, "train/b": 3, "valid/a": 2, "valid/b": 1, "test/a": 1, "test/b": 1})
-    d = load_image_folder(tmp_path)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path)
     assert len(d.y_train) == 6 and len(d.y_val) == 3
 
 
@@ -209,7 +215,7 @@ def test_train_and_val_folders_score_on_val(tmp_path, caplog):
     # The common tutorial layout: no test/ folder. Carving a test split from a
     # small train/ would score on a handful of images; val/ is scored instead.
     _write_tree(tmp_path, {"train/a": 10, "train/b": 10, "val/a": 4, "val/b": 4})
-    with caplog.at_level("INFO", logger="transferkit"):
+    with caplog.at_level("INFO", logger="transferkit"), pytest.warns(UserWarning, match=SMALL_TREE):
         d = load_image_folder(tmp_path, validation_split=0.2)
     assert d.counts() == {"train": [8, 8], "val": [2, 2], "test": [4, 4]}
     assert "val/ folder is the test split" in caplog.text
@@ -231,8 +237,9 @@ def test_resize_modes_fit_wide_photos_as_named(tmp_path, mode):
         (tmp_path / cls).mkdir()
         for k in range(2):
             _photo(tmp_path / cls / f"{k}.png", (60, 20), "PNG")  # 3:1 landscape
-    d = load_image_folder(tmp_path, image_size=12, resize=mode, validation_split=0,
-                          test_split=0.5)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path, image_size=12, resize=mode, validation_split=0,
+                              test_split=0.5)
     im = d.x_train[0].astype(int)
     assert im.shape == (12, 12, 3)
     if mode == "pad":  # all of it, shrunk, between black bands above and below
@@ -252,7 +259,8 @@ def test_webp_tiff_and_rotated_phone_photos_are_read(tmp_path):
     exif[0x0112] = 6  # orientation: rotate 90 degrees to display upright
     _photo(tmp_path / "b" / "0.jpg", (16, 16), "JPEG", exif=exif.tobytes(), quality=95)
     _photo(tmp_path / "b" / "1.png", (16, 16), "PNG")
-    d = load_image_folder(tmp_path, validation_split=0, test_split=0.5)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path, validation_split=0, test_split=0.5)
     images = np.concatenate([d.x_train, d.x_test]).astype(int)
     assert len(images) == 4
     upright = [im for im in images if im[0, 8, 0] > 150 and im[15, 8, 2] > 150]
@@ -270,9 +278,11 @@ def test_load_image_folder_sizes(tmp_path):
     _write_tree(tmp_path / "t", {"b": 2}, size=(10, 12))
     with pytest.raises(DataError, match="image_size"):
         load_image_folder(tmp_path / "t", image_size=None)
-    d = load_image_folder(tmp_path / "t", image_size=6, validation_split=0, test_split=0.5)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(tmp_path / "t", image_size=6, validation_split=0, test_split=0.5)
     assert d.image_shape == (6, 6, 3)
-    with pytest.warns(UserWarning, match="tiny"):  # the default: sized from the images
+    with pytest.warns(UserWarning, match="Few training"), \
+            pytest.warns(UserWarning, match="tiny"):  # the default: sized from the images
         auto = load_image_folder(tmp_path / "t", validation_split=0, test_split=0.5)
     assert auto.image_shape == (9, 9, 3)  # the median short side of 8, 8, 10, 10
     assert auto.provenance["size_choice"]["source_side"] == 9
@@ -286,7 +296,10 @@ def test_load_image_folder_bad_inputs(tmp_path):
         load_image_folder(tmp_path / "empty")
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "x.png").write_bytes(_png(4, 4, 1))
-    with pytest.raises(DataError, match="no images in class folders"):
+    # The top-level file is skipped with a warning (and, read first, its size advised on).
+    with pytest.raises(DataError, match="no images in class folders"), \
+            pytest.warns(UserWarning, match="tiny"), \
+            pytest.warns(UserWarning, match="skipped 1 file.* not images in a <class>/ folder: x.png"):
         load_image_folder(tmp_path / "flat")
 
 
@@ -315,7 +328,8 @@ def test_load_image_folder_from_archive(tmp_path, kind):
     else:
         with tarfile.open(archive, "w:gz") as tf_:
             tf_.add(tree / "ds", arcname="ds")
-    d = load_image_folder(archive, validation_split=0.25)
+    with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
+        d = load_image_folder(archive, validation_split=0.25)
     assert d.class_names == ("x", "y") and len(d.y_test) == 4 and len(d.y_train) == 6
 
 

@@ -68,7 +68,8 @@ def _photo_tree(root, per_class, size):
 
 
 def test_auto_size_is_recorded_and_feeds_the_model(tmp_path):
-    data = load_image_folder(_photo_tree(tmp_path / "p", 12, (120, 160)))
+    with pytest.warns(UserWarning, match="Few training images"):  # 12 a class: advice
+        data = load_image_folder(_photo_tree(tmp_path / "p", 12, (120, 160)))
     assert data.image_shape == (120, 120, 3)
     assert data.provenance["size_choice"]["model_size"] == 160
     model = build_transfer_model("mobilenet_v2", data, weights=None)

@@ -342,3 +342,15 @@ def test_flip_views_keep_cached_training_and_double_the_head_data(tiny):
                 callbacks=[CountSteps()])
     assert run.config["cached_features"] and run.config["augment"] == "flip"
     assert steps == [-(-2 * len(tiny.y_train) // 16)]  # each image and its mirror image
+
+
+@pytest.mark.parametrize("val_accuracy, shared", [([0.5, 0.6, 0.7], True), ([0.5, 0.7, 0.7], False)])
+def test_best_checkpoint_of_the_last_epoch_is_stored_once(tmp_path, val_accuracy, shared):
+    from transferkit.training.train import _share_best_if_last
+
+    (tmp_path / "model.keras").write_bytes(b"final weights")
+    (tmp_path / "best.keras").write_bytes(b"checkpoint weights")
+    _share_best_if_last(tmp_path, {"val_accuracy": val_accuracy}, "val_accuracy")
+    # The checkpoint keeps the first best epoch: only a best last epoch is the final model.
+    assert (tmp_path / "best.keras").samefile(tmp_path / "model.keras") is shared
+    assert (tmp_path / "model.keras").read_bytes() == b"final weights"

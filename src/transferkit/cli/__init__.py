@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.debug:  # advice reads like the other messages, without source lines
                 warnings.showwarning = functools.partial(_show_warning, flags=args.flags)
+            if getattr(args, "precheck", None):  # e.g. a non-empty --out: refused in a second
+                args.precheck(args)
             if getattr(args, "needs_tensorflow", True):
                 import_tensorflow(args)
             return args.func(args)

@@ -15,6 +15,7 @@ def quickstart(args) -> int:
 
     from transferkit import build_baseline_cnn, compare_runs, train
     from transferkit._atomic import atomic_write_json
+    from transferkit.cli._outdir import clear_out_dir
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
@@ -24,6 +25,7 @@ def quickstart(args) -> int:
     data = _quickstart_data(args, notes)
     keras.utils.set_random_seed(args.seed)  # weights are initialised at build time
     transfer, weights = _quickstart_transfer(args, data, notes)
+    clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
     transfer_name = "mobilenet_v2_frozen" + ("" if weights else "_random_init")
     transfer_run = train(transfer, data, epochs=args.epochs, seed=args.seed, name=transfer_name,
                          run_dir=out / "transfer", overwrite=True, verbose=2)
@@ -54,6 +56,14 @@ def quickstart(args) -> int:
     print(f"\nWrote {out}/report.html, slides.html, metrics.json, figures and run folders "
           f"in {time.perf_counter() - started:.0f} s.")
     return EXIT_OK
+
+
+def check_out(args) -> None:
+    """``quickstart``'s --out, checked before TensorFlow (see ``cli._outdir.check_out_dir``)."""
+    from transferkit.cli._outdir import check_out_dir
+
+    inputs = () if args.data is None else (Path(args.data),)
+    check_out_dir(Path(args.out), overwrite=args.overwrite, inputs=inputs)
 
 
 def _quickstart_data(args, notes: list[str]):

@@ -19,6 +19,7 @@ def train(args) -> int:
     """Frozen head, then fine-tuning; the stage better on validation is kept, with outputs."""
     import keras
 
+    from transferkit.cli._outdir import clear_out_dir
     from transferkit.data.folder import load_image_folder
     from transferkit.models.builders import build_transfer_model
     from transferkit.runs.selection import select_run
@@ -30,10 +31,11 @@ def train(args) -> int:
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
                              seed=args.seed)
     _warn_small_test(data)
-    out = Path(args.out or Path("runs") / _stem(args.images))
+    out = _out_dir(args)
     keras.utils.set_random_seed(args.seed)
     model = build_transfer_model(args.backbone, data, weights=weights,
                                  name=f"{args.backbone}_{_stem(args.images)}")
+    clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
                         name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
@@ -54,6 +56,17 @@ def train(args) -> int:
           f"learning_curves.png, confusion_matrix.png in {metrics['wall_time_s']:.0f} s.")
     print(f"Predict with: transferkit predict {out / 'model.keras'} IMAGE_OR_FOLDER")
     return EXIT_OK
+
+
+def check_out(args) -> None:
+    """``train``'s --out, checked before TensorFlow (see ``cli._outdir.check_out_dir``)."""
+    from transferkit.cli._outdir import check_out_dir
+
+    check_out_dir(_out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
+
+
+def _out_dir(args) -> Path:
+    return Path(args.out or Path("runs") / _stem(args.images))
 
 
 def _check_train_args(args) -> str | None:
@@ -82,21 +95,17 @@ def _warn_small_test(data) -> None:
 
 def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: float) -> dict:
     """Save the kept stage's model and write the figures, reports and metrics.json of ``train``."""
-    import shutil
-
-    from transferkit._atomic import atomic_write_json, atomic_write_text
+    from transferkit._atomic import atomic_link, atomic_write_json, atomic_write_text
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
     kept.config["data"].update(image_size=list(data.image_shape[:2]), resize=args.resize)
     kept.config["kept"] = why
-    if kept is runs[-1]:
-        kept.save(out)  # model.keras + run.json side by side: what predict and evaluate read
-    else:  # the model object was fine-tuned since: the head's own saved file is its state
-        shutil.copyfile(out / kept.name / "model.keras", out / "model.keras.part")
-        (out / "model.keras.part").replace(out / "model.keras")
-        kept.artifacts["model"] = "model.keras"
-        kept.save(out, save_model=False)
+    # model.keras + run.json side by side (what predict and evaluate read): the kept
+    # stage's own saved file, linked rather than saved again, so its bytes are stored once.
+    atomic_link(out / kept.name / "model.keras", out / "model.keras")
+    kept.artifacts["model"] = "model.keras"
+    kept.save(out, save_model=False)
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_confusion_matrix(kept.evaluation, path=out / "confusion_matrix.png")
     atomic_write_text(out / "classification_report.txt", kept.evaluation.report)

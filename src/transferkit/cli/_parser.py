@@ -108,6 +108,7 @@ def _add_quickstart(sub) -> None:
                    "the Keras cache, then a download)")
     q.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     q.add_argument("--out", default="quickstart-out", help="output folder (default %(default)s)")
+    _add_overwrite(q)
     q.add_argument("--per-class", type=int, default=300,
                    help="images per class in train and test (default %(default)s)")
     q.add_argument("--epochs", type=int, default=10,
@@ -115,7 +116,7 @@ def _add_quickstart(sub) -> None:
     q.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     q.add_argument("--strict", action="store_true",
                    help="fail instead of falling back to generated data or random weights")
-    q.set_defaults(func=_lazy("quickstart"))
+    q.set_defaults(func=_lazy("quickstart"), precheck=_lazy("check_out", "_commands"))
 
 
 def _add_train(sub) -> None:
@@ -145,8 +146,15 @@ def _add_train(sub) -> None:
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
+    _add_overwrite(t)
     t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
-    t.set_defaults(func=_lazy("train", "_images"))
+    t.set_defaults(func=_lazy("train", "_images"), precheck=_lazy("check_out", "_images"))
+
+
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the transferkit run in a non-empty --out (its files are "
+                        "deleted first; a folder that is not a transferkit output is refused)")
 
 
 def _image_size(text: str) -> int | str:

@@ -6,8 +6,10 @@ A run folder (``train(..., run_dir=...)``, ``transferkit train --out``) holds::
     model.keras       the trained model
     predictions.npz   test-split labels, predictions and probabilities
     history.csv       one row per epoch (Keras' CSVLogger)
-    best.keras        the best epoch's model (ModelCheckpoint)
+    best.keras        the best epoch's model (ModelCheckpoint); a hard link to
+                      model.keras when the last epoch was the best
     backup/           Keras' BackupAndRestore state while a run is unfinished
+                      (removed once it finishes: only an interrupted run needs it)
 
 Everything that names these files, or decides whether a folder may be
 written, lives here.

@@ -12,17 +12,25 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import keras
 
 from transferkit import _backend
+from transferkit._atomic import atomic_link
 from transferkit._progress import progress_verbose
 from transferkit._text import plural
 from transferkit.data.splits import SPLITS, DataSplits
 from transferkit.errors import DataError
 from transferkit.models.anatomy import check_model_input
-from transferkit.runs.layout import BEST_MODEL_FILE, HISTORY_FILE, prepare_run_dir, read_history
-from transferkit.runs.record import Run, run_config
+from transferkit.runs.layout import (
+    BEST_MODEL_FILE,
+    HISTORY_FILE,
+    MODEL_FILE,
+    prepare_run_dir,
+    read_history,
+)
+from transferkit.runs.record import Run, metric_mode, run_config
 from transferkit.training.core import current_lr
 from transferkit.training.fastpath import choose_fast_path
 from transferkit.training.losses import LOSS
@@ -183,7 +191,23 @@ def _record(plan: Plan, path, history, evaluation, timings) -> Run:
     if plan.run_path is not None:
         run.artifacts.update({"history": HISTORY_FILE, "best_model": BEST_MODEL_FILE})
         run.save(plan.run_path)
+        _share_best_if_last(plan.run_path, history, plan.monitor)
     return run
+
+
+def _share_best_if_last(path: Path, history: dict, monitor: str) -> None:
+    """Store ``best.keras`` once: a hard link to ``model.keras`` when the last epoch was the best.
+
+    The checkpoint then holds the same weights as the final model (the usual
+    case with a cosine schedule), and a second copy would double the run's size.
+    """
+    values = history.get(monitor) or []
+    best, model = path / BEST_MODEL_FILE, path / MODEL_FILE
+    if not values or not best.is_file() or not model.is_file():
+        return
+    pick = min if metric_mode(monitor) == "min" else max
+    if values.index(pick(values)) == len(values) - 1:  # the checkpoint keeps the first best
+        atomic_link(model, best)
 
 
 def _check_data(model: keras.Model, data: DataSplits) -> None:

@@ -1,0 +1,70 @@
+"""``--out`` folders: a new run never mixes into an old one, and only transferkit's outputs are cleared.
+
+Checked before TensorFlow is imported and before any image is decoded, so a
+refusal costs under a second; the folder is cleared only once the inputs have
+loaded, so a run that fails on its inputs leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from transferkit.errors import ConfigurationError
+
+#: A folder holding one of these at its top is a transferkit output (a run or a command's --out).
+MARKERS = ("run.json", "metrics.json")
+
+
+def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse an ``--out`` that would mix with, or delete, files it should not.
+
+    Args:
+        out: The output folder asked for.
+        overwrite: Whether ``--overwrite`` was given.
+        inputs: Paths the command reads (images, data): never inside a folder it clears.
+
+    Raises:
+        ConfigurationError: ``out`` is a file; it is not empty and ``overwrite`` is
+            False; or ``overwrite`` would delete a folder that is not a transferkit
+            output, or one holding the command's own inputs.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigurationError(f"--out {out} is a file, not a folder.")
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigurationError(f"--out {out} is not empty: pass --overwrite to replace the "
+                                 "run in it, or choose another --out.")
+    if not is_transferkit_output(out):
+        raise ConfigurationError(
+            f"--out {out} is not empty and holds no transferkit run ({' or '.join(MARKERS)}): "
+            "--overwrite clears only transferkit's own outputs; choose another --out.")
+    resolved = out.resolve()
+    for path in (*inputs, Path.cwd(), Path.home()):
+        if path.expanduser().resolve().is_relative_to(resolved):
+            raise ConfigurationError(f"--out {out} holds {path}: --overwrite would delete it; "
+                                     "choose another --out.")
+
+
+def is_transferkit_output(folder: Path) -> bool:
+    """Whether ``folder`` holds a transferkit ``run.json`` or ``metrics.json`` at its top."""
+    return any((folder / name).is_file() for name in MARKERS)
+
+
+def clear_out_dir(out: Path) -> None:
+    """Empty ``out`` of a previous transferkit run, so no stale stage stays beside the new files.
+
+    The folder itself is kept. A folder that does not look like a transferkit
+    output is left alone (:func:`check_out_dir` refused it already; this is the
+    last guard before deleting).
+    """
+    if not out.is_dir() or not is_transferkit_output(out):
+        return
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
