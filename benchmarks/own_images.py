@@ -123,7 +123,7 @@ def run_one(data: Path, out: Path, dataset: str, setting: str, flags: list[str],
     log = run_dir.with_name(setting + ".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "transferkit", "train", str(data), "--out", str(run_dir),
-           "--seed", "0", *flags]
+           "--overwrite", "--seed", "0", *flags]  # a rerun replaces this panel's own run
     started = time.perf_counter()
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
