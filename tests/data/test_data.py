@@ -260,7 +260,7 @@ def test_webp_tiff_and_rotated_phone_photos_are_read(tmp_path):
     _photo(tmp_path / "b" / "0.jpg", (16, 16), "JPEG", exif=exif.tobytes(), quality=95)
     _photo(tmp_path / "b" / "1.png", (16, 16), "PNG")
     with pytest.warns(UserWarning, match=SMALL_TREE):  # tiny images, few per class: advice
-        d = load_image_folder(tmp_path, validation_split=0, test_split=0.5)
+        d = load_image_folder(tmp_path, image_size=None, validation_split=0, test_split=0.5)
     images = np.concatenate([d.x_train, d.x_test]).astype(int)
     assert len(images) == 4
     upright = [im for im in images if im[0, 8, 0] > 150 and im[15, 8, 2] > 150]
@@ -284,8 +284,8 @@ def test_load_image_folder_sizes(tmp_path):
     with pytest.warns(UserWarning, match="Few training"), \
             pytest.warns(UserWarning, match="tiny"):  # the default: sized from the images
         auto = load_image_folder(tmp_path / "t", validation_split=0, test_split=0.5)
-    assert auto.image_shape == (9, 9, 3)  # the median short side of 8, 8, 10, 10
-    assert auto.provenance["size_choice"]["source_side"] == 9
+    assert auto.image_shape == (128, 128, 3)  # small images in a small set: decoded to 128
+    assert auto.provenance["size_choice"]["source_side"] == 9  # the median of 8, 8, 10, 10
 
 
 def test_load_image_folder_bad_inputs(tmp_path):

@@ -44,9 +44,11 @@ def test_size_rules(sizes, stored, fed):
     assert str(choice.image_size) in choice.reason or "kept at their size" in choice.reason
 
 
-def test_small_images_in_a_small_set_are_fed_at_128():
-    assert choose_image_size([(32, 32)], n_images=9_999).model_size == 128
-    assert choose_image_size([(32, 32)], n_images=50_000).model_size is None  # the model's 96
+def test_small_images_in_a_small_set_are_decoded_to_128():
+    small = choose_image_size([(32, 32)], n_images=9_999)
+    assert (small.image_size, small.model_size, small.source_side) == (128, None, 32)
+    large = choose_image_size([(32, 32)], n_images=50_000)
+    assert (large.image_size, large.model_size) == (32, None)  # the model upscales to 96
     assert choose_image_size([(128, 128)], n_images=500).model_size == 160  # photos: unchanged
 
 
