@@ -25,8 +25,9 @@ SMALL_SET, SMALL_SET_SIZE = 10_000, 128
 """Small images in sets under ``SMALL_SET`` images are decoded to ``SMALL_SET_SIZE`` px.
 
 Measured on CIFAR-10 folders (docs/own-images.rst): on 1,000 images the model kept
-scored 0.692 fed at 96 px (upscaled inside), 0.736 at 128 px upscaled inside and 0.760
-decoded to 128 px (0.724 and 0.739 at seed 1); on 5,000 images 0.840, 0.850 and 0.845.
+scored 0.692 fed at 96 px (upscaled inside, seed 0); over seeds 0-2, 0.736 on average
+at 128 px upscaled inside and 0.747 decoded to 128 px; on 5,000 images 0.840, 0.850 and
+0.845 (seed 0).
 A small set stays small in memory at 128 px (10,000 images: 0.5 GB) and its 1.8x cost
 per image is minutes. Full CIFAR-10 keeps 32 px upscaled to 96 inside, the recipe
 measured for accuracy per minute on 50,000 images.
