@@ -174,7 +174,7 @@ def test_multi_line_errors_are_printed_whole(tmp_path, capsys, monkeypatch):
     (["predict", "{photos}/a/0.png", "{photos}"], "not a Keras model file"),
     (["evaluate", "{tmp}/run/model.keras", "{tmp}/missing"], "does not exist"),
     (["run", "two_stage", "--weights", "{tmp}/none.h5"], "does not exist"),
-    (["quickstart", "--data", "{tmp}/missing"], "does not exist"),
+    (["quickstart", "--data", "{tmp}/missing", "--out", "{tmp}/qs"], "does not exist"),
     (["report", "{tmp}/missing"], "holds no run.json"),
 ])
 def test_every_verb_refuses_bad_input_with_exit_2(own_images, argv, message, capsys):
