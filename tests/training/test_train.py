@@ -342,3 +342,14 @@ def test_flip_views_keep_cached_training_and_double_the_head_data(tiny):
                 callbacks=[CountSteps()])
     assert run.config["cached_features"] and run.config["augment"] == "flip"
     assert steps == [-(-2 * len(tiny.y_train) // 16)]  # each image and its mirror image
+
+
+def test_photo_augmentation_trains_on_images_not_cached_features(tiny):
+    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
+                                 image_size=32, weights=None, head=(8,))
+    run = train(model, tiny, epochs=1, batch_size=16, augment="photo", verbose=0)
+    assert not run.config["cached_features"] and run.config["augment"] == "photo"
+    with pytest.raises(ConfigurationError, match="augmentation changes the images"):
+        train(model, tiny, epochs=1, augment="photo", cache_features=True, verbose=0)
+    with pytest.raises(ConfigurationError, match="augment must be"):
+        train(model, tiny, epochs=1, augment="jitter", verbose=0)
