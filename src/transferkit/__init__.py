@@ -23,6 +23,7 @@ _EXPORTS = {
     # transferkit.data.augment
     "AugmentedBatches": "data.augment",
     "crop_flip": "data.augment",
+    "photo_augment": "data.augment",
     # transferkit.data.cifar
     "CIFAR10_CLASSES": "data.cifar",
     "load_cifar10": "data.cifar",

@@ -1,5 +1,7 @@
 """The cached-prefix fast path: a split that shares weights, shifted views, fine_tune using it."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from transferkit.data.augment import crop_flip
 from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import find_backbone
 from transferkit.training.cached_prefix import ShiftedViews, cache_activations
+from transferkit.training.recipes import Recipe
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,27 @@ def test_cache_prefix_choices_are_checked(tiny):
         fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix="yes")
     classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=20)  # classic: no cache
     assert classic.config["recipe"]["cached_prefix"] is None
+
+
+def test_photo_augmentation_feeds_images_and_says_why(tiny, caplog):
+    # Random-resized crops change what the frozen layers see every epoch: "auto" falls
+    # back to images with a log line, True is refused with the reason.
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        run = fine_tune(model, tiny, epochs=1, verbose=0, augment="photo", head_first=False)
+    assert run.config["recipe"]["cached_prefix"] is None
+    assert run.config["recipe"]["augment"] == "photo" and run.config["augment"] == "photo"
+    assert "Feeding the images every epoch" in caplog.text and "augment='photo'" in caplog.text
+    with pytest.raises(ConfigurationError, match="augment='photo' crops and rescales"):
+        fine_tune(model, tiny, epochs=1, verbose=0, augment="photo", cache_prefix=True,
+                  head_first=False)
+    with pytest.raises(ConfigurationError, match="augment must be"):
+        fine_tune(model, tiny, epochs=1, verbose=0, augment="crop", head_first=False)
+
+
+def test_recipe_records_which_augmentation_ran(tiny):
+    choices = {"base_lr": 1e-3, "base_batch": 256, "warmup": 0.0, "weight_decay": 0.0,
+               "optimizer": "adamw"}
+    recorded = {a: Recipe.resolve(tiny, augment=a, **choices).record()["augment"]
+                for a in (True, "flip", "photo", False)}
+    assert recorded == {True: "crop+flip", "flip": "flip", "photo": "photo", False: None}

@@ -354,3 +354,14 @@ def test_best_checkpoint_of_the_last_epoch_is_stored_once(tmp_path, val_accuracy
     # The checkpoint keeps the first best epoch: only a best last epoch is the final model.
     assert (tmp_path / "best.keras").samefile(tmp_path / "model.keras") is shared
     assert (tmp_path / "model.keras").read_bytes() == b"final weights"
+
+
+def test_photo_augmentation_trains_on_images_not_cached_features(tiny):
+    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
+                                 image_size=32, weights=None, head=(8,))
+    run = train(model, tiny, epochs=1, batch_size=16, augment="photo", verbose=0)
+    assert not run.config["cached_features"] and run.config["augment"] == "photo"
+    with pytest.raises(ConfigurationError, match="augmentation changes the images"):
+        train(model, tiny, epochs=1, augment="photo", cache_features=True, verbose=0)
+    with pytest.raises(ConfigurationError, match="augment must be"):
+        train(model, tiny, epochs=1, augment="jitter", verbose=0)

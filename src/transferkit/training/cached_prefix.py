@@ -45,6 +45,10 @@ SHIFT = 1
 """Largest random shift of the activation map, in cells (each way)."""
 MEMORY_FRACTION = 0.25
 """Cache only when both views fit in this fraction of the machine's memory."""
+PHOTO_REASON = ("augment='photo' crops and rescales every image anew each epoch, so the "
+                "frozen layers see new inputs; cached activations only stand in for crop + "
+                "flip (augment=True), by shifting them")
+"""Why ``augment="photo"`` cannot use the cache (logged, or raised for ``cache_prefix=True``)."""
 
 
 def cache_bytes(shape: tuple[int, ...], images: int, views: int = 2) -> int:
@@ -128,6 +132,8 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
         reason = "no part of the backbone stays frozen"
     elif not isinstance(model, Classifier):
         reason = "the model is not a transferkit classifier, which knows where to cut"
+    elif augment == "photo":
+        reason = PHOTO_REASON
     elif augment is not True:
         reason = "it stands in for crop + flip augmentation (augment=True)"
     else:
@@ -140,7 +146,12 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
     if reason is None:
         return frozen
     if cache_prefix is True:
-        raise ConfigurationError(f"Cannot cache the frozen prefix: {reason}.")
+        remedy = ("; with augment='photo' use cache_prefix='auto' or False (images every "
+                  "epoch), or augment=True to keep the cache" if reason is PHOTO_REASON else "")
+        raise ConfigurationError(f"Cannot cache the frozen prefix: {reason}{remedy}.")
+    if reason is PHOTO_REASON:  # the user asked for an augmentation that costs the fast path
+        logger.info("Feeding the images every epoch, not the frozen prefix's cached "
+                    "activations: %s (about 2x slower).", reason)
     return None
 
 

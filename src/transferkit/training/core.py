@@ -69,13 +69,13 @@ def image_inputs(plan: Plan) -> tuple[dict, tuple | None]:
 
     uint8 images reach ``fit`` as they are, through Keras' own data path, on
     every backend; the model converts each batch. Augmentation: crop + flip in
-    NumPy, outside the compiled step.
+    NumPy (photos: :func:`~transferkit.data.augment.photo_augment`), outside the
+    compiled step.
     """
     data, augment = plan.data, plan.options.augment
     if augment:
         batches = AugmentedBatches(data.x_train, data.y_train, plan.batch_size,
-                                   seed=plan.options.seed or 0,
-                                   augment="flip" if augment == "flip" else True)
+                                   seed=plan.options.seed or 0, augment=augment)
         train_data = {"x": batches, "shuffle": False}  # it reshuffles itself
     else:
         train_data = {"x": data.x_train, "y": data.y_train, "batch_size": plan.batch_size,

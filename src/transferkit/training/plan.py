@@ -62,6 +62,11 @@ class TrainOptions:
     def __post_init__(self) -> None:
         check_scalar(self.epochs, "epochs", int, min_val=1)
         check_scalar(self.batch_size, "batch_size", int, min_val=1)
+        # Imported here: the augment module subclasses a Keras class, and the plan
+        # module imports no Keras (training, which builds options, has it loaded).
+        from transferkit.data.augment import check_augment
+
+        check_augment(self.augment)
         if self.cache_features not in (True, False, "auto"):
             raise ConfigurationError(
                 f"cache_features must be True, False or 'auto', got {self.cache_features!r}."

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from transferkit._validation import check_scalar
+from transferkit.data.augment import AUGMENTATIONS
 from transferkit.data.splits import DataSplits
 from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import find_backbone
@@ -71,7 +72,7 @@ class Recipe:
     warmup: float
     weight_decay: float
     optimizer: str
-    augment: bool
+    augment: bool | str
     label_smoothing: float = 0.0
     fine_tune: FineTuneRequest | None = None
     unfreeze: FreezeSpec | None = None
@@ -100,7 +101,7 @@ class Recipe:
         """The choices as the run records them, with the fast path ``path`` fine-tuning took."""
         record = {"lr": self.lr, "weight_decay": self.weight_decay, "warmup": self.warmup,
                   "optimizer": self.optimizer, "label_smoothing": self.label_smoothing,
-                  "batch_size": self.batch_size, "augment": "crop+flip" if self.augment else None,
+                  "batch_size": self.batch_size, "augment": AUGMENTATIONS.get(self.augment),
                   "schedule": "warmup+cosine"}
         if self.fine_tune is not None:
             frozen = self.fine_tune.frozen
@@ -121,7 +122,7 @@ def fine_tune(
     epochs: int = 10,
     warmup: float = 0.05,
     batch_size: int | None = None,
-    augment: bool = True,
+    augment: bool | str = True,
     optimizer: str = "adamw",
     train_batchnorm: bool = False,
     progressive: bool | str | list[tuple[int, int]] = "auto",
@@ -160,7 +161,10 @@ def fine_tune(
         warmup: Fraction of the steps spent warming up (0 for a plain cosine).
         batch_size: Images per batch; default 256 with 10,000 training images
             or more, else 64 (small sets then still get enough steps).
-        augment: Random crop (reflect-padded by 1/8 of the side) + horizontal flip.
+        augment: ``True``: random crop (reflect-padded by 1/8 of the side) +
+            horizontal flip; ``"photo"``: random-resized crop, flip and mild
+            colour jitter (:func:`~transferkit.data.augment.photo_augment`), which
+            feeds the images every epoch (no cached prefix); ``"flip"``; ``False``.
         optimizer: Optimizer name, e.g. ``"adamw"`` or ``"adam"``.
         train_batchnorm: Also train BatchNorm scale and offset.
         progressive: ``"auto"`` (progressive resizing where the model upscales
@@ -170,8 +174,10 @@ def fine_tune(
             Used only where the prefix is not cached.
         cache_prefix: ``"auto"`` (cache the frozen prefix's activations of each
             training image and its mirror image, float16, when a prefix is frozen,
-            ``augment`` is on and they fit in a quarter of the memory), ``True``
-            (require it) or ``False`` (feed images every epoch).
+            ``augment=True`` and they fit in a quarter of the memory; with
+            ``augment="photo"`` a log line says why it feeds images instead),
+            ``True`` (require it; refused with ``augment="photo"``) or ``False``
+            (feed images every epoch).
         label_smoothing: Smooth the one-hot targets by this much
             (:class:`~transferkit.training.losses.SparseSmoothedCrossentropy`); 0: plain
             cross-entropy.
@@ -188,8 +194,9 @@ def fine_tune(
         ``recipe`` entry with every choice made here.
 
     Raises:
-        ConfigurationError: For bad arguments, or ``progressive=True`` where
-            the model does not resize inside.
+        ConfigurationError: For bad arguments, ``progressive=True`` where
+            the model does not resize inside, or ``cache_prefix=True`` where the
+            prefix cannot be cached (e.g. with ``augment="photo"``).
 
     Example:
         ``data`` here is a small real CIFAR-10 subset (2 classes). MobileNetV2
@@ -292,7 +299,7 @@ def train_from_scratch(
     weight_decay: float = 0.05,
     warmup: float = 0.1,
     batch_size: int | None = None,
-    augment: bool = True,
+    augment: bool | str = True,
     optimizer: str = "adamw",
     label_smoothing: float = 0.0,
     **train_kwargs,
@@ -309,7 +316,8 @@ def train_from_scratch(
         warmup: Fraction of the steps spent warming up.
         batch_size: Images per batch; default 128 with 10,000 training images
             or more, else 64.
-        augment: Random crop + horizontal flip.
+        augment: Random crop + horizontal flip (``"photo"``: random-resized crop,
+            flip and colour jitter; see :func:`fine_tune`).
         optimizer: Optimizer name.
         label_smoothing: Smooth the one-hot targets by this much; 0: plain cross-entropy.
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`

@@ -76,9 +76,11 @@ def train(
             batch (in NumPy, outside the model), which disables feature
             caching. ``"flip"``: horizontal flips only; with a frozen backbone
             the head then trains on cached features of each image and of its
-            mirror image (twice the extraction time).
+            mirror image (twice the extraction time). ``"photo"``: random-resized
+            crop, flip and mild colour jitter for photos
+            (:func:`~transferkit.data.augment.photo_augment`); no caching.
         cache_features: ``"auto"`` caches whenever the backbone is frozen and
-            ``augment`` is off; ``True`` requires it; ``False`` never caches.
+            ``augment`` is off or ``"flip"``; ``True`` requires it; ``False`` never caches.
         run_dir: Folder for history, checkpoints, backup and the run record.
             Enables the default callbacks (see
             :func:`~transferkit.training.callbacks.default_callbacks`).
