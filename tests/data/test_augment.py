@@ -22,12 +22,16 @@ def _ramp(n=6, size=8):
     return (np.arange(n * size * size * 3) % 251).astype(np.uint8).reshape(n, size, size, 3)
 
 
-def test_crop_flip_keeps_shape_and_dtype_and_is_seeded():
-    x = _ramp()
-    a, b = crop_flip(x, np.random.default_rng(3)), crop_flip(x, np.random.default_rng(3))
+def _assert_shape_dtype_and_seeded(augment, x):
+    """Same shape and dtype; the same seed gives the same batch, another seed another."""
+    a, b = augment(x, np.random.default_rng(3)), augment(x, np.random.default_rng(3))
     assert a.shape == x.shape and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, crop_flip(x, np.random.default_rng(4)))
+    assert not np.array_equal(a, augment(x, np.random.default_rng(4)))
+
+
+def test_crop_flip_keeps_shape_and_dtype_and_is_seeded():
+    _assert_shape_dtype_and_seeded(crop_flip, _ramp())
 
 
 def test_every_output_is_a_window_of_the_reflect_padded_image_maybe_mirrored():
@@ -90,10 +94,7 @@ def _photos(n=8, size=32, seed=0):
 
 def test_photo_augment_keeps_shape_and_dtype_and_is_seeded():
     x = _photos()
-    a, b = photo_augment(x, np.random.default_rng(3)), photo_augment(x, np.random.default_rng(3))
-    assert a.shape == x.shape and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, photo_augment(x, np.random.default_rng(4)))
+    _assert_shape_dtype_and_seeded(photo_augment, x)
     grey = photo_augment(x[..., :1], np.random.default_rng(0))  # one channel works too
     assert grey.shape == (8, 32, 32, 1) and grey.dtype == np.uint8
 
