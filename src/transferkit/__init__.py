@@ -114,8 +114,10 @@ def __dir__() -> list[str]:
 
 if "keras" in sys.modules:
     # Keras is loaded already, so this costs nothing, and it registers the
-    # custom layers that keras.saving.load_model needs for transferkit models.
+    # custom layers (and the budget's schedule) that keras.saving.load_model
+    # needs for transferkit models.
     importlib.import_module("transferkit.models.classifier")
+    importlib.import_module("transferkit.training.optim")
 
 
 __all__ = ["__version__", *_EXPORTS]

@@ -124,6 +124,18 @@ def fit_input(batches):
     return data.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
+def refresh_train_function(model) -> None:
+    """Make ``model``'s compiled training step see variables assigned outside it.
+
+    TensorFlow and PyTorch read a variable's current value at every step; JAX
+    compiles the values of variables that are not the model's or optimizer's
+    state into the step (a re-planned learning-rate schedule), so the step is
+    rebuilt there.
+    """
+    if name() == "jax":
+        model.make_train_function(force=True)
+
+
 def data_parallel_replicas() -> int:
     """How many devices each batch is split across under JAX data parallelism; else 1.
 

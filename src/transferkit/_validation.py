@@ -1,4 +1,4 @@
-"""One argument check for numbers: scikit-learn's ``check_scalar`` with transferkit's errors.
+"""Argument checks: numbers (scikit-learn's ``check_scalar`` with transferkit's errors), durations.
 
 Every public function that takes a count, a rate or a fraction checks it here,
 so the messages read the same everywhere and name the argument, the allowed
@@ -7,7 +7,9 @@ range and the value given.
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 
 from transferkit.errors import ConfigurationError
 
@@ -94,3 +96,56 @@ def _describe(min_val, max_val, include_min: bool, include_max: bool) -> str:
     if max_val is not None:
         return f" {'<=' if include_max else '<'} {max_val:g}"
     return ""
+
+
+_UNITS = {"": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
+          "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600,
+          "hours": 3600}
+_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)", re.IGNORECASE)
+
+
+def parse_duration(value, name: str = "budget") -> float:
+    """Seconds from a duration given as seconds or as a string (``"10min"``).
+
+    Args:
+        value: A number of seconds, or a string such as ``"600"``, ``"90s"``,
+            ``"10m"``, ``"10min"``, ``"1.5h"`` or ``"1h30m"``.
+        name: The argument's name, for the message.
+
+    Returns:
+        The duration in seconds.
+
+    Raises:
+        ConfigurationError: For zero, a negative number or an unreadable string.
+
+    Example:
+        >>> parse_duration("10min"), parse_duration("1h30m"), parse_duration(45)
+        (600.0, 5400.0, 45.0)
+        >>> parse_duration("0s")
+        Traceback (most recent call last):
+        ...
+        transferkit.errors.ConfigurationError: budget must be more than 0 seconds, got '0s'.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigurationError(f"{name} must be seconds or a duration such as '10min', "
+                                 f"got {value!r}.")
+    seconds = float(value) if not isinstance(value, str) else _parse_text(value, name)
+    if not seconds > 0 or math.isinf(seconds):  # also refuses NaN
+        raise ConfigurationError(f"{name} must be more than 0 seconds, got {value!r}.")
+    return seconds
+
+
+def _parse_text(text: str, name: str) -> float:
+    seconds, position = 0.0, 0
+    stripped = text.strip()
+    while position < len(stripped):
+        match = _PART.match(stripped, position)
+        if match is None or match.group(2).lower() not in _UNITS or match.end() == position:
+            raise ConfigurationError(
+                f"{name} {text!r} is not a duration: give seconds (600) or a number with a "
+                "unit, s, min or h ('90s', '10min', '1h30m').")
+        seconds += float(match.group(1)) * _UNITS[match.group(2).lower()]
+        position = match.end()
+    if not stripped:
+        raise ConfigurationError(f"{name} is empty: give seconds (600) or a duration ('10min').")
+    return seconds

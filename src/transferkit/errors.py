@@ -43,6 +43,10 @@ class ConfigurationError(TransferkitError, ValueError):
     """An argument value is out of range or inconsistent with another."""
 
 
+class BudgetTooShortError(ConfigurationError):
+    """A time budget cannot buy one epoch on this machine; the message gives the minimum."""
+
+
 class RunDirectoryExistsError(TransferkitError, FileExistsError):
     """A run directory already holds a run and neither overwrite nor resume was asked."""
 

@@ -168,6 +168,8 @@ def test_multi_line_errors_are_printed_whole(tmp_path, capsys, monkeypatch):
     (["train", "{photos}", "--image-size", "0"], "--image-size must be 1 or more"),
     (["train", "{photos}", "--weights", "{tmp}/none.h5"], "does not exist"),
     (["train", "{photos}", "--backbone", "mobilenet_v9"], "Unknown backbone"),
+    (["train", "{photos}", "--budget", "0"], "--budget must be more than 0 seconds"),
+    (["train", "{photos}", "--budget", "soon"], "--budget 'soon' is not a duration"),
     (["predict", "{tmp}/missing.keras", "x.jpg"], "does not exist"),
     (["predict", "{tmp}/run/model.keras", "{tmp}/nothing-here"], "does not exist"),
     (["predict", "{tmp}/run/model.keras", "{photos}", "--top-k", "0"], "--top-k"),
@@ -235,6 +237,16 @@ def test_train_keeps_the_stage_better_on_validation_and_says_why(own_images):
     saved = load_model(tmp / "run" / "model.keras").predict(x, verbose=0)
     np.testing.assert_allclose(saved, load_model(tmp / "run" / kept.name / "model.keras")
                                .predict(x, verbose=0), atol=1e-6)
+
+
+def test_train_keeps_the_head_when_the_budget_leaves_no_time_to_fine_tune(own_images, capsys):
+    tmp, _ = own_images
+    assert main(["train", str(tmp / "photos"), "--weights", "none", "--image-size", "32",
+                 "--head-epochs", "1", "--budget", "16s", "--out", str(tmp / "budget"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "no fine-tuning within --budget 16" in err and "Give at least" in err
+    metrics = json.loads((tmp / "budget" / "metrics.json").read_text())
+    assert list(metrics["runs"]) == ["frozen_head"] and metrics["kept"] == "frozen_head"
 
 
 def test_predict_names_classes_and_writes_csv(own_images, capsys):

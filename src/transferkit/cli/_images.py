@@ -23,7 +23,6 @@ def train(args) -> int:
     from transferkit.data.folder import load_image_folder
     from transferkit.models.builders import build_transfer_model
     from transferkit.runs.selection import select_run
-    from transferkit.training.recipes import fine_tune
     from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
@@ -40,10 +39,8 @@ def train(args) -> int:
     runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
                         name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
                         **batch)]
-    if args.epochs > 0:
-        runs.append(fine_tune(model, data, epochs=args.epochs, seed=args.seed,
-                              name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True,
-                              **batch))
+    if args.epochs != 0:
+        runs += _fine_tune(args, model, data, out, batch, started)
     kept, why = select_run(runs)
     metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
@@ -58,10 +55,37 @@ def train(args) -> int:
     return EXIT_OK
 
 
+OUTPUTS_S = 15.0
+"""Seconds a budget keeps back for writing the figures, reports and model after training."""
+
+
+def _fine_tune(args, model, data, out: Path, batch: dict, started: float) -> list:
+    """The fine-tuning stage, within what is left of ``--budget``; [] if nothing is."""
+    from transferkit.errors import BudgetTooShortError
+    from transferkit.training.budget import Budget
+    from transferkit.training.recipes import fine_tune
+
+    budget = None
+    if args.budget is not None:  # the command's clock: it started before the images were read
+        budget = Budget(max(1.0, args.budget - OUTPUTS_S),
+                        started=time.monotonic() - (time.perf_counter() - started))
+    try:
+        return [fine_tune(model, data, epochs=args.epochs, budget=budget, seed=args.seed,
+                          name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True, **batch)]
+    except BudgetTooShortError as exc:
+        print(f"transferkit: warning: no fine-tuning within --budget {args.budget:.0f} "
+              f"(of which {OUTPUTS_S:.0f} s are kept for writing the outputs): {exc} "
+              "Keeping the frozen head.", file=sys.stderr)
+        return []
+
+
 def check_out(args) -> None:
-    """``train``'s --out, checked before TensorFlow (see ``cli._outdir.check_out_dir``)."""
+    """``train``'s --budget and --out, checked before TensorFlow (``cli._outdir.check_out_dir``)."""
+    from transferkit._validation import parse_duration
     from transferkit.cli._outdir import check_out_dir
 
+    if args.budget is not None:
+        args.budget = parse_duration(args.budget, "--budget")
     check_out_dir(_out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
 
 
@@ -77,8 +101,9 @@ def _check_train_args(args) -> str | None:
     _check_positive(args, "head_epochs", "batch_size")
     if args.image_size != "auto":
         _check_positive(args, "image_size")
-    if args.epochs < 0:
+    if args.epochs is not None and args.epochs < 0:
         raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
+
     get_backbone_spec(args.backbone)
     weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
     if weights not in (None, "imagenet"):

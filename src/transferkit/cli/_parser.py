@@ -141,8 +141,13 @@ def _add_train(sub) -> None:
                    help="how other aspect ratios fit: crop the centre (default), pad, or squash")
     t.add_argument("--head-epochs", type=int, default=5,
                    help="epochs of the head on the frozen backbone (default 5)")
-    t.add_argument("--epochs", type=int, default=10,
-                   help="fine-tuning epochs after that (default 10; 0 keeps the backbone frozen)")
+    t.add_argument("--epochs", type=int,
+                   help="fine-tuning epochs after that (default 10; 0 keeps the backbone frozen; "
+                   "with --budget, the most to run)")
+    t.add_argument("--budget", metavar="TIME",
+                   help="time for the whole command, e.g. 600, 90s, 10m, 1h: after the head, "
+                   "fine-tuning runs as many steps as fit, its schedule ending on time (a few "
+                   "timed steps make the plan, printed before it starts)")
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")

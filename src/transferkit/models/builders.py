@@ -10,6 +10,7 @@ registered.
 
 from __future__ import annotations
 
+import importlib
 import os
 import zipfile
 from collections.abc import Sequence
@@ -126,9 +127,10 @@ def _from_data(num_classes, input_shape) -> tuple[int, tuple[int, int, int]]:
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a ``.keras`` model saved by transferkit (or any Keras model).
 
-    ``keras.saving.load_model`` works too once ``transferkit.models.classifier`` is
-    imported (it registers the classifier classes and the preprocessing
-    layer); this makes sure it is, and tells a missing file from one that is not
+    ``keras.saving.load_model`` works too once ``transferkit.models.classifier`` and
+    ``transferkit.training.optim`` are imported (they register the classifier
+    classes, the preprocessing layer and the time budget's learning-rate
+    schedule); this makes sure they are, and tells a missing file from one that is not
     a model (Keras says "File not found" for both).
 
     Args:
@@ -157,6 +159,9 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             f"{path} is not a Keras model file: a .keras file is a zip archive holding the "
             "model's config.json and weights, as model.save() writes it."
         )
+    # Registers WarmupCosine, which a budgeted run's optimizer holds. Imported here,
+    # not at the top: models sit below training, and only loading needs it.
+    importlib.import_module("transferkit.training.optim")
     try:
         return keras.saving.load_model(path)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:

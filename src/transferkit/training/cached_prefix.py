@@ -173,6 +173,7 @@ class CachedPrefix:
         if len(data.y_val):
             val = (cache_activations(prefix, data.x_val).astype(np.float32), data.y_val)
         timings["features"] = time.perf_counter() - t
+        plan.test_model = model  # the test evaluation runs the prefix too: a budget times it
         logger.info("Fine-tuning fast path: the frozen prefix (through %s) ran once per image "
                     "and mirror image in %.0f s; the rest trains on its activations (%s per "
                     "view).", self.layer_name, timings["features"], format_size(views[0].nbytes))

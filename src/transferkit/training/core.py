@@ -16,6 +16,7 @@ import keras
 from transferkit import _backend
 from transferkit.data.augment import AugmentedBatches
 from transferkit.runs.record import metric_mode
+from transferkit.training.budget import plan_budget
 from transferkit.training.callbacks import default_callbacks, lr_callback
 from transferkit.training.eta import RunETA
 from transferkit.training.plan import Plan
@@ -26,23 +27,43 @@ def fit(plan: Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 
     """Fit ``fitted`` from epoch ``start`` to ``end`` and return its history.
 
     ``fitted`` is ``plan.model`` or a model sharing its layers (head, suffix,
-    resolution view); checkpoints always save the full model.
+    resolution view); checkpoints always save the full model. With a budget,
+    a few timed steps choose ``end`` (:func:`~transferkit.training.budget.plan_budget`).
     """
     end = end or plan.epochs
+    x = train_data["x"]
+    steps = len(x) if isinstance(x, keras.utils.PyDataset) else -(-len(x) // plan.batch_size)
     restore = backup or plan.backup()
     if restore is not None and restore.exists():
-        x = train_data["x"]
-        steps = len(x) if isinstance(x, keras.utils.PyDataset) else -(-len(x) // plan.batch_size)
         _restore_iterations(fitted, restore, steps)  # the per-step learning-rate schedule
-    callbacks = list(plan.options.callbacks or []) + _run_callbacks(plan, fitted, end, backup)
-    if plan.verbose and plan.epochs > 1:
-        callbacks.append(RunETA(plan.epochs))
-    if isinstance(train_data["x"], keras.utils.PyDataset):
-        train_data = {**train_data, "x": _backend.fit_input(train_data["x"])}
+    if isinstance(x, keras.utils.PyDataset):
+        train_data = {**train_data, "x": _backend.fit_input(x)}
+    callbacks = list(plan.options.callbacks or [])
+    if plan.budget is not None:
+        keeper = plan_budget(
+            fitted, train_data, val, budget=plan.budget, steps_per_epoch=steps,
+            batch_size=plan.batch_size, max_epochs=end, test=_test_probe(plan),
+            describe=_describe(plan))
+        plan.budget_keeper, end = keeper, keeper.epochs
+        callbacks.insert(0, keeper)  # first: the others' epoch-end work counts as overhead
+    elif plan.verbose:
+        callbacks.append(RunETA(end, steps_per_epoch=steps, validation_images=len(plan.data.y_val),
+                                batch_size=plan.batch_size))
+    callbacks += _run_callbacks(plan, fitted, end, backup)
     history = fitted.fit(**train_data, validation_data=val, validation_batch_size=plan.batch_size,
                          initial_epoch=start, epochs=end, callbacks=callbacks,
                          verbose=plan.verbose)
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def _test_probe(plan: Plan):
+    """What the test evaluation runs: (its own model, or None for the fitted one, test images)."""
+    return plan.test_model, plan.data.x_test
+
+
+def _describe(plan: Plan) -> str:
+    size = getattr(plan.model, "resize_size", None) or plan.data.x_train.shape[1]
+    return f" at {size} px"
 
 
 def _run_callbacks(plan: Plan, fitted: keras.Model, end: int, backup: Path | None) -> list:

@@ -11,6 +11,8 @@ import time
 
 import keras
 
+from transferkit._text import plural
+
 logger = logging.getLogger("transferkit")
 
 
@@ -30,24 +32,48 @@ def format_duration(seconds: float) -> str:
 
 
 class RunETA(keras.callbacks.Callback):
-    """Log ``epoch k/N in T; about R left, ends ~HH:MM`` after each epoch but the last.
+    """Log the run's plan and ETA early in the first epoch, then after each epoch but the last.
 
-    The estimate is the mean epoch time of this ``fit`` call times the epochs
-    left to ``total_epochs`` (a later, larger progressive phase makes it low).
+    The first line comes after :data:`EARLY_STEPS` timed steps of the first
+    epoch (``Plan: 10 epochs (1,960 steps), about 8.2 min, ends ~09:40``); the
+    validation passes are estimated at a third of a step per image. After each
+    epoch: ``epoch k/N in T; about R left, ends ~HH:MM``, from the mean epoch
+    time of this ``fit`` call (a later, larger progressive phase makes it low).
 
     Args:
         total_epochs: Epochs of the whole run.
+        steps_per_epoch: Training steps per epoch (0: no early plan line).
+        validation_images: Images validated after each epoch.
+        batch_size: Images per step.
         clock: Seconds since some origin (``time.monotonic``; injectable for tests).
     """
 
-    def __init__(self, total_epochs: int, clock=time.monotonic) -> None:
+    def __init__(self, total_epochs: int, *, steps_per_epoch: int = 0, validation_images: int = 0,
+                 batch_size: int = 1, clock=time.monotonic) -> None:
         super().__init__()
-        self.total_epochs = total_epochs
+        self.total_epochs, self.steps_per_epoch = total_epochs, steps_per_epoch
+        self.validation_images, self.batch_size = validation_images, batch_size
         self.clock = clock
         self.messages: list[str] = []
 
     def on_train_begin(self, logs=None) -> None:
         self._started, self._epochs, self._last = self.clock(), 0, self.clock()
+        self._timing_from = None
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if self._epochs or not self.steps_per_epoch or batch > EARLY_STEPS:
+            return
+        if batch == 0:  # the first step compiles: time the next ones
+            self._timing_from = self.clock()
+        elif batch == EARLY_STEPS:
+            step = (self.clock() - self._timing_from) / EARLY_STEPS
+            steps_left = self.total_epochs * self.steps_per_epoch - (batch + 1)
+            validation = step / self.batch_size / 3 * self.validation_images * self.total_epochs
+            remaining = steps_left * step + validation
+            total = self.clock() - self._started + remaining
+            self._log(f"Plan: {plural(self.total_epochs, 'epoch')} "
+                      f"({plural(self.total_epochs * self.steps_per_epoch, 'step')}), about "
+                      f"{format_duration(total)}, ends ~{_clock_in(remaining)}")
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         now = self.clock()
@@ -57,8 +83,17 @@ class RunETA(keras.callbacks.Callback):
         if left <= 0:
             return
         remaining = (now - self._started) / self._epochs * left
-        ends = time.strftime("%H:%M", time.localtime(time.time() + remaining))
-        message = (f"epoch {epoch + 1}/{self.total_epochs} in {format_duration(took)}; "
-                   f"about {format_duration(remaining)} left, ends ~{ends}")
+        self._log(f"epoch {epoch + 1}/{self.total_epochs} in {format_duration(took)}; "
+                  f"about {format_duration(remaining)} left, ends ~{_clock_in(remaining)}")
+
+    def _log(self, message: str) -> None:
         self.messages.append(message)
         logger.info(message)
+
+
+EARLY_STEPS = 5
+"""Steps of the first epoch timed (after the one that compiles) before the plan line."""
+
+
+def _clock_in(seconds: float) -> str:
+    return time.strftime("%H:%M", time.localtime(time.time() + seconds))

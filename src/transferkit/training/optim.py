@@ -6,6 +6,8 @@ arguments into Keras' and checks them first.
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from transferkit._validation import check_scalar
@@ -73,10 +75,13 @@ def warmup_steps(warmup: float, total_steps: int) -> int:
 
 
 def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: float = 0.05,
-                     weight_decay: float = 0.05) -> keras.optimizers.Optimizer:
+                     weight_decay: float = 0.05,
+                     adjustable: bool = False) -> keras.optimizers.Optimizer:
     """An optimizer whose learning rate warms up over ``warmup`` of the steps, then decays to 0.
 
     The warm-up lasts :func:`warmup_steps`: at least 100 steps, or half of a shorter run.
+    ``adjustable``: a :class:`WarmupCosine`, whose length a time budget sets
+    once the step time is measured (Keras' ``CosineDecay`` otherwise).
 
     Example:
         >>> opt = recipe_optimizer("adamw", 1e-3, 100, warmup=0.1)
@@ -84,6 +89,56 @@ def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: flo
         ('AdamW', 2e-05)
     """
     check_scalar(lr, "lr", min_val=0, include_min=False)
+    if adjustable:
+        schedule = WarmupCosine(lr, total_steps, warmup_steps(warmup, total_steps), warmup=warmup)
+        return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
     schedule = warmup_cosine(lr, total_steps, warmup_steps=warmup_steps(warmup, total_steps),
                              final_lr_ratio=0.0)
     return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
+
+
+@keras.saving.register_keras_serializable(package="transferkit")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak_lr``, then a half cosine to 0, whose length can change.
+
+    Keras' ``CosineDecay`` holds its step counts as constants of the compiled
+    step; a time budget learns how many steps fit only after timing a few, so
+    here they are variables: :meth:`set_total_steps` re-plans the schedule
+    while training (the steps taken so far keep their rates).
+
+    Example:
+        >>> schedule = WarmupCosine(1e-3, total_steps=100, warmup_steps=10)
+        >>> round(float(schedule(10)), 6), float(schedule(100))
+        (0.001, 0.0)
+        >>> schedule.set_total_steps(200, step=50)  # re-planned after the warm-up
+        >>> round(float(schedule(105)), 6)  # halfway through the longer cosine
+        0.0005
+    """
+
+    def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int,
+                 warmup: float = 0.05) -> None:
+        self.peak_lr, self.warmup = float(peak_lr), float(warmup)
+        self.total_steps = keras.Variable(float(total_steps), dtype="float32", trainable=False,
+                                          name="total_steps")
+        self.warmup_steps = keras.Variable(float(warmup_steps), dtype="float32", trainable=False,
+                                           name="warmup_steps")
+
+    def set_total_steps(self, total_steps: int, *, step: int = 0) -> None:
+        """Make the schedule end at ``total_steps``; a warm-up under way at ``step`` is kept."""
+        if step < float(self.warmup_steps.numpy()):
+            self.warmup_steps.assign(float(warmup_steps(self.warmup, total_steps)))
+        self.total_steps.assign(float(total_steps))
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        warm, total = ops.cast(self.warmup_steps, "float32"), ops.cast(self.total_steps, "float32")
+        start = self.peak_lr / (warm + 1.0)
+        rising = start + (self.peak_lr - start) * step / ops.maximum(warm, 1.0)
+        progress = ops.clip((step - warm) / ops.maximum(total - warm, 1.0), 0.0, 1.0)
+        falling = 0.5 * self.peak_lr * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < warm, rising, falling)
+
+    def get_config(self) -> dict:
+        return {"peak_lr": self.peak_lr, "total_steps": int(self.total_steps.numpy()),
+                "warmup_steps": int(self.warmup_steps.numpy()), "warmup": self.warmup}

@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # annotations only: no Keras import for the plan itself
 
     from transferkit.data.splits import DataSplits
 
+DEFAULT_EPOCHS, MAX_BUDGET_EPOCHS = 10, 1000
+"""Epochs without a budget; the most a budget buys when ``epochs`` is not given."""
+
 RECIPE_SETS = ("cache_features", "compile", "optimizer", "lr", "schedule")
 """:class:`TrainOptions` fields a recipe sets itself (``fine_tune``, ``train_from_scratch``)."""
 
@@ -58,9 +61,11 @@ class TrainOptions:
     resume: bool = False
     compile: bool | None = None
     verbose: int | str = "auto"
+    budget: Any = None
 
     def __post_init__(self) -> None:
         check_scalar(self.epochs, "epochs", int, min_val=1)
+        self._check_budget()
         check_scalar(self.batch_size, "batch_size", int, min_val=1)
         # Imported here: the augment module subclasses a Keras class, and the plan
         # module imports no Keras (training, which builds options, has it loaded).
@@ -71,6 +76,18 @@ class TrainOptions:
             raise ConfigurationError(
                 f"cache_features must be True, False or 'auto', got {self.cache_features!r}."
             )
+
+    def _check_budget(self) -> None:
+        from transferkit.training.budget import Budget  # Keras: see check_augment below
+
+        object.__setattr__(self, "budget", Budget.start(self.budget))
+        if self.budget is not None and self.resume:
+            raise ConfigurationError("A budgeted run cannot be resumed (its plan was timed on "
+                                     "the first run); start it again, or resume without budget=.")
+        if self.budget is not None and self.schedule is not None:
+            raise ConfigurationError(f"schedule={self.schedule!r} spans a fixed number of epochs; "
+                                     "with a budget, use no schedule or fine_tune / "
+                                     "train_from_scratch, whose schedule follows the budget.")
 
     @classmethod
     def for_recipe(cls, train_kwargs: dict, **recipe_sets) -> TrainOptions:
@@ -111,6 +128,16 @@ class Plan:
     monitor: str
     verbose: int | str
     recipe: Any = None
+    budget_keeper: Any = None
+    """The :class:`~transferkit.training.budget.BudgetKeeper` of a budgeted fit."""
+    test_model: Any = None
+    """The model the test evaluation runs, where it is not the one fitted on the
+    same inputs (the full model, where a suffix trains on cached activations)."""
+
+    @property
+    def budget(self):
+        """The call's :class:`~transferkit.training.budget.Budget`, or None."""
+        return self.options.budget
 
     @property
     def epochs(self) -> int:
@@ -123,3 +150,15 @@ class Plan:
     def backup(self, phase: int | None = None) -> Path | None:
         """The backup folder of the run (of one phase of a progressive run)."""
         return backup_dir(self.run_path, phase)
+
+
+def resolve_epochs(epochs: int | None, budget) -> int:
+    """``epochs`` as given, else 10 without a budget and up to 1,000 with one.
+
+    Example:
+        >>> resolve_epochs(None, None), resolve_epochs(None, "10min"), resolve_epochs(3, 60)
+        (10, 1000, 3)
+    """
+    if epochs is not None:
+        return epochs
+    return DEFAULT_EPOCHS if budget is None else MAX_BUDGET_EPOCHS

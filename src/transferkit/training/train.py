@@ -32,10 +32,11 @@ from transferkit.runs.layout import (
 )
 from transferkit.runs.record import Run, metric_mode, run_config
 from transferkit.training.core import current_lr
+from transferkit.training.eta import format_duration
 from transferkit.training.fastpath import choose_fast_path
 from transferkit.training.losses import LOSS
 from transferkit.training.optim import make_optimizer
-from transferkit.training.plan import Plan, TrainOptions
+from transferkit.training.plan import Plan, TrainOptions, resolve_epochs
 
 logger = logging.getLogger("transferkit")
 
@@ -44,7 +45,8 @@ def train(
     model: keras.Model,
     data: DataSplits,
     *,
-    epochs: int = 10,
+    epochs: int | None = None,
+    budget: float | str | None = None,
     batch_size: int = 64,
     optimizer: str | keras.optimizers.Optimizer = "adam",
     lr: float = 1e-3,
@@ -66,7 +68,12 @@ def train(
             :func:`~transferkit.models.builders.build_baseline_cnn` (or any Keras
             classifier taking raw images; caching features needs a transferkit one).
         data: The dataset; its image shape must match the model input.
-        epochs: Epochs to train.
+        epochs: Epochs to train (default 10); with a ``budget``, the most to train.
+        budget: Seconds (or ``"10min"``, ``"1h"``) the whole call may take:
+            caching, training and the test evaluation. A few timed steps choose
+            the number of steps (the last epoch may be partial) and the run
+            re-plans after each epoch (:mod:`~transferkit.training.budget`).
+            With a frozen backbone epochs cost little: give ``epochs`` to bound them.
         batch_size: Images per batch.
         optimizer: Optimizer name or instance (used when compiling).
         lr: Learning rate (used when compiling with an optimizer name).
@@ -123,7 +130,7 @@ def train(
         True
     """
     return run_training(model, data, TrainOptions(
-        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, callbacks=callbacks,
+        epochs=resolve_epochs(epochs, budget), budget=budget, batch_size=batch_size, optimizer=optimizer, lr=lr, callbacks=callbacks,
         augment=augment, cache_features=cache_features, run_dir=run_dir, name=name, seed=seed,
         patience=patience, schedule=schedule, verbose=verbose, **options,
     ))
@@ -141,7 +148,8 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     _check_data(model, data)
     _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
     logger.info("== %s: %s on %s ==", options.name or model.name,
-                plural(options.epochs, "epoch"), plural(len(data.y_train), "training image"))
+                f"a {format_duration(options.budget.seconds)} budget" if options.budget
+                else plural(options.epochs, "epoch"), plural(len(data.y_train), "training image"))
     if options.seed is not None:
         keras.utils.set_random_seed(options.seed)
     path = choose_fast_path(model, data, options, recipe.fine_tune if recipe else None)
@@ -170,7 +178,8 @@ def _compile(plan: Plan) -> None:
     model, options, recipe = plan.model, plan.options, plan.recipe
     with _backend.distribution_scope(model):
         if recipe is not None:
-            recipe.compile(model, -(-len(plan.data.y_train) // options.batch_size) * options.epochs)
+            recipe.compile(model, -(-len(plan.data.y_train) // options.batch_size) * options.epochs,
+                           adjustable=plan.budget is not None)
         elif options.compile or (options.compile is None and not getattr(model, "compiled", False)):
             model.compile(optimizer=make_optimizer(options.optimizer, options.lr), loss=LOSS,
                           metrics=["accuracy"])
@@ -180,13 +189,17 @@ def _record(plan: Plan, path, history, evaluation, timings) -> Run:
     model, options, recipe = plan.model, plan.options, plan.recipe
     config = run_config(
         model, plan.data, optimizer=model.optimizer,
-        lr=recipe.lr if recipe else current_lr(model, options.lr), epochs=options.epochs,
+        lr=recipe.lr if recipe else current_lr(model, options.lr),
+        epochs=plan.budget_keeper.epochs if plan.budget_keeper else options.epochs,
         batch_size=options.batch_size, augment=options.augment,
         cached=path.name == "cached_head", seed=options.seed, schedule=options.schedule,
         patience=options.patience,
     )
     if recipe is not None:
         config["recipe"] = recipe.record(path)
+    if plan.budget_keeper is not None:
+        config["budget"] = plan.budget_keeper.record() | {
+            "elapsed_s": round(plan.budget.elapsed(), 1)}
     run = Run(name=options.name or model.name, config=config, history=history,
               evaluation=evaluation, timings={k: round(v, 3) for k, v in timings.items()},
               model=model)

@@ -1,0 +1,251 @@
+"""Time budgets: a training call planned, from measured step times, to end when the user's time does.
+
+``fine_tune(model, data, budget="10min")`` (and ``train``,
+``train_from_scratch``, ``transferkit train --budget 10m``) starts the clock
+when it is called. Whatever comes before the first step (a fresh head trained
+first, features or prefix activations cached, compiling) is paid from the
+budget. Then :func:`plan_budget` runs a few real training steps and times
+them (and a validation batch), chooses how many steps fit in what is left
+after the final test evaluation, makes the learning-rate schedule end exactly
+there (:class:`~transferkit.training.optim.WarmupCosine`) and logs the plan.
+:class:`BudgetKeeper` stops at the planned step (the last epoch may be
+partial) and re-plans after every epoch from the measured epoch times, so a
+machine that slows down mid-run still ends on time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from transferkit import _backend
+from transferkit._text import plural
+from transferkit._validation import parse_duration
+from transferkit.errors import BudgetTooShortError
+from transferkit.training.eta import format_duration
+from transferkit.training.optim import WarmupCosine
+
+logger = logging.getLogger("transferkit")
+
+CALIBRATION_STEPS = 4
+"""Training steps timed before the plan (after one untimed step that compiles)."""
+EVALUATE_BATCH = 256
+"""The batch of :func:`~transferkit.runs.evaluation.evaluate`, timed at its own size."""
+MARGIN = 0.02
+"""Share of the budget kept back for what is not measured (saving the model, logging)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A time budget and the moment its call started (``time.monotonic``)."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, value) -> Budget | None:
+        """The budget of a call starting now; None for ``None`` (no budget)."""
+        if value is None or isinstance(value, Budget):
+            return value
+        return cls(parse_duration(value, "budget"))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class Costs:
+    """Measured seconds: per training step, per validation pass, per epoch's
+    callbacks (checkpoints, backups), and for the final test evaluation."""
+
+    step: float
+    validation: float
+    epoch_overhead: float
+    final: float
+
+    def epoch(self, steps_per_epoch: int) -> float:
+        return steps_per_epoch * self.step + self.validation + self.epoch_overhead
+
+
+def steps_that_fit(seconds: float, costs: Costs, steps_per_epoch: int, max_steps: int) -> int:
+    """The most training steps whose epochs (each validated) fit in ``seconds``.
+
+    Example:
+        >>> costs = Costs(step=1.0, validation=5.0, epoch_overhead=0.0, final=0.0)
+        >>> steps_that_fit(100, costs, 10, 1000)  # 6 epochs of 15 s, then 5 steps + validation
+        65
+        >>> steps_that_fit(100, costs, 10, 40)
+        40
+    """
+    epoch = costs.epoch(steps_per_epoch)
+    full = int(max(seconds, 0) // epoch)
+    left = seconds - full * epoch - costs.validation - costs.epoch_overhead
+    partial = int(max(left, 0) // costs.step) if costs.step > 0 else steps_per_epoch
+    return min(max_steps, full * steps_per_epoch + min(partial, steps_per_epoch - 1))
+
+
+class BudgetKeeper(keras.callbacks.Callback):
+    """Stop at the planned step; after each epoch, re-plan from the measured times.
+
+    Args:
+        budget: The call's budget.
+        costs: The calibrated costs.
+        steps_per_epoch: Training steps in one epoch.
+        total_steps: The planned number of steps.
+        max_steps: The most steps the run may take (``epochs`` given, or the plan's).
+        schedule: The learning-rate schedule to keep in step (or None).
+    """
+
+    def __init__(self, budget: Budget, costs: Costs, steps_per_epoch: int, total_steps: int,
+                 max_steps: int, schedule: WarmupCosine | None = None) -> None:
+        super().__init__()
+        self.budget, self.costs, self.schedule = budget, costs, schedule
+        self.steps_per_epoch, self.total_steps, self.max_steps = (steps_per_epoch, total_steps,
+                                                                  max_steps)
+        self.planned_steps = total_steps
+        self.start_step = 0  # optimizer steps taken before fit (the timed ones)
+        self._epoch_started = self._trained = time.monotonic()
+        self._first_step, self._ended = 0, None
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the plan touches (the last may be partial)."""
+        return -(-(self.total_steps - self.start_step) // self.steps_per_epoch)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        now = time.monotonic()
+        if self._ended is not None:  # the other callbacks' epoch-end work (checkpoints, backups)
+            self.costs.epoch_overhead = now - self._ended
+        self._epoch_started = self._trained = now
+        self._first_step = self._steps()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if self._steps() >= self.total_steps:
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None) -> None:
+        self._trained = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        done, now = self._steps(), time.monotonic()
+        self._ended = now
+        if done >= self.total_steps:
+            self.model.stop_training = True
+            return
+        # This epoch's own times: the step time follows the machine's load.
+        trained = self._trained if self._trained > self._epoch_started else now
+        self.costs.step = (trained - self._epoch_started) / max(1, done - self._first_step)
+        if trained < now and self.costs.validation:
+            self.costs.validation = now - trained
+        seconds = self.budget.seconds * (1 - MARGIN) - self.budget.elapsed() - self.costs.final
+        total = done + max(1, steps_that_fit(seconds, self.costs, self.steps_per_epoch,
+                                             self.max_steps - done))
+        if total != self.total_steps:
+            self.total_steps = total
+            if self.schedule is not None:
+                self.schedule.set_total_steps(total, step=done)
+                _backend.refresh_train_function(self.model)
+
+    def _steps(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def record(self) -> dict:
+        """What was planned and what the run did, for the run record."""
+        return {"seconds": round(self.budget.seconds, 1), "planned_steps": self.planned_steps,
+                "planned_epochs": -(-(self.planned_steps - self.start_step)
+                                    // self.steps_per_epoch),
+                "steps": self.total_steps, "step_s": round(self.costs.step, 4),
+                "validation_s": round(self.costs.validation, 2),
+                "final_s": round(self.costs.final, 2)}
+
+
+def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
+                steps_per_epoch: int, batch_size: int, max_epochs: int, test=(None, ()),
+                describe: str = "") -> BudgetKeeper:
+    """Time a few real steps of ``fitted`` and plan the run to end with ``budget``.
+
+    The timed steps are training steps (counted in the plan). ``test`` is the
+    test evaluation's model and images: the model is timed on a batch of them
+    where it is not ``fitted`` on the same inputs (the full model, where a
+    suffix trains on the frozen prefix's cached activations); otherwise a test
+    image costs what a validation image does.
+
+    Raises:
+        BudgetTooShortError: If one epoch and the final evaluation do not fit;
+            the message gives the budget this machine would need.
+    """
+    costs = _calibrate(fitted, train_data, val, min(CALIBRATION_STEPS, steps_per_epoch),
+                       batch_size, test)
+    taken = int(keras.ops.convert_to_numpy(fitted.optimizer.iterations))
+    max_steps = taken + max_epochs * steps_per_epoch
+    seconds = budget.seconds * (1 - MARGIN) - budget.elapsed() - costs.final
+    total = taken + steps_that_fit(seconds, costs, steps_per_epoch, max_steps - taken)
+    if total - taken < min(steps_per_epoch, max_steps - taken):
+        needed = budget.elapsed() + costs.epoch(steps_per_epoch) + costs.final
+        raise BudgetTooShortError(
+            f"A budget of {format_duration(budget.seconds)} is too short for one epoch here: "
+            f"{format_duration(budget.elapsed())} went on preparing (features, compiling, "
+            f"timing), an epoch takes about {format_duration(costs.epoch(steps_per_epoch))} and "
+            f"the test evaluation {format_duration(costs.final)}. Give at least "
+            f"{format_duration(needed / (1 - MARGIN))} (budget={math.ceil(needed / (1 - MARGIN))})"
+            " on this machine.")
+    schedule = _adjustable_schedule(fitted)
+    if schedule is not None:
+        schedule.set_total_steps(total, step=taken)
+        _backend.refresh_train_function(fitted)
+    keeper = BudgetKeeper(budget, costs, steps_per_epoch, total, max_steps, schedule)
+    keeper.start_step = taken
+    keeper.max_steps = taken + keeper.epochs * steps_per_epoch  # fit's epochs are fixed now
+    planned = budget.elapsed() + (total - taken) * costs.step + keeper.epochs * (
+        costs.validation) + costs.final
+    ends = time.strftime("%H:%M", time.localtime(time.time() + planned - budget.elapsed()))
+    logger.info("Plan for the %s budget: %s (%s%s), about %s in all, ends ~%s.",
+                format_duration(budget.seconds), plural(keeper.epochs, "epoch"),
+                plural(total, "step"), describe, format_duration(planned), ends)
+    return keeper
+
+
+def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_size: int,
+               test) -> Costs:
+    # fit() with steps_per_epoch, not train_on_batch: fit's own compiled step,
+    # reused by the real fit (train_on_batch would compile a second one).
+    fitted.fit(**train_data, epochs=1, steps_per_epoch=1, verbose=0)
+    started = time.perf_counter()
+    fitted.fit(**train_data, epochs=1, steps_per_epoch=steps, verbose=0)
+    step = (time.perf_counter() - started) / steps
+    if val is None:
+        per_image = step / batch_size / 3  # a forward pass: about a third of a step
+        validation = 0.0
+    else:
+        x_val, y_val = val
+        batch = slice(0, min(batch_size, len(y_val)))
+        fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0)  # compiles
+        started = time.perf_counter()
+        fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0)
+        per_image = (time.perf_counter() - started) / len(np.asarray(y_val[batch]))
+        validation = per_image * len(y_val)
+    test_model, x_test = test
+    if test_model is not None and len(x_test):
+        per_image = _predict_time(test_model, x_test[:EVALUATE_BATCH], EVALUATE_BATCH)
+    return Costs(step=step, validation=validation, epoch_overhead=0.0,
+                 final=len(x_test) * per_image)
+
+
+def _predict_time(model: keras.Model, x, batch_size: int) -> float:
+    """Seconds per image of ``model.predict`` (what the test evaluation calls), compiled first."""
+    model.predict(x, batch_size=batch_size, verbose=0)
+    started = time.perf_counter()
+    model.predict(x, batch_size=batch_size, verbose=0)
+    return (time.perf_counter() - started) / len(x)
+
+
+def _adjustable_schedule(model: keras.Model) -> WarmupCosine | None:
+    # Keras keeps an optimizer's schedule object private (``learning_rate``
+    # reads its current value); the budget needs the object to re-plan it.
+    schedule = getattr(model.optimizer, "_learning_rate", None)
+    return schedule if isinstance(schedule, WarmupCosine) else None

@@ -1,0 +1,110 @@
+"""Time budgets: durations, the plan, the schedule that ends with it, and bad budgets."""
+
+import logging
+import math
+import time
+
+import keras
+import pytest
+
+from transferkit._validation import parse_duration
+from transferkit.errors import BudgetTooShortError, ConfigurationError
+from transferkit.models.builders import build_baseline_cnn, load_model
+from transferkit.training.budget import Costs, steps_that_fit
+from transferkit.training.callbacks import warmup_cosine
+from transferkit.training.optim import WarmupCosine, recipe_optimizer
+from transferkit.training.recipes import fine_tune, train_from_scratch
+from transferkit.training.train import train
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("600", 600), (" 90s ", 90), ("10m", 600), ("10 min", 600), ("1.5h", 5400),
+    ("1h30m", 5400), ("2 minutes 30 s", 150), (45, 45), (0.5, 0.5),
+])
+def test_durations_read_as_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad, message", [
+    (0, "more than 0"), (-5, "more than 0"), ("0s", "more than 0"), (float("nan"), "more than 0"),
+    ("ten minutes", "not a duration"), ("10 parsecs", "not a duration"), ("", "empty"),
+    (True, "seconds or a duration"), ([600], "seconds or a duration"),
+])
+def test_bad_budgets_are_refused_before_any_work(tiny, bad, message):
+    model = build_baseline_cnn(tiny, filters=(4,))
+    with pytest.raises(ConfigurationError, match=message):
+        train_from_scratch(model, tiny, budget=bad, verbose=0)
+    assert getattr(model, "optimizer", None) is None  # nothing was compiled, let alone trained
+
+
+def test_budget_refuses_what_spans_fixed_epochs(tiny, tmp_path):
+    model = build_baseline_cnn(tiny, filters=(4,))
+    with pytest.raises(ConfigurationError, match="cannot be resumed"):
+        train(model, tiny, budget=60, run_dir=tmp_path, resume=True)
+    with pytest.raises(ConfigurationError, match="schedule='cosine' spans"):
+        train(model, tiny, budget=60, schedule="cosine")
+    with pytest.raises(ConfigurationError, match="progressive= phases"):
+        fine_tune(model, tiny, budget=60, progressive=True)
+
+
+def test_the_steps_that_fit_count_each_epochs_validation():
+    costs = Costs(step=1.0, validation=5.0, epoch_overhead=1.0, final=0.0)
+    assert steps_that_fit(34, costs, 10, 1000) == 20  # two epochs of 10 + 5 + 1 s, then 2 s
+    assert steps_that_fit(40, costs, 10, 1000) == 20 + 2  # 8 s left: 6 for checks, 2 steps
+    assert steps_that_fit(1000, costs, 10, 45) == 45
+    assert steps_that_fit(3, costs, 10, 1000) == 0
+
+
+def test_adjustable_schedule_is_keras_warmup_cosine_and_reloads(tmp_path):
+    adjustable, keras_own = WarmupCosine(1e-3, 1000, 100), warmup_cosine(
+        1e-3, 1000, warmup_steps=100, final_lr_ratio=0.0)
+    for step in (0, 1, 50, 99, 100, 101, 550, 999, 1000, 1500):
+        assert float(adjustable(step)) == pytest.approx(float(keras_own(step)), abs=1e-9)
+    adjustable.set_total_steps(400, step=200)  # past the warm-up: it stays 100 steps
+    assert float(adjustable.warmup_steps.numpy()) == 100
+    assert float(adjustable(400)) == pytest.approx(0.0, abs=1e-9)
+    assert float(adjustable(250)) == pytest.approx(5e-4, rel=1e-5)  # half-way down
+    model = build_baseline_cnn(3, input_shape=(8, 8, 3), filters=(4,))
+    model.compile(optimizer=recipe_optimizer("adamw", 1e-3, 50, adjustable=True),
+                  loss="sparse_categorical_crossentropy")
+    model.fit(keras.ops.zeros((2, 8, 8, 3)), keras.ops.zeros((2,)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    assert isinstance(load_model(tmp_path / "m.keras").optimizer._learning_rate, WarmupCosine)
+
+
+def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, caplog):
+    model = build_baseline_cnn(tiny, filters=(4,), head=())
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        run = train_from_scratch(model, tiny, budget=6, batch_size=16, verbose=0)
+    took = time.monotonic() - started
+    record = run.config["budget"]
+    assert record["seconds"] == 6 and record["steps"] >= 6  # at least one epoch of 6 steps
+    assert int(model.optimizer.iterations.numpy()) == record["steps"]  # stopped on its step
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # schedule ended
+    assert run.epochs_run == run.config["epochs"] == len(run.history["loss"])
+    assert any(r.getMessage().startswith("Plan for the 6 s budget:") for r in caplog.records)
+    assert took < 6 * 2  # a runaway guard, not a speed target (benchmarks/budget.py is)
+
+
+def test_epochs_bound_a_budget(tiny):
+    model = build_baseline_cnn(tiny, filters=(4,), head=())
+    run = train(model, tiny, budget=300, epochs=2, batch_size=32, verbose=0)
+    assert run.epochs_run == 2 and run.config["budget"]["steps"] <= 5 + 2 * math.ceil(96 / 32)
+
+
+def test_a_budget_too_short_for_one_epoch_says_what_it_needs(tiny):
+    model = build_baseline_cnn(tiny, filters=(4,), head=())
+    with pytest.raises(BudgetTooShortError, match=r"too short for one epoch.*Give at least") as err:
+        train_from_scratch(model, tiny, budget=0.05, verbose=0)
+    needed = float(str(err.value).split("budget=")[1].split(")")[0])
+    assert needed > 0.05
+
+
+def test_runs_without_a_budget_log_their_plan_early(tiny, caplog):
+    model = build_baseline_cnn(tiny, filters=(4,), head=())
+    keras.utils.set_random_seed(0)
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        train(model, tiny, epochs=2, batch_size=8, verbose=2)  # 12 steps an epoch
+    plans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Plan: ")]
+    assert len(plans) == 1 and plans[0].startswith("Plan: 2 epochs (24 steps), about ")
