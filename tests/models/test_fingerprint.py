@@ -94,3 +94,18 @@ def test_with_the_cache_off_nothing_is_hashed_or_stored(monkeypatch, images):
     assert cache.store is None
     assert cache.get_or_compute(images, lambda: np.ones(3), label="x").sum() == 3
     assert cache._part_digests is None and not cache.hits
+
+
+def test_each_array_is_hashed_once_per_call_and_never_confused(images, monkeypatch, tmp_path):
+    from transferkit.models import fingerprint
+
+    hashed = []
+    real = fingerprint.array_digest
+    monkeypatch.setattr(fingerprint, "array_digest", lambda a: hashed.append(a.shape) or real(a))
+    cache = OutputCache(_features(), kind="features", layer="pool", image_size=16,
+                        store=FeatureStore(tmp_path))
+    plain, flipped = cache.key(images), cache.key(images, flip=True)
+    assert plain != flipped and hashed.count(images.shape) == 1  # (the weights are hashed too)
+    # Temporary arrays, freed after use, may share an id: each still gets its own digest.
+    keys = {cache.key(images[i:i + 1].copy()) for i in range(len(images))}
+    assert len(keys) == len(images)

@@ -148,17 +148,21 @@ class OutputCache:
         self.computed: list[str] = []
         self._bytes = {"hit": 0, "write": 0}
         self._part_digests: dict | None = None
-        self._data_digests: dict[int, str] = {}
+        self._data_digests: dict[int, tuple[np.ndarray, str]] = {}
 
     def key(self, images: np.ndarray, *, flip: bool = False) -> str:
         """The key of the part's outputs for ``images`` (their mirror images with ``flip``)."""
         if self._part_digests is None:  # once per call: the weights do not change during it
             self._part_digests = {"weights": weights_digest(self.part),
                                   "structure": structure_digest(self.part)}
-        if id(images) not in self._data_digests:
-            self._data_digests[id(images)] = array_digest(images)
+        # Each array is hashed once per call (the train split serves two views). The
+        # array is kept with its digest, so its id cannot be reused by another array.
+        held, digest = self._data_digests.get(id(images), (None, None))
+        if held is not images:
+            digest = array_digest(images)
+            self._data_digests[id(images)] = (images, digest)
         fields = {**self.fields, **self._part_digests, "view": "flip" if flip else "plain",
-                  "data": self._data_digests[id(images)]}
+                  "data": digest}
         return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(),
                                digest_size=16).hexdigest()
 
