@@ -5,6 +5,7 @@ tests/conftest.py, and also for a run that collects only the package's
 doctests (``--doctest-modules``), which tests/conftest.py never applies to.
 So it holds what both need:
 
+- The feature cache turned off (``TRANSFERKIT_CACHE=off``; see below).
 - A private Keras cache, set before Keras is imported (Keras reads
   ``KERAS_HOME`` once, at import): it holds the shared MobileNetV2 ImageNet
   weights (when ``../shared/weights`` has them) under every per-size name
@@ -60,6 +61,11 @@ if MOBILENET_V1_FILE.exists():
         (_KERAS_HOME / "models" / f"mobilenet_2_5_{size}_tf_no_top.h5").symlink_to(MOBILENET_V1_FILE)
 os.environ["KERAS_HOME"] = str(_KERAS_HOME)
 os.environ.pop("TRANSFERKIT_DATA", None)
+# The on-disk feature cache is off: no test writes to the user's cache folder, and
+# none reads features another run left there. Tests of the cache turn it on in a
+# temporary folder (the `feature_cache` fixture of tests/conftest.py).
+os.environ["TRANSFERKIT_CACHE"] = "off"
+os.environ.pop("TRANSFERKIT_CACHE_MAX", None)
 
 EXAMPLE_PER_CLASS, EXAMPLE_VAL_PER_CLASS = 100, 20
 """``data`` in the examples: 100 train and 100 test images per class, 20 validation."""

@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     for per_class in sizes:
         # All training images train, as in benchmarks/results.py (the test set is the measure).
         data = load_cifar10(args.data, limit_per_class=per_class, validation_split=0.0, seed=0)
-        default = _row(rows_dir, per_class, "default", args.rerun, lambda: measure(data, budget=None))
+        default = _row(rows_dir, per_class, "default", args.rerun, lambda d=data: measure(d, budget=None))
         rows.append(default)
         for fraction in fractions:
             budget = fraction * default["wall_s"]
             rows.append(_row(rows_dir, per_class, f"budget_{fraction:g}", args.rerun,
-                             lambda b=budget: measure(data, budget=b) | {"fraction": fraction}))
+                             lambda d=data, b=budget, f=fraction: measure(d, budget=b)
+                             | {"fraction": f}))
     table = _table(rows, cpu)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)

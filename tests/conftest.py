@@ -58,6 +58,15 @@ def _seed():
 
 
 @pytest.fixture
+def feature_cache(tmp_path, monkeypatch) -> Path:
+    """The on-disk feature cache turned on in a temporary folder (the suite runs with it off)."""
+    root = tmp_path / "feature-cache"
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(root))
+    monkeypatch.delenv("TRANSFERKIT_CACHE_MAX", raising=False)
+    return root
+
+
+@pytest.fixture
 def tiny():
     """3 learnable classes of 16x16 images: 36 train+val and 8 test per class."""
     return make_synthetic_dataset(3, per_class=36, image_size=16, test_per_class=8, seed=1)

@@ -1,4 +1,4 @@
-"""Handlers of ``quickstart``, ``run``, ``report`` and ``info`` (imported when called)."""
+"""Handlers of ``quickstart``, ``run``, ``report``, ``info`` and ``cache`` (imported when called)."""
 
 from __future__ import annotations
 
@@ -163,6 +163,7 @@ def info(args) -> int:
           f"python {platform.python_version()}")
     print(f"devices: {_backend.cpu_description()}; {_gpus(args)}")
     print(f"Keras cache (KERAS_HOME): {keras_home()}")
+    print(f"Feature cache (TRANSFERKIT_CACHE): {_cache_summary()}")
     print("CIFAR-10 is looked up in (first found wins):")
     for p in cifar10_search_paths():
         print(f"  [{'found' if p.exists() else 'absent'}] {p}")
@@ -183,3 +184,56 @@ def _gpus(args) -> str:
 
     gpus = _backend.accelerators()
     return f"{len(gpus)} GPU visible to Keras' {_backend.name()} backend"
+
+
+def cache_info(args) -> int:
+    """``transferkit cache info``: the folder, entries, total size and cap (no TensorFlow)."""
+    from transferkit._cache import ENV_LOCATION, ENV_MAX, FeatureStore
+
+    store = FeatureStore.from_environment()
+    if store is None:
+        print(f"Feature cache: off ({ENV_LOCATION}={_env(ENV_LOCATION)}).")
+        return EXIT_OK
+    print(f"Feature cache: {store.root}" + ("" if _env(ENV_LOCATION) else
+                                            f" (the default; set {ENV_LOCATION} to move it)"))
+    print(f"Holds {_cache_summary(store)}" + ("" if _env(ENV_MAX) else
+                                              f" (set {ENV_MAX} to change the cap)"))
+    return EXIT_OK
+
+
+def cache_clear(args) -> int:
+    """``transferkit cache clear``: remove every entry and say how much was freed."""
+    from transferkit._cache import ENV_LOCATION, FeatureStore
+    from transferkit._progress import format_size
+    from transferkit._text import plural
+
+    store = FeatureStore.from_environment()
+    if store is None:
+        print(f"Feature cache: off ({ENV_LOCATION}={_env(ENV_LOCATION)}); nothing to clear.")
+        return EXIT_OK
+    removed, freed = store.clear()
+    print(f"Cleared the feature cache at {store.root}: {plural(removed, 'entry', 'entries')} removed, "
+          f"{format_size(freed)} freed.")
+    return EXIT_OK
+
+
+def _cache_summary(store=None) -> str:
+    """``N entries, SIZE of a CAP cap`` (``info``: where it is too, or ``off``)."""
+    from transferkit._cache import FeatureStore
+    from transferkit._progress import format_size
+    from transferkit._text import plural
+
+    where = store is None
+    store = store or FeatureStore.from_environment()
+    if store is None:
+        return "off"
+    info = store.info()
+    summary = (f"{plural(info.entries, 'entry', 'entries')}, {format_size(info.total_bytes)} "
+               f"of a {format_size(info.max_bytes)} cap")
+    return f"{store.root} ({summary})" if where else summary
+
+
+def _env(name: str) -> str:
+    import os
+
+    return os.environ.get(name, "")

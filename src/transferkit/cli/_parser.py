@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_run(sub)
     _add_report(sub)
+    _add_cache(sub)
     i = _sub(sub, "info", "versions, backbones, and where data and weights are looked up")
     i.add_argument("--devices", action="store_true", help="also ask TensorFlow for GPUs (slower)")
     i.set_defaults(func=_lazy("info"), needs_tensorflow=False)
@@ -234,3 +235,18 @@ def _add_report(sub) -> None:
     r.add_argument("--image-size", type=int,
                    help="square size images of a --data folder are resized to (default: as recorded)")
     r.set_defaults(func=_lazy("report"))
+
+
+def _add_cache(sub) -> None:
+    c = _sub(sub, "cache", "where the on-disk cache of frozen features is, its size; clear it",
+             description="Frozen features and frozen-prefix activations are kept on disk, so "
+             "training the same frozen backbone on the same images again skips computing them. "
+             "The cache lives in TRANSFERKIT_CACHE (default: the user's cache folder, e.g. "
+             "~/.cache/transferkit; 'off' turns it off) and keeps at most TRANSFERKIT_CACHE_MAX "
+             "(default 10GB), dropping the entries used longest ago.")
+    actions = c.add_subparsers(dest="cache_action", metavar="ACTION", required=True,
+                               help="what to do (below)")
+    i = _sub(actions, "info", "the cache's folder, entries, total size and cap")
+    i.set_defaults(func=_lazy("cache_info"), needs_tensorflow=False)
+    k = _sub(actions, "clear", "remove every entry and say how much was freed")
+    k.set_defaults(func=_lazy("cache_clear"), needs_tensorflow=False)

@@ -6,6 +6,7 @@ import), building backbones with their weights and preprocessing
 surgery (``classifier``: feature model and head, frozen prefix and trainable
 suffix, a view at another resolution), freezing (``freezing``), the friendly
 constructors and loading (``builders``), the anatomy of foreign models
-(``anatomy``) and inference helpers (``features``: pooled features, feature
-maps). Sits on ``data``; knows nothing of training.
+(``anatomy``), inference helpers (``features``: pooled features, feature
+maps) and the key of a frozen part's outputs in the on-disk cache
+(``fingerprint``). Sits on ``data``; knows nothing of training.
 """

@@ -5,6 +5,8 @@ its output for an image never changes, so :func:`~transferkit.training.train.tra
 computes the pooled features of every image once and fits only the head on
 them. The head shares its layers with the model, so the model ends up holding
 the trained head. ``augment="flip"`` caches the mirror images' features too.
+The features are kept on disk too (:class:`~transferkit.models.fingerprint.OutputCache`):
+the next call on the same frozen backbone and images reads them back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from transferkit import _backend
 from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import require_classifier
 from transferkit.models.features import extract_features
+from transferkit.models.fingerprint import OutputCache
 from transferkit.runs.evaluation import evaluate_predictions
 from transferkit.training.core import fit
 from transferkit.training.plan import Plan
@@ -49,6 +52,14 @@ def cached_head_valid(model, augment: bool | str, cache_features: bool | str) ->
     return False
 
 
+def feature_cache(model, data) -> OutputCache:
+    """The on-disk cache of ``model``'s pooled features (see :mod:`transferkit.models.fingerprint`)."""
+    feature_model, _ = model.split_at_pool()
+    return OutputCache(feature_model, kind="features", layer=model.pool.name,
+                       image_size=model.resize_size or list(model.input_shape[1:3]),
+                       resize=data.provenance.get("resize"))
+
+
 class CachedHead:
     """Train the head on the frozen backbone's features (of each image, and its mirror image)."""
 
@@ -62,14 +73,21 @@ class CachedHead:
         logger.info("Backbone frozen: training the head on cached features%s.",
                     " of each image and its mirror image" if self.flip else "")
         t = time.perf_counter()
-        feats = {s: extract_features(model, data, s, verbose=plan.verbose)
-                 for s in ("train", "val", "test") if len(data.split(s)[1])}
+        cache = feature_cache(model, data)
+
+        def features(split: str, flip: bool = False) -> np.ndarray:
+            return cache.get_or_compute(
+                data.split(split)[0], label=f"{split} split", flip=flip,
+                compute=lambda: extract_features(model, data, split, verbose=plan.verbose,
+                                                 flip=flip))
+
+        feats = {s: features(s) for s in ("train", "val", "test") if len(data.split(s)[1])}
         y_train = data.y_train
         if self.flip:  # the mirror images' features: a second view the head trains on
-            mirrored = extract_features(model, data, "train", verbose=plan.verbose, flip=True)
-            feats["train"] = np.concatenate([feats["train"], mirrored])
+            feats["train"] = np.concatenate([feats["train"], features("train", flip=True)])
             y_train = np.concatenate([y_train, y_train])
         timings["features"] = time.perf_counter() - t
+        cache.log_summary(timings["features"])
         with _backend.distribution_scope(model):
             _, head = model.split_at_pool()
             head.compile_from_config(model.get_compile_config())
