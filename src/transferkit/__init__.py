@@ -88,6 +88,7 @@ _EXPORTS = {
     "Comparison": "reporting.compare",
     "compare_runs": "reporting.compare",
     # transferkit.errors
+    "BudgetTooShortError": "errors",
     "ConfigurationError": "errors",
     "CorruptDataError": "errors",
     "DataError": "errors",
