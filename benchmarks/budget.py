@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row(rows_dir, per_class, f"budget_{fraction:g}", args.rerun,
                              lambda d=data, b=budget, f=fraction: measure(d, budget=b)
                              | {"fraction": f}))
+    # Every row measured into OUT so far (other --sizes/--fractions runs too), in order.
+    rows = sorted((json.loads(p.read_text()) for p in rows_dir.glob("*.json")),
+                  key=lambda r: (r["train_images"], r.get("fraction", 0)))
     table = _table(rows, cpu)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
