@@ -110,7 +110,7 @@ class BudgetKeeper(keras.callbacks.Callback):
         self.planned_steps = total_steps
         self.start_step = 0  # optimizer steps taken before fit (the timed ones)
         self._epoch_started = self._trained = time.monotonic()
-        self._first_step, self._ended = 0, None
+        self._first_step, self._done, self._ended = 0, 0, None
 
     @property
     def epochs(self) -> int:
@@ -122,17 +122,22 @@ class BudgetKeeper(keras.callbacks.Callback):
         if self._ended is not None:  # the other callbacks' epoch-end work (checkpoints, backups)
             self.costs.epoch_overhead = now - self._ended
         self._epoch_started = self._trained = now
-        self._first_step = self._steps()
+        self._first_step = self._done
+
+    def on_train_begin(self, logs=None) -> None:
+        self._done = _optimizer_steps(self.model)
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        if self._steps() >= self.total_steps:
+        # Counted here: JAX writes the optimizer's step count back only after each epoch.
+        self._done += 1
+        if self._done >= self.total_steps:
             self.model.stop_training = True
 
     def on_test_begin(self, logs=None) -> None:
         self._trained = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        done, now = self._steps(), time.monotonic()
+        done, now = self._done, time.monotonic()
         self._ended = now
         if done >= self.total_steps:
             self.model.stop_training = True
@@ -150,9 +155,6 @@ class BudgetKeeper(keras.callbacks.Callback):
             if self.schedule is not None:
                 self.schedule.set_total_steps(total, step=done)
                 _backend.refresh_train_function(self.model)
-
-    def _steps(self) -> int:
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def record(self) -> dict:
         """What was planned and what the run did, for the run record."""
@@ -181,7 +183,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
     """
     costs = _calibrate(fitted, train_data, val, min(CALIBRATION_STEPS, steps_per_epoch),
                        batch_size, test)
-    taken = int(keras.ops.convert_to_numpy(fitted.optimizer.iterations))
+    taken = _optimizer_steps(fitted)
     max_steps = taken + max_epochs * steps_per_epoch
     seconds = budget.seconds * (1 - MARGIN) - budget.elapsed() - costs.final
     total = taken + steps_that_fit(seconds, costs, steps_per_epoch, max_steps - taken)
@@ -242,6 +244,10 @@ def _predict_time(model: keras.Model, x, batch_size: int) -> float:
     started = time.perf_counter()
     model.predict(x, batch_size=batch_size, verbose=0)
     return (time.perf_counter() - started) / len(x)
+
+
+def _optimizer_steps(model: keras.Model) -> int:
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def _adjustable_schedule(model: keras.Model) -> WarmupCosine | None:
