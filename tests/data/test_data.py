@@ -377,6 +377,30 @@ def test_load_cifar10_image_tree_uses_cifar_label_order(tmp_path):
     assert (d.x_train[d.y_train == 9] == 0).all()  # truck folder was written first (value 0)
 
 
+def test_cifar_limit_decodes_only_the_images_it_keeps_and_the_same_ones(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import transferkit.data.folder as folder
+    from transferkit.data.splits import _limit_indices
+
+    for split, count in (("train", 7), ("test", 5)):
+        for c, name in enumerate(CIFAR10_CLASSES[:3]):
+            (tmp_path / split / name).mkdir(parents=True)
+            for k in range(count):  # each image its own: class in red, index in green
+                pixels = np.full((4, 4, 3), (40 * c, 20 * k, 0), np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / name / f"{k:02d}.png")
+    full = load_cifar10(tmp_path, validation_split=0)
+    decoded, decode = [], folder.decode_images
+    monkeypatch.setattr(folder, "decode_images",
+                        lambda reads, *a, **k: decoded.append(len(reads)) or decode(reads, *a, **k))
+    few = load_cifar10(tmp_path, validation_split=0, limit_per_class=2, seed=5)
+    assert decoded == [3 * 2 + 3 * 2]  # 2 per class in each split, not all 36
+    kept_train, kept_test = _limit_indices(full.y_train, 2, 5), _limit_indices(full.y_test, 2, 6)
+    np.testing.assert_array_equal(few.x_train, full.x_train[kept_train])
+    np.testing.assert_array_equal(few.y_train, full.y_train[kept_train])
+    np.testing.assert_array_equal(few.x_test, full.x_test[kept_test])
+
+
 def test_load_cifar10_rejects_foreign_classes(tmp_path):
     _write_tree(tmp_path, {"train/cat": 2, "train/unicorn": 2, "test/cat": 1})
     with pytest.raises(DataError, match="unicorn"):

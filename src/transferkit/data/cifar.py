@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from transferkit._backend import keras_home
-from transferkit.data.folder import list_entries, read_image_tree
+from transferkit.data.folder import (
+    Entries,
+    classify_entries,
+    is_image,
+    list_entries,
+    read_image_tree,
+)
 from transferkit.data.splits import DataSplits, _check_fraction, _limit_indices, _train_val
 from transferkit.errors import ConfigurationError, CorruptDataError, DataError, DataNotFoundError
 
@@ -92,9 +98,10 @@ def load_cifar10(
         (x_tr, y_tr), (x_te, y_te) = _download_cifar10()
         source = "keras.datasets.cifar10 download"
     else:
-        (x_tr, y_tr), (x_te, y_te) = _read_cifar10(path, strict=strict)
+        limit = None if limit_per_class is None else (limit_per_class, seed)
+        (x_tr, y_tr), (x_te, y_te), limited = _read_cifar10(path, strict=strict, limit=limit)
         source = str(path)
-    if limit_per_class is not None:
+    if limit_per_class is not None and not limited:
         tr = _limit_indices(y_tr, limit_per_class, seed)
         te = _limit_indices(y_te, limit_per_class, seed + 1)
         x_tr, y_tr, x_te, y_te = x_tr[tr], y_tr[tr], x_te[te], y_te[te]
@@ -165,11 +172,14 @@ def _download_cifar10(timeout: float = 30.0):
     return (x_tr, y_tr.reshape(-1).astype(np.int64)), (x_te, y_te.reshape(-1).astype(np.int64))
 
 
-def _read_cifar10(path: Path, *, strict: bool):
+def _read_cifar10(path: Path, *, strict: bool, limit: tuple[int, int] | None = None):
+    """Train and test arrays, and whether ``limit`` (per class, seed) was applied already."""
     entries = list_entries(path)
     names = {parts[-1] for parts in entries}
     if _CIFAR_PICKLE_TEST in names and set(_CIFAR_PICKLE_TRAIN) <= names:
-        return _read_cifar_pickles(entries)
+        return (*_read_cifar_pickles(entries), False)
+    if limit is not None:  # decode only the images kept: 400 of 60,000 for a quick run
+        entries = _limited_entries(entries, *limit)
     tree = read_image_tree(entries, path, image_size=None, strict=strict)
     missing = {"train", "test"} - set(tree)
     if missing:
@@ -177,7 +187,26 @@ def _read_cifar10(path: Path, *, strict: bool):
             f"{path} is not a CIFAR-10 layout: expected cifar-10-batches-py pickles or "
             f"train/<class>/ and test/<class>/ folders; no {sorted(missing)} split found."
         )
-    return (_cifar_labels(tree["train"], path)), (_cifar_labels(tree["test"], path))
+    return _cifar_labels(tree["train"], path), _cifar_labels(tree["test"], path), limit is not None
+
+
+def _limited_entries(entries: Entries, per_class: int, seed: int) -> Entries:
+    """``entries`` less the images ``limit_per_class`` would drop, chosen as from the arrays.
+
+    The labels follow the order the arrays would have (CIFAR-10's classes, each
+    folder's files sorted), so the same images are kept as when all are decoded
+    and then limited (unreadable files aside).
+    """
+    groups, _ = classify_entries(entries)
+    keep = set()
+    for split, split_seed in (("train", seed), ("test", seed + 1)):
+        folders = {c.lower(): files for (s, c), files in groups.items() if s == split}
+        files = [f for name in CIFAR10_CLASSES for f in folders.get(name, [])]
+        labels = np.concatenate([np.full(len(folders.get(name, [])), i)
+                                 for i, name in enumerate(CIFAR10_CLASSES)])
+        keep.update(files[i][0] for i in _limit_indices(labels, per_class, split_seed))
+    return {parts: read for parts, read in entries.items()
+            if "/".join(parts) in keep or not is_image(parts)}
 
 
 def _cifar_labels(split: dict[str, np.ndarray], path: Path):

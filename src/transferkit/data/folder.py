@@ -204,7 +204,7 @@ def _check_missing_classes(data: DataSplits, *, strict: bool) -> None:
 
 def _size_choice(entries: Entries) -> SizeChoice | None:
     """The size chosen from a sample of the images' headers (None: no readable image)."""
-    images = [read for parts, read in sorted(entries.items()) if _is_image(parts)]
+    images = [read for parts, read in sorted(entries.items()) if is_image(parts)]
     sizes = sample_sizes(images)
     return choose_image_size(sizes, n_images=len(images)) if sizes else None
 
@@ -266,16 +266,16 @@ def _zip_entries(path: Path) -> Entries:
     return entries
 
 
-def _classify_entries(entries: Entries) -> tuple[dict[tuple[str, str], list], list[str]]:
+def classify_entries(entries: Entries) -> tuple[dict[tuple[str, str], list], list[str]]:
     """Group image files by (split, class); return the groups and skipped non-images."""
     groups: dict[tuple[str, str], list] = {}
     skipped = []
     has_splits = any(len(p) >= 3 and p[-3].lower() in _SPLIT_ALIASES
-                     for p in entries if _is_image(p))
+                     for p in entries if is_image(p))
     for parts in sorted(entries):
         if any(part.startswith(".") or part == "__MACOSX" for part in parts):
             continue
-        if not _is_image(parts) or len(parts) < 2:
+        if not is_image(parts) or len(parts) < 2:
             skipped.append("/".join(parts))
             continue
         if has_splits:
@@ -289,7 +289,8 @@ def _classify_entries(entries: Entries) -> tuple[dict[tuple[str, str], list], li
     return groups, skipped
 
 
-def _is_image(parts: tuple[str, ...]) -> bool:
+def is_image(parts: tuple[str, ...]) -> bool:
+    """Whether an entry's path names an image file (by its extension)."""
     return Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
 
 
@@ -301,7 +302,7 @@ def read_image_tree(entries: Entries, root: Path, *, image_size: tuple[int, int]
     are not images in a class folder are skipped with a warning, and so are unreadable
     images unless ``strict`` (then :class:`CorruptDataError`).
     """
-    groups, skipped = _classify_entries(entries)
+    groups, skipped = classify_entries(entries)
     if skipped:
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images in a "
