@@ -110,13 +110,13 @@ def test_auto_head_first_asks_whether_the_model_scores_at_chance(tiny):
 def test_auto_unfreeze_uses_the_backbones_measured_choice(tiny):
     model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, image_size=32,
                                  weights=None)
-    run = fine_tune(model, tiny, epochs=1, verbose=0)
+    run = fine_tune(model, tiny, epochs=1, head_first=False, verbose=0)
     base = find_backbone(model)
     assert not base.get_layer("block_5_project").trainable  # stem and blocks 1-5 stay frozen
     assert base.get_layer("block_6_expand").trainable and base.get_layer("Conv_1").trainable
     assert not base.get_layer("Conv_1_bn").trainable
     assert run.config["recipe"]["frozen_through"] == "block_5_add"
-    fine_tune(model, tiny, epochs=1, unfreeze="all", verbose=0)
+    fine_tune(model, tiny, epochs=1, unfreeze="all", head_first=False, verbose=0)
     assert base.get_layer("Conv1").trainable
 
 

@@ -61,3 +61,5 @@ def test_real_recipe_beats_the_plain_cnn_at_equal_epochs(cifar):
         lambda model, data: train_from_scratch(model, data, epochs=4, seed=0, verbose=0),
         per_class=200, seed=0, min_accuracy=0.3)
     assert run.evaluation.accuracy > plain_acc - 0.03, (run.evaluation.accuracy, plain_acc)
+    # The plain CNN learns too (the 5-epoch one scored 0.35-0.46 on subset seeds 1-4).
+    assert plain_acc > 0.25, plain_acc  # chance: 0.1

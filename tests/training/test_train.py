@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import ROOT, requires_cifar, requires_imagenet
-from harness import assert_learned, assert_learns_on_real_subset, real_subset
+from harness import assert_learned, real_subset
 
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
 from transferkit.models.anatomy import find_backbone
@@ -196,18 +196,6 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 # --------------------------------------------------------------------------- real data
-
-
-@pytest.mark.slow
-@requires_cifar
-@pytest.mark.realdata
-def test_real_baseline_cnn_learns_on_2000_images(cifar):
-    # 200 per class: 2,000 train, 2,000 val, 2,000 test images; chance: 0.10
-    run = assert_learns_on_real_subset(
-        cifar, build_baseline_cnn,
-        lambda model, data: train(model, data, epochs=12, batch_size=32, seed=0, verbose=0),
-        per_class=200, seed=0, min_accuracy=0.35)
-    assert run.config["data"]["sizes"]["train"] == 2000
 
 
 @pytest.mark.slow
