@@ -32,8 +32,14 @@ autodoc_default_options = {"show-inheritance": False}
 myst_heading_anchors = 3
 html_theme = "alabaster"
 html_title = f"transferkit {release}"
-# Keras classes in signatures cannot be cross-referenced: do not warn about them.
-nitpicky = False
+# Every reference must resolve (CI builds with -n -W), except the types of other
+# libraries: the docs build offline, without intersphinx inventories to link them to.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:(class|data|obj)", r"(numpy|np|keras|os|pathlib|collections|matplotlib|tf|types|argparse|posix)\..*"),
+    (r"py:class", r"transferkit\.models\.classifier\._Classifier"),  # a private base class
+    (r"py:(class|data|obj)", r"(Path|PathLike|Callable|Sequence|Mapping|Iterable|Any)"),
+]
 suppress_warnings = ["myst.header"]
 
 
@@ -45,5 +51,33 @@ def _drop_type_docstring(app, what, name, obj, options, lines):
             lines.clear()
 
 
+_ROLE_TYPES = {"class": ("class", "exception"), "exc": ("exception", "class"),
+               "func": ("function", "method"), "meth": ("method", "function"),
+               "data": ("data", "attribute"), "attr": ("attribute", "data", "property"),
+               "obj": ("class", "function", "data", "attribute", "exception", "method")}
+
+
+def _resolve_short_name(app, env, node, contnode):
+    """``DataSplits`` in a docstring means ``transferkit.data.splits.DataSplits``.
+
+    Annotations and Napoleon's fields name our own objects unqualified; where
+    exactly one documented object of the right kind ends with the name, link it.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target, types = node["reftarget"], _ROLE_TYPES.get(node["reftype"], ())
+    domain = env.get_domain("py")
+    found = [name for name, obj in domain.objects.items()
+             if obj.objtype in types and name.endswith("." + target.split(".")[-1])
+             and ("." + name).endswith("." + target)]
+    if len(found) != 1:
+        return None
+    from sphinx.util.nodes import make_refnode
+
+    obj = domain.objects[found[0]]
+    return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, found[0])
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _drop_type_docstring)
+    app.connect("missing-reference", _resolve_short_name)

@@ -12,7 +12,7 @@ the same) is built in :mod:`transferkit.models.fingerprint`.
   ``%LOCALAPPDATA%\\transferkit``). ``TRANSFERKIT_CACHE=off`` (or ``0``)
   turns it off.
 - **Safe**: each entry is written to a temporary file and renamed
-  (:mod:`transferkit._atomic`), so two processes writing one key both leave a
+  (``transferkit._atomic``), so two processes writing one key both leave a
   whole entry, and a killed write leaves only a temporary file. An entry ends
   in a trailer holding its data's size and CRC-32: a truncated or damaged
   entry is detected, removed and recomputed, never returned.

@@ -24,7 +24,7 @@ def _pillow_extensions() -> frozenset[str]:
 
 
 IMAGE_EXTENSIONS: frozenset[str] = _pillow_extensions()
-"""File suffixes read as images: the picture formats this Pillow opens (JPEG, PNG, WebP, BMP,
+"""File suffixes read as images, the picture formats this Pillow opens (JPEG, PNG, WebP, BMP,
 GIF, TIFF, and rarer ones such as TGA, PPM or JPEG 2000)."""
 PHOTO_EXTENSIONS: tuple[str, ...] = tuple(
     ext for ext in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic",

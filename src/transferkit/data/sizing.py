@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 NATIVE_SIZE = 224
-"""The size ImageNet backbones were trained at: photos at least this large are decoded to it."""
+"""The size ImageNet backbones were trained at; photos at least this large are decoded to it."""
 UPSCALE_SIZE = 96
-"""Below this short side images are small (CIFAR-like): kept as they are, upscaled inside."""
+"""Below this short side images are small, CIFAR-like; they are kept as they are, upscaled inside."""
 SMALL_SET, SMALL_SET_SIZE = 10_000, 128
 """Small images in sets under ``SMALL_SET`` images are decoded to ``SMALL_SET_SIZE`` px.
 

@@ -60,7 +60,7 @@ class BackboneSpec:
 
     @property
     def upscale_size(self) -> int:
-        """The size small images are resized to by default: the smallest pretrained size."""
+        """The size small images are resized to by default, the smallest pretrained size."""
         return min(self.pretrained_sizes)
 
     def weights_filename(self, size: int) -> str:
@@ -138,7 +138,7 @@ _SPECS = (
     ),
 )
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
-"""The registry: name -> :class:`BackboneSpec`."""
+"""The registry, name -> :class:`BackboneSpec`."""
 
 
 def register_backbone(spec: BackboneSpec, *, overwrite: bool = False) -> BackboneSpec:

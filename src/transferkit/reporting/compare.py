@@ -37,7 +37,7 @@ class Comparison:
 
     @property
     def table(self) -> list[dict]:
-        """The rows (alias kept for readability: ``comparison.table``)."""
+        """The rows, under a name that reads well (``comparison.table``)."""
         return self.rows
 
     def to_dict(self) -> dict:

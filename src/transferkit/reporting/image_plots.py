@@ -113,7 +113,7 @@ def plot_feature_maps_by_depth(
         image: One raw image ``(h, w, c)``.
         maps: ``{layer name: activations (h', w', channels)}`` for that image,
             shallow to deep (e.g. :func:`~transferkit.models.features.extract_feature_maps`
-            of :func:`~transferkit.models.features.layers_by_depth`, first image each).
+            of :func:`~transferkit.models.features.default_feature_layers`, first image each).
         model_name: The model, named in the title.
         channels: Channels shown per layer.
         path: Save the figure here when given.
