@@ -34,6 +34,9 @@ logger = logging.getLogger("transferkit")
 
 CALIBRATION_STEPS = 4
 """Training steps timed before the plan (after one untimed step that compiles)."""
+SLACK = 1.25
+"""``fit`` is given room for this many times the planned steps: re-planning may add steps
+when the machine speeds up (other work ending), and stops at the planned step anyway."""
 EVALUATE_BATCH = 256
 """The batch of :func:`~transferkit.runs.evaluation.evaluate`, timed at its own size."""
 MARGIN = 0.02
@@ -108,6 +111,7 @@ class BudgetKeeper(keras.callbacks.Callback):
         self.steps_per_epoch, self.total_steps, self.max_steps = (steps_per_epoch, total_steps,
                                                                   max_steps)
         self.planned_steps = total_steps
+        self.fit_epochs = -(-total_steps // steps_per_epoch)  # set by plan_budget
         self.start_step = 0  # optimizer steps taken before fit (the timed ones)
         self._epoch_started = self._trained = time.monotonic()
         self._first_step, self._done, self._ended = 0, 0, None
@@ -202,7 +206,9 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
         _backend.refresh_train_function(fitted)
     keeper = BudgetKeeper(budget, costs, steps_per_epoch, total, max_steps, schedule)
     keeper.start_step = taken
-    keeper.max_steps = taken + keeper.epochs * steps_per_epoch  # fit's epochs are fixed now
+    # fit's epochs are fixed from here on: room for a machine that turns out faster.
+    keeper.fit_epochs = min(max_epochs, math.ceil((total - taken) * SLACK / steps_per_epoch))
+    keeper.max_steps = taken + keeper.fit_epochs * steps_per_epoch
     planned = budget.elapsed() + (total - taken) * costs.step + keeper.epochs * (
         costs.validation) + costs.final
     ends = time.strftime("%H:%M", time.localtime(time.time() + planned - budget.elapsed()))

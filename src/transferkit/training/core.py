@@ -44,7 +44,7 @@ def fit(plan: Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 
             fitted, train_data, val, budget=plan.budget, steps_per_epoch=steps,
             batch_size=plan.batch_size, max_epochs=end, test=_test_probe(plan),
             describe=_describe(plan))
-        plan.budget_keeper, end = keeper, keeper.epochs
+        plan.budget_keeper, end = keeper, keeper.fit_epochs
         callbacks.insert(0, keeper)  # first: the others' epoch-end work counts as overhead
     elif plan.verbose:
         callbacks.append(RunETA(end, steps_per_epoch=steps, validation_images=len(plan.data.y_val),
