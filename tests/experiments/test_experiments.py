@@ -89,6 +89,27 @@ def test_missing_weights_stop_with_the_weights_error(tmp_path, capsys):
     assert "Loaded" not in err  # checked before any data was read
 
 
+def test_backbones_finds_every_weights_file_before_training_any(tmp_path, monkeypatch, capsys):
+    from transferkit.errors import WeightsNotFoundError
+    from transferkit.experiments import backbones
+
+    real, trained = backbones.build_transfer_model, []
+
+    def offline_v1(name, *args, **kwargs):
+        if name == "mobilenet_v1_025":  # the second network's file is missing, offline
+            raise WeightsNotFoundError("Put the file mobilenet_1_0_224_tf_no_top.h5 into models/.")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(backbones, "build_transfer_model", offline_v1)
+    monkeypatch.setattr(backbones, "train", lambda *a, **k: trained.append(a))
+    assert main(["run", "backbones", "--quick", "--data", str(CIFAR_ARCHIVE), "--out",
+                 str(tmp_path), "--backbones", "mobilenet_v2,mobilenet_v1_025",
+                 "--image-size", "32", "--per-class", "2"]) == 2
+    err = capsys.readouterr().err
+    assert not trained and "Nothing was trained" in err
+    assert "--weights mobilenet_v1_025=FILE" in err and "--missing-weights skip" in err
+
+
 @pytest.mark.slow
 def test_unavailable_backbones_are_skipped_when_asked(tmp_path, monkeypatch):
     from transferkit.errors import WeightsNotFoundError

@@ -54,25 +54,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning epochs (default 4; 1 with --quick)")
 
 
+def _build_all(args: argparse.Namespace, names: list[str], data) -> tuple[dict, dict]:
+    """Every backbone's model, built before any trains: a missing weights file stops the
+    run (or is skipped) in seconds, not after the networks before it have trained."""
+    models, skipped = {}, {}
+    for name in names:
+        c.seed(args)
+        try:
+            models[name] = build_transfer_model(
+                name, data.num_classes, input_shape=data.image_shape, image_size=args.image_size,
+                weights=c.weights(args, name), head=(128,), dropout=0.3)
+        except WeightsNotFoundError as exc:
+            if args.missing_weights == "error":
+                raise WeightsNotFoundError(
+                    f"{exc} Nothing was trained. Give this network's file as --weights "
+                    f"{name}=FILE, or pass --missing-weights skip.") from exc
+            skipped[name] = str(exc).split(" Cause:")[0]
+            logger.warning("Skipping %s: ImageNet weights unavailable", name)
+    return models, skipped
+
+
 def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     names = [get_backbone_spec(n.strip()).name for n in args.backbones.split(",") if n.strip()]
     data = c.load_data(args)
     epochs = c.budget(args).epochs
     ft_epochs = args.fine_tune_epochs or (1 if args.quick else 4)
-    runs, skipped, purposes = [], {}, {}
-    for name in names:
-        c.seed(args)
-        try:
-            model = build_transfer_model(name, data.num_classes, input_shape=data.image_shape,
-                                         image_size=args.image_size, weights=c.weights(args, name),
-                                         head=(128,), dropout=0.3)
-        except WeightsNotFoundError as exc:
-            if args.missing_weights == "error":
-                raise
-            skipped[name] = str(exc).split(" Cause:")[0]
-            logger.warning("Skipping %s: ImageNet weights unavailable", name)
-            continue
+    models, skipped = _build_all(args, names, data)  # every weights file found before training
+    runs, purposes = [], {}
+    for name, model in models.items():
         purposes[name] = get_backbone_spec(name).purpose
         runs.append(train(model, data, epochs=epochs, **c.run_dir(args, f"{name}_frozen")))
         runs.append(fine_tune(model, data, unfreeze=c.clamp_unfreeze(args.unfreeze, model),
