@@ -228,3 +228,16 @@ def test_fit_input_streams_the_same_batches_and_ends_each_epoch():
         assert batches.ends == epoch
     assert not given.options().autotune.enabled
     assert isinstance(given, tf.data.Dataset)
+
+
+def test_tensorflow_retracing_notices_are_dropped_and_its_other_warnings_kept(caplog):
+    import logging
+
+    import transferkit.training  # noqa: F401  (installs the filter)
+
+    log = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        log.warning("5 out of the last 9 calls to <function f at 0x1> triggered tf.function "
+                    "retracing. Tracing is expensive ...")
+        log.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]

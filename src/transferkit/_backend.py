@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -284,6 +285,24 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+class _NoRetracingNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def drop_retracing_notices() -> None:
+    """Keep TensorFlow's "N out of the last M calls ... triggered tf.function retracing" quiet.
+
+    transferkit predicts with several models and chunk sizes on purpose
+    (features, prefixes, the head's check at chance, the test split); each new
+    shape is one trace, which TensorFlow reports as a warning meant for code
+    that retraces by mistake. Only that message is dropped, once per process.
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingNotices) for f in tf_logger.filters):
+        tf_logger.addFilter(_NoRetracingNotices())
 
 
 VECTOR_FLAGS = ("avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")

@@ -11,5 +11,10 @@ The path a call takes::
       -> a Run record                                        (transferkit.runs.record)
 
 ``callbacks`` holds the learning-rate schedules and the standard callback
-set, ``losses`` the recipes' loss. Sits on ``models``, ``data`` and ``runs``.
+set, ``losses`` the recipes' loss; ``budget`` plans a run to a time budget and
+``eta`` logs the plan and ETA of one without. Sits on ``models``, ``data`` and ``runs``.
 """
+
+from transferkit import _backend
+
+_backend.drop_retracing_notices()
