@@ -81,13 +81,14 @@ def test_fine_tune_caches_the_frozen_prefix_by_default(tiny, tmp_path):
 
 def test_cache_prefix_choices_are_checked(tiny):
     model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
-    run = fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix=False)
+    run = fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix=False, head_first=False)
     assert run.config["recipe"]["cached_prefix"] is None
     with pytest.raises(ConfigurationError, match="no part of the backbone stays frozen"):
-        fine_tune(model, tiny, epochs=1, verbose=0, unfreeze="all", cache_prefix=True)
+        fine_tune(model, tiny, epochs=1, verbose=0, unfreeze="all", cache_prefix=True,
+                  head_first=False)
     with pytest.raises(ConfigurationError, match="cache_prefix"):
-        fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix="yes")
-    classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=20)  # classic: no cache
+        fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix="yes", head_first=False)
+    classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=20, head_first=False)  # classic: no cache
     assert classic.config["recipe"]["cached_prefix"] is None
 
 
