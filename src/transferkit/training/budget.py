@@ -33,7 +33,8 @@ from transferkit.training.optim import WarmupCosine
 logger = logging.getLogger("transferkit")
 
 CALIBRATION_STEPS = 4
-"""Training steps timed before the plan (after one untimed step that compiles)."""
+"""Training steps timed before the plan (after one untimed step that compiles), at most
+an epoch's steps less one."""
 SLACK = 1.25
 """``fit`` is given room for this many times the planned steps: re-planning may add steps
 when the machine speeds up (other work ending), and stops at the planned step anyway."""
@@ -185,7 +186,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
         BudgetTooShortError: If one epoch and the final evaluation do not fit;
             the message gives the budget this machine would need.
     """
-    costs = _calibrate(fitted, train_data, val, min(CALIBRATION_STEPS, steps_per_epoch),
+    costs = _calibrate(fitted, train_data, val, min(CALIBRATION_STEPS, steps_per_epoch - 1),
                        batch_size, test)
     taken = _optimizer_steps(fitted)
     max_steps = taken + max_epochs * steps_per_epoch
@@ -220,12 +221,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
 
 def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_size: int,
                test) -> Costs:
-    # fit() with steps_per_epoch, not train_on_batch: fit's own compiled step,
-    # reused by the real fit (train_on_batch would compile a second one).
-    fitted.fit(**train_data, epochs=1, steps_per_epoch=1, verbose=0)
-    started = time.perf_counter()
-    fitted.fit(**train_data, epochs=1, steps_per_epoch=steps, verbose=0)
-    step = (time.perf_counter() - started) / steps
+    step = _step_time(fitted, train_data, steps)
     if val is None:
         per_image = step / batch_size / 3  # a forward pass: about a third of a step
         validation = 0.0
@@ -242,6 +238,30 @@ def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_siz
         per_image = _predict_time(test_model, x_test[:EVALUATE_BATCH], EVALUATE_BATCH)
     return Costs(step=step, validation=validation, epoch_overhead=0.0,
                  final=len(x_test) * per_image)
+
+
+class _StepClock(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def _step_time(fitted: keras.Model, train_data: dict, steps: int) -> float:
+    """Seconds per training step: ``steps`` timed after the first (which compiles).
+
+    fit() with steps_per_epoch, not train_on_batch: fit's own compiled step, which
+    the real fit reuses (train_on_batch compiles another). The steps are timed
+    between batch ends, leaving out fit's own start and end.
+    """
+    clock = _StepClock()
+    fitted.fit(**train_data, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[clock])
+    if steps:
+        return (clock.ends[-1] - clock.ends[0]) / steps
+    started = time.perf_counter()  # one step an epoch: a second call, timed whole
+    fitted.fit(**train_data, epochs=1, steps_per_epoch=1, verbose=0)
+    return time.perf_counter() - started
 
 
 def _predict_time(model: keras.Model, x, batch_size: int) -> float:
