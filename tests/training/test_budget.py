@@ -12,6 +12,7 @@ from transferkit.errors import BudgetTooShortError, ConfigurationError
 from transferkit.models.builders import build_baseline_cnn, load_model
 from transferkit.training.budget import Costs, steps_that_fit
 from transferkit.training.callbacks import warmup_cosine
+from transferkit.training.eta import RunETA
 from transferkit.training.optim import WarmupCosine, recipe_optimizer
 from transferkit.training.recipes import fine_tune, train_from_scratch
 from transferkit.training.train import train
@@ -101,10 +102,19 @@ def test_a_budget_too_short_for_one_epoch_says_what_it_needs(tiny):
     assert needed > 0.05
 
 
-def test_runs_without_a_budget_log_their_plan_early(tiny, caplog):
-    model = build_baseline_cnn(tiny, filters=(4,), head=())
-    keras.utils.set_random_seed(0)
-    with caplog.at_level(logging.INFO, logger="transferkit"):
-        train(model, tiny, epochs=2, batch_size=8, verbose=2)  # 12 steps an epoch
-    plans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Plan: ")]
-    assert len(plans) == 1 and plans[0].startswith("Plan: 2 epochs (24 steps), about ")
+def test_runs_without_a_budget_log_their_plan_early_unless_they_are_short():
+    # Step 0 compiles (10 s); steps 1-5 are timed; 50 steps an epoch, 10 epochs, 100
+    # validation images at a third of a step per image of a 10-image batch.
+    for step_seconds, logged in ((2.0, True), (0.01, False)):
+        end = 10.0 + 5 * step_seconds
+        ticks = iter([0.0, 0.0, 10.0, end, end])  # begin (2 reads), batch 0, batch 5 (2 reads)
+        eta = RunETA(10, steps_per_epoch=50, validation_images=100, batch_size=10,
+                     clock=lambda t=ticks: next(t))
+        eta.on_train_begin()
+        for batch in range(6):
+            eta.on_train_batch_end(batch)
+        if logged:  # 20 s, then 494 steps x 2 s and 10 validations of 6.7 s: 1,075 s
+            assert len(eta.messages) == 1
+            assert eta.messages[0].startswith("Plan: 10 epochs (500 steps), about 17.9 min, ends ~")
+        else:
+            assert eta.messages == []

@@ -46,14 +46,16 @@ class RunETA(keras.callbacks.Callback):
         validation_images: Images validated after each epoch.
         batch_size: Images per step.
         clock: Seconds since some origin (``time.monotonic``; injectable for tests).
+        min_seconds: No plan line for a run expected to take less than this.
     """
 
     def __init__(self, total_epochs: int, *, steps_per_epoch: int = 0, validation_images: int = 0,
-                 batch_size: int = 1, clock=time.monotonic) -> None:
+                 batch_size: int = 1, clock=time.monotonic,
+                 min_seconds: float = 20.0) -> None:
         super().__init__()
         self.total_epochs, self.steps_per_epoch = total_epochs, steps_per_epoch
         self.validation_images, self.batch_size = validation_images, batch_size
-        self.clock = clock
+        self.clock, self.min_seconds = clock, min_seconds
         self.messages: list[str] = []
 
     def on_train_begin(self, logs=None) -> None:
@@ -71,6 +73,8 @@ class RunETA(keras.callbacks.Callback):
             validation = step / self.batch_size / 3 * self.validation_images * self.total_epochs
             remaining = steps_left * step + validation
             total = self.clock() - self._started + remaining
+            if total < self.min_seconds:  # a head on cached features: done before it is read
+                return
             self._log(f"Plan: {plural(self.total_epochs, 'epoch')} "
                       f"({plural(self.total_epochs * self.steps_per_epoch, 'step')}), about "
                       f"{format_duration(total)}, ends ~{_clock_in(remaining)}")
