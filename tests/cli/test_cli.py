@@ -244,7 +244,7 @@ def test_train_keeps_the_head_when_the_budget_leaves_no_time_to_fine_tune(own_im
     assert main(["train", str(tmp / "photos"), "--weights", "none", "--image-size", "32",
                  "--head-epochs", "1", "--budget", "16s", "--out", str(tmp / "budget"), "-q"]) == 0
     err = capsys.readouterr().err
-    assert "no fine-tuning within --budget 16" in err and "Give at least" in err
+    assert "no fine-tuning within --budget 16" in err and "was spent before training" in err
     metrics = json.loads((tmp / "budget" / "metrics.json").read_text())
     assert list(metrics["runs"]) == ["frozen_head"] and metrics["kept"] == "frozen_head"
 

@@ -61,6 +61,15 @@ class Budget:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def check_left(self) -> None:
+        """Raise :class:`BudgetTooShortError` if the budget is spent before training began."""
+        if self.elapsed() >= self.seconds * (1 - MARGIN):
+            raise BudgetTooShortError(
+                f"A budget of {format_duration(self.seconds)} was spent before training began: "
+                f"{format_duration(self.elapsed())} went on preparing (reading images, "
+                "features, compiling). Give more than that, plus the epochs to train, on this "
+                "machine.")
+
 
 @dataclass
 class Costs:
@@ -186,6 +195,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
         BudgetTooShortError: If one epoch and the final evaluation do not fit;
             the message gives the budget this machine would need.
     """
+    budget.check_left()
     costs = _calibrate(fitted, train_data, val, min(CALIBRATION_STEPS, steps_per_epoch - 1),
                        batch_size, test)
     taken = _optimizer_steps(fitted)

@@ -231,6 +231,8 @@ def fine_tune(
         True
     """
     budget = Budget.start(budget)  # the clock starts now: the head trained first counts
+    if budget is not None:
+        budget.check_left()  # a budget handed in spent (the CLI's): before the head trains
     progressive = _progressive_within(budget, progressive)
     frozen = _freeze_spec(find_backbone(model), unfreeze)
     recipe = Recipe.resolve(
