@@ -103,7 +103,6 @@ def _check_train_args(args) -> str | None:
         _check_positive(args, "image_size")
     if args.epochs is not None and args.epochs < 0:
         raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
-
     get_backbone_spec(args.backbone)
     weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
     if weights not in (None, "imagenet"):

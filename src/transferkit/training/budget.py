@@ -27,7 +27,7 @@ from transferkit import _backend
 from transferkit._text import plural
 from transferkit._validation import parse_duration
 from transferkit.errors import BudgetTooShortError
-from transferkit.training.eta import format_duration
+from transferkit.training.eta import clock_in, format_duration
 from transferkit.training.optim import WarmupCosine
 
 logger = logging.getLogger("transferkit")
@@ -60,6 +60,10 @@ class Budget:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def for_training(self, costs: Costs) -> float:
+        """Seconds left to train: what is not spent, less the test evaluation and the margin."""
+        return self.seconds * (1 - MARGIN) - self.elapsed() - costs.final
 
     def check_left(self) -> None:
         """Raise :class:`BudgetTooShortError` if the budget is spent before training began."""
@@ -111,25 +115,28 @@ class BudgetKeeper(keras.callbacks.Callback):
         steps_per_epoch: Training steps in one epoch.
         total_steps: The planned number of steps.
         max_steps: The most steps the run may take (``epochs`` given, or the plan's).
+        start_step: Optimizer steps taken before ``fit`` (the timed ones).
+        fit_epochs: The epochs ``fit`` is given; the run may not go past them.
         schedule: The learning-rate schedule to keep in step (or None).
     """
 
-    def __init__(self, budget: Budget, costs: Costs, steps_per_epoch: int, total_steps: int,
-                 max_steps: int, schedule: WarmupCosine | None = None) -> None:
+    def __init__(self, budget: Budget, costs: Costs, steps_per_epoch: int, total_steps: int, *,
+                 start_step: int, fit_epochs: int, schedule: WarmupCosine | None = None) -> None:
         super().__init__()
         self.budget, self.costs, self.schedule = budget, costs, schedule
-        self.steps_per_epoch, self.total_steps, self.max_steps = (steps_per_epoch, total_steps,
-                                                                  max_steps)
-        self.planned_steps = total_steps
-        self.fit_epochs = -(-total_steps // steps_per_epoch)  # set by plan_budget
-        self.start_step = 0  # optimizer steps taken before fit (the timed ones)
+        self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
+        self.planned_steps, self.start_step, self.fit_epochs = total_steps, start_step, fit_epochs
+        self.max_steps = start_step + fit_epochs * steps_per_epoch
         self._epoch_started = self._trained = time.monotonic()
         self._first_step, self._done, self._ended = 0, 0, None
 
     @property
     def epochs(self) -> int:
         """Epochs the plan touches (the last may be partial)."""
-        return -(-(self.total_steps - self.start_step) // self.steps_per_epoch)
+        return self._epochs_for(self.total_steps)
+
+    def _epochs_for(self, total_steps: int) -> int:
+        return -(-(total_steps - self.start_step) // self.steps_per_epoch)
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         now = time.monotonic()
@@ -161,9 +168,8 @@ class BudgetKeeper(keras.callbacks.Callback):
         self.costs.step = (trained - self._epoch_started) / max(1, done - self._first_step)
         if trained < now and self.costs.validation:
             self.costs.validation = now - trained
-        seconds = self.budget.seconds * (1 - MARGIN) - self.budget.elapsed() - self.costs.final
-        total = done + max(1, steps_that_fit(seconds, self.costs, self.steps_per_epoch,
-                                             self.max_steps - done))
+        total = done + max(1, steps_that_fit(self.budget.for_training(self.costs), self.costs,
+                                             self.steps_per_epoch, self.max_steps - done))
         if total != self.total_steps:
             self.total_steps = total
             if self.schedule is not None:
@@ -173,8 +179,7 @@ class BudgetKeeper(keras.callbacks.Callback):
     def record(self) -> dict:
         """What was planned and what the run did, for the run record."""
         return {"seconds": round(self.budget.seconds, 1), "planned_steps": self.planned_steps,
-                "planned_epochs": -(-(self.planned_steps - self.start_step)
-                                    // self.steps_per_epoch),
+                "planned_epochs": self._epochs_for(self.planned_steps),
                 "steps": self.total_steps, "step_s": round(self.costs.step, 4),
                 "validation_s": round(self.costs.validation, 2),
                 "final_s": round(self.costs.final, 2)}
@@ -200,8 +205,8 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
                        batch_size, test)
     taken = _optimizer_steps(fitted)
     max_steps = taken + max_epochs * steps_per_epoch
-    seconds = budget.seconds * (1 - MARGIN) - budget.elapsed() - costs.final
-    total = taken + steps_that_fit(seconds, costs, steps_per_epoch, max_steps - taken)
+    total = taken + steps_that_fit(budget.for_training(costs), costs, steps_per_epoch,
+                                   max_steps - taken)
     if total - taken < min(steps_per_epoch, max_steps - taken):
         needed = budget.elapsed() + costs.epoch(steps_per_epoch) + costs.final
         raise BudgetTooShortError(
@@ -215,17 +220,15 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
     if schedule is not None:
         schedule.set_total_steps(total, step=taken)
         _backend.refresh_train_function(fitted)
-    keeper = BudgetKeeper(budget, costs, steps_per_epoch, total, max_steps, schedule)
-    keeper.start_step = taken
     # fit's epochs are fixed from here on: room for a machine that turns out faster.
-    keeper.fit_epochs = min(max_epochs, math.ceil((total - taken) * SLACK / steps_per_epoch))
-    keeper.max_steps = taken + keeper.fit_epochs * steps_per_epoch
-    planned = budget.elapsed() + (total - taken) * costs.step + keeper.epochs * (
-        costs.validation) + costs.final
-    ends = time.strftime("%H:%M", time.localtime(time.time() + planned - budget.elapsed()))
+    fit_epochs = min(max_epochs, math.ceil((total - taken) * SLACK / steps_per_epoch))
+    keeper = BudgetKeeper(budget, costs, steps_per_epoch, total, start_step=taken,
+                          fit_epochs=fit_epochs, schedule=schedule)
+    remaining = (total - taken) * costs.step + keeper.epochs * costs.validation + costs.final
     logger.info("Plan for the %s budget: %s (%s%s), about %s in all, ends ~%s.",
                 format_duration(budget.seconds), plural(keeper.epochs, "epoch"),
-                plural(total, "step"), describe, format_duration(planned), ends)
+                plural(total, "step"), describe, format_duration(budget.elapsed() + remaining),
+                clock_in(remaining))
     return keeper
 
 

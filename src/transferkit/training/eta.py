@@ -77,7 +77,7 @@ class RunETA(keras.callbacks.Callback):
                 return
             self._log(f"Plan: {plural(self.total_epochs, 'epoch')} "
                       f"({plural(self.total_epochs * self.steps_per_epoch, 'step')}), about "
-                      f"{format_duration(total)}, ends ~{_clock_in(remaining)}")
+                      f"{format_duration(total)}, ends ~{clock_in(remaining)}")
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         now = self.clock()
@@ -88,7 +88,7 @@ class RunETA(keras.callbacks.Callback):
             return
         remaining = (now - self._started) / self._epochs * left
         self._log(f"epoch {epoch + 1}/{self.total_epochs} in {format_duration(took)}; "
-                  f"about {format_duration(remaining)} left, ends ~{_clock_in(remaining)}")
+                  f"about {format_duration(remaining)} left, ends ~{clock_in(remaining)}")
 
     def _log(self, message: str) -> None:
         self.messages.append(message)
@@ -99,5 +99,6 @@ EARLY_STEPS = 5
 """Steps of the first epoch timed (after the one that compiles) before the plan line."""
 
 
-def _clock_in(seconds: float) -> str:
+def clock_in(seconds: float) -> str:
+    """The wall-clock time ``seconds`` from now, as ``HH:MM``."""
     return time.strftime("%H:%M", time.localtime(time.time() + seconds))

@@ -242,7 +242,8 @@ def fine_tune(
         fine_tune=FineTuneRequest(frozen, cache_prefix, progressive))
     options = TrainOptions.for_recipe(
         {"name": f"{model.name}_finetuned", **train_kwargs}, epochs=resolve_epochs(epochs, budget),
-        budget=budget, batch_size=recipe.batch_size, augment=augment, cache_features=False, compile=False)
+        budget=budget, batch_size=recipe.batch_size, augment=augment, cache_features=False,
+        compile=False)
     recipe = replace(recipe, head_first=train_head_first(model, data, head_first, train_kwargs))
     set_freeze(find_backbone(model), frozen, train_batchnorm=train_batchnorm)
     return run_training(model, data, options, recipe=recipe)

@@ -130,8 +130,8 @@ def train(
         True
     """
     return run_training(model, data, TrainOptions(
-        epochs=resolve_epochs(epochs, budget), budget=budget, batch_size=batch_size, optimizer=optimizer, lr=lr, callbacks=callbacks,
-        augment=augment, cache_features=cache_features, run_dir=run_dir, name=name, seed=seed,
+        epochs=resolve_epochs(epochs, budget), budget=budget, batch_size=batch_size,
+        optimizer=optimizer, lr=lr, callbacks=callbacks, augment=augment, cache_features=cache_features, run_dir=run_dir, name=name, seed=seed,
         patience=patience, schedule=schedule, verbose=verbose, **options,
     ))
 
