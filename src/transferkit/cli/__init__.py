@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     from transferkit.cli._parser import build_parser, command_flags, common_options_first
 
+    process = argv is None  # the process's own command, not a call from Python
     argv = common_options_first(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,32 +49,78 @@ def main(argv: list[str] | None = None) -> int:
     args.flags = command_flags(parser, args)  # messages hint only at options it has
     level = "debug" if args.debug else args.verbosity
     configure_logging(level, flags=args.flags)
+    from transferkit.cli._interrupt import catching_interrupts
+
+    # The process's own command ends when Ctrl-C cannot stop it within seconds.
+    give_up = functools.partial(_interrupted, args, exit_now=True) if process else None
+    with catching_interrupts(on_give_up=give_up) as interrupts:
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            interrupts.stopped.set()
+            return _interrupted(args, exit_now=process)
+        except Exception as exc:  # noqa: BLE001 - never a traceback without --debug
+            if interrupts.received:  # a KeyboardInterrupt that a library turned into an error
+                interrupts.stopped.set()
+                return _interrupted(args, exit_now=process)
+            if args.debug:
+                raise
+            return _report_error(exc, args)
+
+
+def _run(args) -> int:
+    """The command's checks, TensorFlow if it needs it, then the command itself."""
+    with warnings.catch_warnings():
+        if not args.debug:  # advice reads like the other messages, without source lines
+            warnings.showwarning = functools.partial(_show_warning, flags=args.flags)
+        if getattr(args, "precheck", None):  # cheap checks first: answered in under a second
+            args.precheck(args)
+        if getattr(args, "needs_tensorflow", True):
+            import_tensorflow(args)
+        return args.func(args)
+
+
+def _report_error(exc: Exception, args) -> int:
+    """One line for an error: exit 2 for transferkit's (bad input), 1 for anything else."""
     from transferkit.errors import TransferkitError
 
-    try:
-        with warnings.catch_warnings():
-            if not args.debug:  # advice reads like the other messages, without source lines
-                warnings.showwarning = functools.partial(_show_warning, flags=args.flags)
-            if getattr(args, "precheck", None):  # e.g. a non-empty --out: refused in a second
-                args.precheck(args)
-            if getattr(args, "needs_tensorflow", True):
-                import_tensorflow(args)
-            return args.func(args)
-    except TransferkitError as exc:
-        if args.debug:
-            raise
+    if isinstance(exc, TransferkitError):
         print(f"transferkit: error: {cli_terms(str(exc), args.flags)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("transferkit: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - never a traceback without --debug
-        if args.debug:
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"transferkit: unexpected {type(exc).__name__}: {first} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(f"transferkit: unexpected {type(exc).__name__}: {first} "
+          "(run with --debug for the traceback)", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _interrupted(args, *, exit_now: bool) -> int:
+    """Say the command was interrupted and how to run it again; exit 130 (at once: ``exit_now``).
+
+    Exiting at once skips the interpreter's teardown, which took 4-9 s after
+    TensorFlow had trained; every file is written atomically, so nothing is lost.
+    """
+    print(f"transferkit: interrupted. {_after_interrupt(args)}", file=sys.stderr)
+    if exit_now:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
+
+
+def _after_interrupt(args) -> str:
+    """What an interrupted command leaves, and how to run it again (one sentence)."""
+    if args.command == "train":
+        from transferkit.cli._checks import out_dir
+
+        where = str(out_dir(args))
+    elif args.command == "quickstart":
+        where = args.out
+    elif args.command == "run":
+        where = "the experiment's --out folder"
+    else:  # predict, evaluate and report write their files at the end
+        return "Nothing was written; run the same command again."
+    again = " with --overwrite" if "--overwrite" in args.flags else ""
+    return f"What had finished is kept in {where}; to start again, run the same command{again}."
 
 
 def import_tensorflow(args) -> None:

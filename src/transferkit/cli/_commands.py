@@ -58,14 +58,6 @@ def quickstart(args) -> int:
     return EXIT_OK
 
 
-def check_out(args) -> None:
-    """``quickstart``'s --out, checked before TensorFlow (see ``cli._outdir.check_out_dir``)."""
-    from transferkit.cli._outdir import check_out_dir
-
-    inputs = () if args.data is None else (Path(args.data),)
-    check_out_dir(Path(args.out), overwrite=args.overwrite, inputs=inputs)
-
-
 def _quickstart_data(args, notes: list[str]):
     """CIFAR-10 as asked; offline, without --data or --strict, generated images (with a note)."""
     from transferkit import CIFAR10_CLASSES, load_cifar10, make_synthetic_dataset
@@ -115,9 +107,11 @@ def run_experiment(args) -> int:
     from transferkit.cli import import_tensorflow
     from transferkit.cli._parser import experiment_parser
     from transferkit.experiments import load
+    from transferkit.experiments._options import check_options
 
-    # --help and bad options answer before the experiment's module imports Keras.
+    # --help, bad options and missing files answer before the experiment's module imports Keras.
     options = experiment_parser(args.experiment).parse_args(args.options)
+    check_options(options)
     import_tensorflow(args)
     load(args.experiment).run(options)
     return EXIT_OK

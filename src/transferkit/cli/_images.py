@@ -12,7 +12,8 @@ import numpy as np
 
 from transferkit._text import plural
 from transferkit.cli import EXIT_OK
-from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
+from transferkit.cli._checks import out_dir, stem
+from transferkit.errors import DataError
 
 
 def train(args) -> int:
@@ -26,14 +27,14 @@ def train(args) -> int:
     from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
-    weights = _check_train_args(args)
+    weights = args.resolved_weights  # checked before TensorFlow loaded (cli._checks)
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
                              seed=args.seed)
     _warn_small_test(data)
-    out = _out_dir(args)
+    out = out_dir(args)
     keras.utils.set_random_seed(args.seed)
     model = build_transfer_model(args.backbone, data, weights=weights,
-                                 name=f"{args.backbone}_{_stem(args.images)}")
+                                 name=f"{args.backbone}_{stem(args.images)}")
     clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
@@ -79,37 +80,6 @@ def _fine_tune(args, model, data, out: Path, batch: dict, started: float) -> lis
         return []
 
 
-def check_out(args) -> None:
-    """``train``'s --budget and --out, checked before TensorFlow (``cli._outdir.check_out_dir``)."""
-    from transferkit._validation import parse_duration
-    from transferkit.cli._outdir import check_out_dir
-
-    if args.budget is not None:
-        args.budget = parse_duration(args.budget, "--budget")
-    check_out_dir(_out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
-
-
-def _out_dir(args) -> Path:
-    return Path(args.out or Path("runs") / _stem(args.images))
-
-
-def _check_train_args(args) -> str | None:
-    """The weights to build with; bad arguments fail before minutes of decoding."""
-    from transferkit.models.backbones import check_weights_arg, check_weights_fit
-    from transferkit.models.registry import get_backbone_spec
-
-    _check_positive(args, "head_epochs", "batch_size")
-    if args.image_size != "auto":
-        _check_positive(args, "image_size")
-    if args.epochs is not None and args.epochs < 0:
-        raise ConfigurationError(f"--epochs must be 0 or more, got {args.epochs}.")
-    get_backbone_spec(args.backbone)
-    weights = None if args.weights.lower() == "none" else check_weights_arg(args.weights)
-    if weights not in (None, "imagenet"):
-        check_weights_fit(weights, args.backbone)
-    return weights
-
-
 def _warn_small_test(data) -> None:
     if 0 < len(data.y_test) < 20:
         print(f"transferkit: warning: the test split has {plural(len(data.y_test), 'image')}: one image "
@@ -133,7 +103,7 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_confusion_matrix(kept.evaluation, path=out / "confusion_matrix.png")
     atomic_write_text(out / "classification_report.txt", kept.evaluation.report)
-    title = f"transferkit: {_stem(args.images)}"
+    title = f"transferkit: {stem(args.images)}"
     write_report(runs, out / "report.html", title=title, data=data)
     write_report(runs, out / "slides.html", title=title, data=data, slides=True)
     metrics = {
@@ -151,12 +121,10 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
 
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
-    from transferkit.data.images import IMAGE_EXTENSIONS, decode_images
+    from transferkit.data.images import decode_images
 
-    if args.top_k < 1:
-        raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")
     model, names, resize = _load(args.model, args.resize)
-    files = _image_files(args.paths, IMAGE_EXTENSIONS)
+    files = args.files  # listed before TensorFlow loaded (cli._checks.check_predict)
     size = model.input_shape[1:3]
     k = min(args.top_k, len(names))
     rows, unreadable = [], []
@@ -195,9 +163,7 @@ def evaluate(args) -> int:
     from transferkit.runs.evaluation import evaluate_predictions
 
     model, names, resize = _load(args.model, args.resize)
-    root = Path(args.data).expanduser()
-    if not root.exists():
-        raise DataNotFoundError(f"DATA {str(root)!r} does not exist.")
+    root = Path(args.data).expanduser()  # it exists: cli._checks.check_evaluate
     tree = read_image_tree(list_entries(root), root, image_size=tuple(model.input_shape[1:3]),
                            resize=resize, strict=False)
     split = "test" if "test" in tree else None
@@ -239,45 +205,9 @@ def _load(model_path: str, resize: str | None):
     return model, names, resize or data_cfg.get("resize", "crop")
 
 
-def _image_files(paths: list[str], extensions) -> list[Path]:
-    from transferkit.data.images import PHOTO_EXTENSIONS
-
-    files = []
-    for given in paths:
-        path = Path(given).expanduser()
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in extensions
-                            and not any(part.startswith(".") for part in p.parts))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataNotFoundError(f"{given!r} does not exist.")
-    if not files:
-        raise DataError(f"No images in {', '.join(paths)} (looked for photos: "
-                        f"{', '.join(PHOTO_EXTENSIONS)}, and other picture formats Pillow reads).")
-    return files
-
-
 def _merge(tree: dict) -> dict:
     merged: dict[str, list] = {}
     for classes in tree.values():
         for name, images in classes.items():
             merged.setdefault(name, []).append(images)
     return {name: np.concatenate(parts) for name, parts in merged.items()}
-
-
-def _stem(path: str) -> str:
-    from transferkit.data.folder import ARCHIVE_SUFFIXES
-
-    name = Path(path).expanduser().resolve().name
-    for suffix in ARCHIVE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _check_positive(args, *names: str) -> None:
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigurationError(f"--{name.replace('_', '-')} must be 1 or more, got {value}.")

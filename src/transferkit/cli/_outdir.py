@@ -14,6 +14,8 @@ from transferkit.errors import ConfigurationError
 
 #: A folder holding one of these at its top is a transferkit output (a run or a command's --out).
 MARKERS = ("run.json", "metrics.json")
+#: ... and so is one whose stage folders hold one of these (a run interrupted before its end).
+STAGE_MARKERS = ("run.json", "history.csv", "backup")
 
 
 def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
@@ -33,14 +35,15 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
         return
     if not out.is_dir():
         raise ConfigurationError(f"--out {out} is a file, not a folder.")
-    if not any(out.iterdir()):
+    if not any(p.is_file() for p in out.rglob("*")):  # empty, or only empty folders
         return
     if not overwrite:
         raise ConfigurationError(f"--out {out} is not empty: pass --overwrite to replace the "
                                  "run in it, or choose another --out.")
     if not is_transferkit_output(out):
         raise ConfigurationError(
-            f"--out {out} is not empty and holds no transferkit run ({' or '.join(MARKERS)}): "
+            f"--out {out} is not empty and holds no transferkit run ({' or '.join(MARKERS)}, "
+            "or a stage folder with its history): "
             "--overwrite clears only transferkit's own outputs; choose another --out.")
     resolved = out.resolve()
     for path in (*inputs, Path.cwd(), Path.home()):
@@ -50,8 +53,12 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
 
 
 def is_transferkit_output(folder: Path) -> bool:
-    """Whether ``folder`` holds a transferkit ``run.json`` or ``metrics.json`` at its top."""
-    return any((folder / name).is_file() for name in MARKERS)
+    """Whether ``folder`` holds a transferkit run: a ``run.json`` or ``metrics.json`` at its
+    top, or, where a run was interrupted, a stage folder with its history or backup."""
+    if any((folder / name).is_file() for name in MARKERS):
+        return True
+    return any((stage / name).exists() for stage in folder.iterdir() if stage.is_dir()
+               for name in STAGE_MARKERS)
 
 
 def clear_out_dir(out: Path) -> None:

@@ -117,7 +117,7 @@ def _add_quickstart(sub) -> None:
     q.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     q.add_argument("--strict", action="store_true",
                    help="fail instead of falling back to generated data or random weights")
-    q.set_defaults(func=_lazy("quickstart"), precheck=_lazy("check_out", "_commands"))
+    q.set_defaults(func=_lazy("quickstart"), precheck=_lazy("check_quickstart", "_checks"))
 
 
 def _add_train(sub) -> None:
@@ -154,7 +154,7 @@ def _add_train(sub) -> None:
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     _add_overwrite(t)
     t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
-    t.set_defaults(func=_lazy("train", "_images"), precheck=_lazy("check_out", "_images"))
+    t.set_defaults(func=_lazy("train", "_images"), precheck=_lazy("check_train", "_checks"))
 
 
 def _add_overwrite(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +182,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to a CSV file")
     p.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
-    p.set_defaults(func=_lazy("predict", "_images"))
+    p.set_defaults(func=_lazy("predict", "_images"), precheck=_lazy("check_predict", "_checks"))
 
 
 def _add_evaluate(sub) -> None:
@@ -195,7 +195,8 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
-    e.set_defaults(func=_lazy("evaluate", "_images"))
+    e.set_defaults(func=_lazy("evaluate", "_images"),
+                   precheck=_lazy("check_evaluate", "_checks"))
 
 
 def _add_run(sub) -> None:
@@ -234,7 +235,7 @@ def _add_report(sub) -> None:
                    "test split matches, per-image predictions")
     r.add_argument("--image-size", type=int,
                    help="square size images of a --data folder are resized to (default: as recorded)")
-    r.set_defaults(func=_lazy("report"))
+    r.set_defaults(func=_lazy("report"), precheck=_lazy("check_report", "_checks"))
 
 
 def _add_cache(sub) -> None:

@@ -1,15 +1,20 @@
-"""Warnings about a dataset that would otherwise give a silently poor model.
+"""Checks of a dataset's classes: the choice of classes, and counts that give a poor model.
 
-:func:`warn_about_counts` runs when :func:`~transferkit.data.folder.load_image_folder`
-has split a folder: too few images in a class, or one class dominating. Each
-warning says what to expect and what to do.
+:func:`class_indices` resolves a choice of classes (names or indices) before
+any image is decoded, so a typo costs nothing. :func:`warn_about_counts` runs
+when :func:`~transferkit.data.folder.load_image_folder` has split a folder: too
+few images in a class, or one class dominating. Each warning says what to
+expect and what to do.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
+
+from transferkit.errors import DataError, unknown_name
 
 FEW_IMAGES = 10
 """A class with fewer training images than this gets a warning."""
@@ -55,3 +60,38 @@ def warn_about_counts(y_train: np.ndarray, class_names: tuple[str, ...]) -> list
     for message in messages:
         warnings.warn(message, stacklevel=3)
     return messages
+
+
+def class_indices(classes: Sequence[str | int], class_names: Sequence[str]) -> list[int]:
+    """The label index of each of ``classes`` (names or indices) among ``class_names``.
+
+    What :meth:`DataSplits.subset` keeps, checked without any images, so a
+    loader refuses a typo before it decodes anything.
+
+    Raises:
+        UnknownNameError: For a name not in ``class_names`` (close matches listed).
+        DataError: For a bare string, an index out of range, duplicates, or
+            fewer than two classes.
+
+    Example:
+        >>> class_indices(["ship", 1], ("airplane", "automobile", "ship"))
+        [2, 1]
+    """
+    if isinstance(classes, str):
+        raise DataError(f"classes must be a list of class names or indices, got the string "
+                        f"{classes!r}; pass [{classes!r}, ...].")
+    indices = []
+    for c in classes:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if not 0 <= int(c) < len(class_names):
+                raise DataError(f"Class index {c} is out of range 0..{len(class_names) - 1}.")
+            indices.append(int(c))
+        elif c in class_names:
+            indices.append(list(class_names).index(c))
+        else:
+            raise unknown_name("class", c, class_names)
+    if len(set(indices)) != len(indices):
+        raise DataError(f"Duplicate classes in subset: {list(classes)}.")
+    if len(indices) < 2:
+        raise DataError(f"A classification dataset needs at least 2 classes, got {len(indices)}.")
+    return indices

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit._backend import keras_home
+from transferkit.data.checks import class_indices
 from transferkit.data.folder import (
     Entries,
     classify_entries,
@@ -82,6 +83,9 @@ def load_cifar10(
         CorruptDataError: For an unreadable archive.
         DataError: For a tree whose class folders are not CIFAR-10's.
         ConfigurationError: For ``validation_split`` outside ``[0, 1)``.
+        UnknownNameError: For a name in ``classes`` that is not a CIFAR-10 class.
+
+    Every argument is checked before an image is read.
 
     Example:
         >>> data = load_cifar10("cifar10-jpeg.tar.gz", limit_per_class=500)  # doctest: +SKIP
@@ -91,6 +95,8 @@ def load_cifar10(
     _check_fraction(validation_split)
     if limit_per_class is not None and limit_per_class < 1:
         raise ConfigurationError(f"limit_per_class must be >= 1, got {limit_per_class}.")
+    if classes is not None:  # a typo fails now, not after decoding 60,000 images
+        class_indices(classes, CIFAR10_CLASSES)
     path = _resolve_cifar_source(data_dir)
     if path is None:
         if not download:

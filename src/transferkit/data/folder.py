@@ -109,6 +109,9 @@ def load_image_folder(
             ``strict=True``.
         UnknownNameError: If ``class_names`` names a folder that does not exist.
 
+    Every argument, the folder's existence and ``class_names`` are checked
+    before an image is decoded.
+
     Example:
         >>> flowers = load_image_folder("flowers/", image_size=96)  # doctest: +SKIP
         >>> model = build_transfer_model(num_classes=flowers.num_classes,
@@ -120,12 +123,15 @@ def load_image_folder(
         raise ConfigurationError("validation_split + test_split must be below 1.")
     if resize not in RESIZE_MODES:
         raise ConfigurationError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
+    size = None if image_size == "auto" else _as_size(image_size)
     root = Path(path).expanduser()
     if not root.exists():
         raise DataNotFoundError(f"Image folder {str(root)!r} does not exist.")
     entries = list_entries(root)
+    if class_names is not None:  # a typo fails before any image is decoded
+        _check_class_names(class_names, entries)
     choice = _size_choice(entries) if image_size == "auto" else None
-    size = _as_size(choice.image_size if choice else None if image_size == "auto" else image_size)
+    size = _as_size(choice.image_size) if choice else size
     tree = read_image_tree(entries, root, image_size=size, resize=resize, strict=strict)
     if "val" in tree and "test" not in tree:
         # Score on val/; early stopping gets a slice of train/ instead.
@@ -154,6 +160,17 @@ def load_image_folder(
     warn_about_counts(data.y_train, names)
     logger.info("Loaded %r", data)
     return data
+
+
+def _check_class_names(class_names: Sequence[str], entries: Entries) -> None:
+    """Every name in ``class_names`` is a class folder holding images (read from names only)."""
+    if isinstance(class_names, str):
+        raise ConfigurationError(f"class_names must be a list of folder names, got the string "
+                                 f"{class_names!r}.")
+    folders = sorted({c for _, c in classify_entries(entries)[0]})
+    for c in class_names:
+        if c not in folders:
+            raise unknown_name("class", c, folders)
 
 
 def _split_tree(tree, names, validation_split, test_split, seed) -> tuple[np.ndarray, ...]:

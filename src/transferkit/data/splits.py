@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transferkit._validation import check_scalar
-from transferkit.errors import ConfigurationError, DataError, unknown_name
+from transferkit.data.checks import class_indices
+from transferkit.errors import ConfigurationError, DataError
 
 logger = logging.getLogger("transferkit")
 
@@ -139,9 +140,7 @@ class DataSplits:
         Example:
             >>> d3 = data.subset(["horse", "ship", "truck"])  # doctest: +SKIP
         """
-        indices = [self._class_index(c) for c in classes]
-        if len(set(indices)) != len(indices):
-            raise DataError(f"Duplicate classes in subset: {list(classes)}.")
+        indices = class_indices(classes, self.class_names)
         lookup = np.full(self.num_classes, -1, dtype=np.int64)
         lookup[indices] = np.arange(len(indices))
         arrays = {}
@@ -234,14 +233,6 @@ class DataSplits:
                         num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def _class_index(self, c: str | int) -> int:
-        if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
-            if not 0 <= int(c) < self.num_classes:
-                raise DataError(f"Class index {c} is out of range 0..{self.num_classes - 1}.")
-            return int(c)
-        if c not in self.class_names:
-            raise unknown_name("class", c, self.class_names)
-        return self.class_names.index(c)
 
 
 def augmentation(seed: int = 0):

@@ -19,7 +19,7 @@ from transferkit._atomic import atomic_write_json, atomic_write_text
 from transferkit.data.cifar import load_cifar10
 from transferkit.data.splits import DataSplits
 from transferkit.experiments._options import Budget, add_common_arguments, budget, unfreeze_arg  # noqa: F401 - the experiments' one import
-from transferkit.models.backbones import check_weights_arg
+from transferkit.models.files import check_weights_arg
 from transferkit.models.registry import get_backbone_spec, identify_weights_file
 from transferkit.reporting.compare import compare_runs
 from transferkit.reporting.plots import (

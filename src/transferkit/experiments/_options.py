@@ -60,6 +60,39 @@ def unfreeze_arg(value: str) -> str | int:
             f"expected 'auto', 'all' or a number of layers, got {value!r}") from None
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """The shared options' cheap checks, before Keras loads: counts, --data, --weights files.
+
+    Raises:
+        ConfigurationError: For --epochs or --per-class below 1, or a file that
+            is not a Keras weights file.
+        DataNotFoundError: For a --data path that does not exist.
+        WeightsNotFoundError: For a --weights file that does not exist.
+        UnknownNameError: For an unknown backbone in NAME=FILE.
+    """
+    from pathlib import Path
+
+    from transferkit.errors import ConfigurationError, DataNotFoundError
+    from transferkit.models.files import check_weights_arg
+    from transferkit.models.registry import get_backbone_spec
+
+    for name in ("epochs", "per_class"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be 1 or more, got {value}.")
+    if args.data is not None and not Path(args.data).expanduser().exists():
+        raise DataNotFoundError(f"Data path {args.data!r} does not exist.")
+    if args.weights.lower() in ("imagenet", "none"):
+        return
+    if "=" not in args.weights:  # one file
+        check_weights_arg(args.weights)
+        return
+    for item in filter(None, (part.strip() for part in args.weights.split(","))):
+        name, _, path = item.partition("=")  # as _common.weights reads it
+        get_backbone_spec(name.strip())
+        check_weights_arg(path.strip())
+
+
 def budget(args: argparse.Namespace) -> Budget:
     """The budget the options ask for: the mode's defaults, overridden by explicit values."""
     base = args.quick_budget if args.quick else args.full_budget

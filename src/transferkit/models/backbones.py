@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from pathlib import Path
 
 import keras
 
 from transferkit.errors import ConfigurationError, WeightsNotFoundError
+from transferkit.models.files import (  # noqa: F401 - check_weights_arg: also public here
+    check_imagenet_weights,
+    check_weights_arg,
+    check_weights_fit,
+)
 from transferkit.models.registry import (
     PREPROCESSING_MODES,
     check_preprocessing_mode,
     get_backbone_spec,
-    identify_weights_file,
     weights_cache_path,
 )
 
@@ -125,6 +128,7 @@ def build_backbone(
             raise ConfigurationError(
                 f"The weights file {weights} does not fit {spec.name}: {exc}"
             ) from exc
+    check_imagenet_weights(spec.name, image_size)  # offline: one clear error, no download attempt
     target = weights_cache_path(spec.name, image_size)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(download_timeout)  # a stalled connection fails instead of hanging
@@ -140,55 +144,6 @@ def build_backbone(
         ) from exc
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def check_weights_arg(weights: str | os.PathLike | None) -> str | None:
-    """Validate a ``weights`` argument: ``None``, ``"imagenet"`` or an existing file.
-
-    Args:
-        weights: The argument as given.
-
-    Returns:
-        ``None``, ``"imagenet"``, or the file's path as a string (``~`` expanded).
-
-    Raises:
-        WeightsNotFoundError: If a path is given and no such file exists.
-
-    Example:
-        >>> check_weights_arg("imagenet")
-        'imagenet'
-    """
-    if weights is None or weights == "imagenet":
-        return weights
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsNotFoundError(f"Weights file {str(path)!r} does not exist.")
-    return str(path)
-
-
-def check_weights_fit(weights: str | os.PathLike, backbone: str) -> None:
-    """Refuse a weights file that belongs to another registered network, naming both.
-
-    Args:
-        weights: Path of a weights file.
-        backbone: Registry name of the network it is meant for.
-
-    Raises:
-        ConfigurationError: If the file is recognised as another backbone's.
-
-    Example:
-        >>> check_weights_fit("mobilenet_2_5_224_tf_no_top.h5", "mobilenet_v2")
-        Traceback (most recent call last):
-        ...
-        transferkit.errors.ConfigurationError: The weights file mobilenet_2_5_224_tf_no_top.h5 holds mobilenet_v1_025 weights, not mobilenet_v2 weights. ...
-    """
-    owner = identify_weights_file(weights)
-    target = get_backbone_spec(backbone).name
-    if owner is not None and owner != target:
-        raise ConfigurationError(
-            f"The weights file {Path(weights).name} holds {owner} weights, not {target} "
-            f"weights. Use it with the {owner} backbone, or pass {target}'s own file."
-        )
 
 
 def _looks_like_download_error(exc: Exception) -> bool:

@@ -14,13 +14,13 @@ import importlib
 import os
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import keras
 
 from transferkit.data.splits import DataSplits
-from transferkit.errors import ConfigurationError, DataNotFoundError
+from transferkit.errors import ConfigurationError
 from transferkit.models.classifier import BaselineCNN, TransferClassifier, check_input_shape
+from transferkit.models.files import check_model_file
 from transferkit.models.freezing import FreezeSpec
 
 
@@ -151,14 +151,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         >>> load_model(path).output_shape
         (None, 3)
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataNotFoundError(f"Model file {str(path)!r} does not exist.")
-    if path.suffix.lower() == ".keras" and not _is_keras_archive(path):
-        raise ConfigurationError(
-            f"{path} is not a Keras model file: a .keras file is a zip archive holding the "
-            "model's config.json and weights, as model.save() writes it."
-        )
+    path = check_model_file(path)
     # Registers WarmupCosine, which a budgeted run's optimizer holds. Imported here,
     # not at the top: models sit below training, and only loading needs it.
     importlib.import_module("transferkit.training.optim")
@@ -166,14 +159,3 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         return keras.saving.load_model(path)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise ConfigurationError(f"{path} is not a Keras model file Keras can load ({exc}).") from exc
-
-
-def _is_keras_archive(path: Path) -> bool:
-    """Whether ``path`` is a zip archive with a ``config.json``, as ``model.save`` writes."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "config.json" in archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
