@@ -14,7 +14,9 @@ import sys
 
 __version__ = "0.1.0"
 
-# Before anything imports TensorFlow: its C++ INFO and WARNING lines are noise here.
+# Before anything imports TensorFlow: its C++ INFO and WARNING lines are noise here,
+# and so are the lines it prints before its log level applies (unless the user chose one).
+_HIDE_STARTUP = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The public API, listed once: each name and the module that defines it. Names load
@@ -43,6 +45,8 @@ _EXPORTS = {
     # transferkit.models.backbones
     "BackbonePreprocessing": "models.backbones",
     "build_backbone": "models.backbones",
+    # transferkit.models.files
+    "check_imagenet_weights": "models.files",
     # transferkit.models.classifier
     "BaselineCNN": "models.classifier",
     "TransferClassifier": "models.classifier",
@@ -104,7 +108,13 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"transferkit.{module}"), name)
+    if _HIDE_STARTUP and "tensorflow" not in sys.modules:
+        from transferkit import _backend
+
+        with _backend.hidden_tensorflow_startup():  # where this first use imports TensorFlow
+            value = getattr(importlib.import_module(f"transferkit.{module}"), name)
+    else:
+        value = getattr(importlib.import_module(f"transferkit.{module}"), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

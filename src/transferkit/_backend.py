@@ -287,6 +287,55 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
             os.close(saved)
 
 
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+)
+"""TensorFlow's start-up lines on every import, whatever its log level: they say nothing."""
+_NO_DRIVER, _CUINIT = "Could not find cuda drivers on your machine", "failed call to cuInit"
+
+
+@contextlib.contextmanager
+def hidden_tensorflow_startup():
+    """Keep TensorFlow's start-up lines off stderr if the block imports TensorFlow.
+
+    Only the lines of :data:`STARTUP_NOISE` are dropped, and the ``cuInit``
+    ERROR where TensorFlow also said the machine has no CUDA driver (so no GPU
+    was expected); everything else written to stderr meanwhile is written
+    after the block. For library use: nothing changes where TensorFlow is
+    imported already or another backend is configured.
+    """
+    if "tensorflow" in sys.modules or configured() != "tensorflow":
+        yield
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+            if "tensorflow" in sys.modules:  # the CUDA probe writes its lines now, not later
+                sys.modules["tensorflow"].config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            sys.stderr.write(without_startup_noise(sink.read().decode(errors="replace")))
+
+
+def without_startup_noise(text: str) -> str:
+    """``text`` less TensorFlow's start-up lines (see :func:`hidden_tensorflow_startup`)."""
+    no_gpu = _NO_DRIVER in text
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(noise in line for noise in STARTUP_NOISE)
+                   and not (no_gpu and _CUINIT in line))
+
+
 class _NoRetracingNotices(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()

@@ -64,7 +64,7 @@ def test_predict_tells_a_missing_model_from_a_file_that_is_not_one(tmp_path, pho
 
 
 def test_predict_on_a_folder_without_images_names_the_photo_formats(tmp_path):
-    from transferkit.cli._images import _image_files
+    from transferkit.cli._checks import image_files as _image_files
     from transferkit.data.images import IMAGE_EXTENSIONS
     from transferkit.errors import DataError
 

@@ -141,7 +141,10 @@ def _resolve_cifar_source(data_dir: str | os.PathLike | None) -> Path | None:
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.exists():
-            raise DataNotFoundError(f"Data path {str(path)!r} does not exist.")
+            raise DataNotFoundError(
+                f"Data path {str(path)!r} does not exist. Pass data_dir= a CIFAR-10 file or "
+                "folder: cifar-10-python.tar.gz, its cifar-10-batches-py/ folder, or a "
+                "train/<class>/ + test/<class>/ image tree (a folder or an archive).")
         return path
     env = os.environ.get("TRANSFERKIT_DATA")
     if env and not Path(env).expanduser().exists():

@@ -2,7 +2,8 @@
 
 Owns the backbone registry (``registry``: what each network is, no Keras
 import), building backbones with their weights and preprocessing
-(``backbones``), the classifiers that know their parts and do their own
+(``backbones``), the files a model is made from checked without Keras (``files``:
+weights and model files, ImageNet weights in Keras' cache), the classifiers that know their parts and do their own
 surgery (``classifier``: feature model and head, frozen prefix and trainable
 suffix, a view at another resolution), freezing (``freezing``), the friendly
 constructors and loading (``builders``), the anatomy of foreign models

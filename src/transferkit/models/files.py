@@ -22,6 +22,8 @@ from transferkit.models.registry import get_backbone_spec, identify_weights_file
 
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
 """File name endings ``Model.load_weights`` reads (Keras 3: others are refused by name)."""
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+"""File name endings ``keras.saving.load_model`` reads models from."""
 WEIGHTS_HOST = "storage.googleapis.com"
 """Where ``keras.applications`` downloads ImageNet weights from (``https://``)."""
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -146,7 +148,7 @@ def can_download(host: str = WEIGHTS_HOST, *, timeout: float = 3.0) -> bool:
 
 
 def check_model_file(path: str | os.PathLike) -> Path:
-    """A saved model's path, checked: it exists, and a ``.keras`` file is Keras' zip archive.
+    """A saved model's path, checked: it exists, is named and begins as a Keras model file.
 
     Args:
         path: The model file (``~`` is expanded).
@@ -156,17 +158,26 @@ def check_model_file(path: str | os.PathLike) -> Path:
 
     Raises:
         DataNotFoundError: If the file does not exist.
-        ConfigurationError: If a ``.keras`` file is not a zip archive holding a
-            ``config.json``, as ``model.save()`` writes it.
+        ConfigurationError: If its name does not end in one of :data:`MODEL_SUFFIXES`,
+            a ``.keras`` file is not a zip archive holding a ``config.json`` (as
+            ``model.save()`` writes it), or an ``.h5`` file does not hold HDF5 data.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataNotFoundError(f"Model file {str(path)!r} does not exist.")
-    if path.suffix.lower() == ".keras" and not _is_keras_archive(path):
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ConfigurationError(
+            f"{path} is not a Keras model file: Keras loads models from .keras files "
+            "(model.save() writes them), or legacy .h5 files.")
+    if suffix == ".keras" and not _is_keras_archive(path):
         raise ConfigurationError(
             f"{path} is not a Keras model file: a .keras file is a zip archive holding the "
             "model's config.json and weights, as model.save() writes it."
         )
+    if suffix != ".keras" and not _is_hdf5(path):
+        raise ConfigurationError(f"{path} is not a Keras model file: it does not hold HDF5 "
+                                 f"data, as a {suffix} file must.")
     return path
 
 
@@ -200,6 +211,7 @@ def _is_zip(path: Path) -> bool:
 
 
 __all__ = [
+    "MODEL_SUFFIXES",
     "WEIGHTS_HOST",
     "WEIGHTS_SUFFIXES",
     "can_download",

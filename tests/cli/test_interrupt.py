@@ -1,0 +1,110 @@
+"""Ctrl-C stops every command within seconds, exit 130, with a line on how to run it again."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from transferkit.cli import main
+from transferkit.cli._interrupt import RESEND_S, catching_interrupts
+from transferkit.cli._outdir import check_out_dir
+
+
+def _noop():
+    pass
+
+
+class _Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+        _noop()  # the handler runs here, inside __del__, where Python drops its exception
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_a_ctrl_c_that_a_finalizer_swallowed_is_sent_again():
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with catching_interrupts() as interrupts:
+            _Finalized()  # TensorFlow's tracing runs such finalizers by the thousand
+            while time.monotonic() - start < 5:  # without the resend: never interrupted
+                time.sleep(0.01)
+    assert interrupts.received == 2  # the swallowed one, then the one sent again
+    assert RESEND_S - 0.1 < time.monotonic() - start < RESEND_S + 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_an_interrupted_command_exits_130_saying_what_it_left(monkeypatch, capsys):
+    import transferkit.cli._commands as commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cache_info", interrupted)
+    assert main(["cache", "info"]) == 130
+    assert capsys.readouterr().err == ("transferkit: interrupted. Nothing was written; run the "
+                                       "same command again.\n")
+
+    def turned_into_an_error(args):  # what a library may do with a KeyboardInterrupt
+        try:
+            signal.raise_signal(signal.SIGINT)
+            _noop()
+        except KeyboardInterrupt:
+            raise RuntimeError("UnknownError: KeyboardInterrupt in a py_func") from None
+
+    monkeypatch.setattr(commands, "cache_info", turned_into_an_error)
+    assert main(["cache", "info"]) == 130
+
+
+# --------------------------------------------------------------------------- a real `train`
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("interrupt") / "photos"
+    rng = np.random.default_rng(0)
+    for cls, colour in {"red": (220, 30, 30), "blue": (30, 40, 220)}.items():
+        (root / cls).mkdir(parents=True)
+        for k in range(16):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 20, (32, 32, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / cls / f"{k}.png")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, after", [
+    ("the head", "== frozen_head"),
+    ("caching the frozen prefix", "== fine_tuned"),
+    ("fine-tuning", "Epoch 2/"),
+])
+def test_ctrl_c_stops_train_at_once_with_exit_130(photos, tmp_path, stage, after):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "transferkit", "train", str(photos), "--weights", "none",
+               "--image-size", "32", "--head-epochs", "3", "--epochs", "50", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env)
+    seen, sent = [], None
+    fine_tuning = after != "Epoch 2/"
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            fine_tuning |= "== fine_tuned" in line
+            if sent is None and after in line and fine_tuning:
+                process.send_signal(signal.SIGINT)
+                sent = time.monotonic()
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert sent is not None, "".join(seen[-20:])
+    assert code == 130 and time.monotonic() - sent < 10, (stage, "".join(seen[-20:]))
+    assert seen[-1].strip() == (f"transferkit: interrupted. What had finished is kept in {out}; "
+                                "to start again, run the same command with --overwrite.")
+    assert not (out / "model.keras").exists()  # the run did not go on to its end
+    check_out_dir(out, overwrite=True, inputs=(photos,))  # `--overwrite` takes the folder
