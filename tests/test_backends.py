@@ -241,3 +241,35 @@ def test_tensorflow_retracing_notices_are_dropped_and_its_other_warnings_kept(ca
                     "retracing. Tracing is expensive ...")
         log.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_tensorflow_start_up_lines_are_dropped_and_other_lines_kept():
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+            "I0000 00:00:1.0 1 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+            "GPU will not be used.\n"
+            "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"
+            "a warning of the user's own\n")
+    assert _backend.without_startup_noise(text) == "a warning of the user's own\n"
+    with_driver = "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+    assert _backend.without_startup_noise(with_driver) == with_driver  # a GPU was expected
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's own start-up lines")
+def test_library_use_prints_no_tensorflow_start_up_lines():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    script = """
+        import os, sys
+        import transferkit as tk
+        os.write(2, b"before\\n")
+        tk.BackbonePreprocessing  # its module imports Keras, and so TensorFlow
+        assert "tensorflow" in sys.modules
+        from transferkit import _backend
+        assert _backend.without_startup_noise("x\\n") == "x\\n"
+        print("after", file=sys.stderr)
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["before", "after"]

@@ -307,7 +307,7 @@ def hidden_tensorflow_startup():
     after the block. For library use: nothing changes where TensorFlow is
     imported already or another backend is configured.
     """
-    if "tensorflow" in sys.modules or configured() != "tensorflow":
+    if "tensorflow" in sys.modules or configured() != "tensorflow" or sys.stderr is None:
         yield
         return
     import tempfile

@@ -65,8 +65,8 @@ def warn_about_counts(y_train: np.ndarray, class_names: tuple[str, ...]) -> list
 def class_indices(classes: Sequence[str | int], class_names: Sequence[str]) -> list[int]:
     """The label index of each of ``classes`` (names or indices) among ``class_names``.
 
-    What :meth:`DataSplits.subset` keeps, checked without any images, so a
-    loader refuses a typo before it decodes anything.
+    What :meth:`~transferkit.data.splits.DataSplits.subset` keeps, checked without
+    any images, so a loader refuses a typo before it decodes anything.
 
     Raises:
         UnknownNameError: For a name not in ``class_names`` (close matches listed).
