@@ -59,6 +59,12 @@ _EXPORTS = {
     # transferkit.models.features
     "extract_feature_maps": "models.features",
     "extract_features": "models.features",
+    # transferkit.models.export
+    "export_model": "models.export",
+    # transferkit.models.exported
+    "ExportCheck": "models.exported",
+    "ExportedModel": "models.exported",
+    "compare_exported": "models.exported",
     # transferkit.training.train
     "make_deterministic": "training.train",
     "train": "training.train",
@@ -93,6 +99,7 @@ _EXPORTS = {
     "CorruptDataError": "errors",
     "DataError": "errors",
     "DataNotFoundError": "errors",
+    "MissingDependencyError": "errors",
     "RunDirectoryExistsError": "errors",
     "TransferkitError": "errors",
     "UnknownNameError": "errors",

@@ -47,6 +47,10 @@ class BudgetTooShortError(ConfigurationError):
     """A time budget cannot buy one epoch on this machine; the message gives the minimum."""
 
 
+class MissingDependencyError(TransferkitError, ImportError):
+    """An optional package a feature needs is not installed; the message gives the pip command."""
+
+
 class RunDirectoryExistsError(TransferkitError, FileExistsError):
     """A run directory already holds a run and neither overwrite nor resume was asked."""
 

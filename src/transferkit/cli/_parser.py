@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_export(sub)
     _add_run(sub)
     _add_report(sub)
     _add_cache(sub)
@@ -196,6 +197,37 @@ def _add_evaluate(sub) -> None:
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
     e.set_defaults(func=_lazy("evaluate", "_images"))
+
+
+def _add_export(sub) -> None:
+    # Format and quantization are checked in the precheck, not by argparse's choices:
+    # a typo then gets one line with the close match, like every other input error.
+    from transferkit.cli._export import CALIBRATION_IMAGES
+    from transferkit.models.export import FORMATS, QUANTIZE_MODES
+
+    x = _sub(sub, "export", "write a saved model as a SavedModel, TFLite or ONNX file",
+             description="Export a model.keras for serving: a TensorFlow SavedModel folder, a "
+             "TFLite file (float32, or int8 with --quantize int8) or an ONNX file. Each takes "
+             "raw uint8 images (n, height, width, 3), as the .keras model does, and gives the "
+             "class probabilities. The file is run by its own runtime before it is put in "
+             "place; a float export must match the model within 1e-4.",
+             epilog='ONNX needs the export extra: pip install "transferkit[export]". SavedModel '
+             "and TFLite need the TensorFlow backend, ONNX TensorFlow or PyTorch.")
+    x.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
+    x.add_argument("--format", required=True, metavar="|".join(FORMATS),
+                   help="savedmodel (a folder), tflite or onnx (one file)")
+    x.add_argument("--out", metavar="PATH",
+                   help="where to write it (default: beside MODEL, e.g. model.tflite, "
+                   "model_int8.tflite, model.onnx, model_savedmodel)")
+    x.add_argument("--quantize", metavar="|".join(QUANTIZE_MODES),
+                   help=f"int8: a full-integer TFLite file, calibrated on {CALIBRATION_IMAGES} "
+                   "training images of --data (needs --format tflite and --data)")
+    x.add_argument("--data", metavar="IMAGES_DIR",
+                   help="the class-per-folder images the model was trained on: int8 calibrates "
+                   "on its training images, and the export is compared with the model on its "
+                   "test images (accuracy of both, agreement)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    x.set_defaults(func=_lazy("export", "_export"), precheck=_lazy("check", "_export"))
 
 
 def _add_run(sub) -> None:
