@@ -22,6 +22,7 @@ a request with :func:`check_export_request` before TensorFlow starts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -90,7 +91,7 @@ def check_export_request(format: str, *, quantize: str | None = None, check: boo
             message gives the pip command).
 
     Example:
-        >>> check_export_request("tflite", quantize="int8", backend="tensorflow").suffix
+        >>> check_export_request("tflite", quantize="int8", check=False, backend="tensorflow").suffix
         '.tflite'
     """
     from transferkit import _backend
@@ -207,13 +208,13 @@ def export_model(model, path: str | os.PathLike, *, format: str = "savedmodel",
 
     from transferkit.models.anatomy import require_classifier
 
-    spec = check_export_request(format, quantize=quantize, check=check,
-                                backend=keras.backend.backend())
     if isinstance(model, (str, os.PathLike)):
         from transferkit.models.builders import load_model
 
         model = load_model(model)
     model = require_classifier(model, "Export")
+    spec = check_export_request(format, quantize=quantize, check=check,
+                                backend=keras.backend.backend())
     path = check_export_path(path, format)
     shape = tuple(model.input_shape[1:])
     if quantize:
@@ -290,15 +291,13 @@ def _check_written(model, exported: ExportedModel, shape: tuple,
     return result.max_abs_diff
 
 
-class _quiet_logger:
-    """Raise a library's Python logger to WARNING for a block (tf2onnx logs every step at INFO)."""
-
-    def __init__(self, name: str) -> None:
-        self.logger = logging.getLogger(name)
-
-    def __enter__(self) -> None:
-        self.level = self.logger.level
-        self.logger.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc) -> None:
-        self.logger.setLevel(self.level)
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """A library's Python logger at WARNING for a block (tf2onnx logs every step at INFO)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

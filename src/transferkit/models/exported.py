@@ -22,7 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit.errors import ConfigurationError, DataError, DataNotFoundError, MissingDependencyError
+from transferkit.errors import (
+    ConfigurationError,
+    DataError,
+    DataNotFoundError,
+    MissingDependencyError,
+)
 
 INSTALL_EXPORT = 'pip install "transferkit[export]"'
 """The command that installs every optional package export needs (the ``export`` extra)."""
