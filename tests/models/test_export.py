@@ -181,8 +181,8 @@ def test_exports_match_the_model_on_real_images(cifar, tmp_path):
     data = real_subset(cifar, classes=["airplane", "frog", "truck"], per_class=150)
     keras.utils.set_random_seed(0)
     model = tk.build_baseline_cnn(data, filters=(16, 32))
-    run = tk.train(model, data, epochs=4, verbose=0)
-    assert run.evaluation.accuracy > 0.55  # chance 0.33
+    run = tk.train(model, data, epochs=3, verbose=0)
+    assert run.evaluation.accuracy > 0.45  # chance 0.33
     for format in ("savedmodel", "tflite", "onnx"):
         _can_export(format)
         exported = export_model(model, tmp_path / NAMES[format], format=format)
