@@ -211,7 +211,8 @@ def _add_export(sub) -> None:
              "raw uint8 images (n, height, width, 3), as the .keras model does, and gives the "
              "class probabilities. The file is run by its own runtime before it is put in "
              "place; a float export must match the model within 1e-4.",
-             epilog='ONNX needs the export extra: pip install "transferkit[export]". SavedModel '
+             epilog="ONNX needs onnx, tf2onnx and onnxruntime (pip install onnx tf2onnx onnxruntime; "
+             'in a transferkit checkout, the export extra: pip install ".[export]"). SavedModel '
              "and TFLite need the TensorFlow backend, ONNX TensorFlow or PyTorch.")
     x.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
     x.add_argument("--format", required=True, metavar="|".join(FORMATS),

@@ -29,8 +29,8 @@ from transferkit.errors import (
     MissingDependencyError,
 )
 
-INSTALL_EXPORT = 'pip install "transferkit[export]"'
-"""The command that installs every optional package export needs (the ``export`` extra)."""
+EXPORT_EXTRA = 'pip install ".[export]"'
+"""Installs every optional package export needs from a transferkit checkout (the ``export`` extra)."""
 
 SAVED_MODEL_FILE = "saved_model.pb"
 """The file that makes a folder a SavedModel."""
@@ -58,14 +58,25 @@ def format_of(path: str | os.PathLike) -> str:
         f"folder (holding {SAVED_MODEL_FILE}).")
 
 
-def require_packages(what: str, packages: tuple[str, ...], install: str = INSTALL_EXPORT) -> None:
-    """Raise :class:`~transferkit.errors.MissingDependencyError` naming what is missing and
-    the command that installs it, unless every package in ``packages`` imports."""
+def require_packages(what: str, packages: tuple[str, ...], *, extra: bool = True) -> None:
+    """Unless every package in ``packages`` imports, raise
+    :class:`~transferkit.errors.MissingDependencyError` naming those missing and the
+    pip command that installs them (and, where ``extra``, the ``export`` extra).
+
+    Example:
+        >>> require_packages("Counting", ("json",))
+        >>> require_packages("Export", ("json", "no_such_package"))
+        Traceback (most recent call last):
+        ...
+        transferkit.errors.MissingDependencyError: Export needs no_such_package, not installed here. Install with: pip install json no_such_package (or, in a transferkit checkout, the export extra: pip install ".[export]")
+    """
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
         raise MissingDependencyError(
-            f"{what} needs {', '.join(missing)}, not installed here. Install with: {install}"
-            + ("" if install != INSTALL_EXPORT else f" (or: pip install {' '.join(packages)})"))
+            f"{what} needs {', '.join(missing)}, not installed here. Install with: pip install "
+            f"{' '.join(packages)}"
+            + (f" (or, in a transferkit checkout, the export extra: {EXPORT_EXTRA})" if extra
+               else ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +149,7 @@ class ExportedModel:
 
     @functools.cached_property
     def _interpreter(self):
-        require_packages("Reading a TFLite file", ("tensorflow",), "pip install tensorflow")
+        require_packages("Reading a TFLite file", ("tensorflow",), extra=False)
         import tensorflow as tf
 
         with warnings.catch_warnings():
@@ -166,7 +177,7 @@ class ExportedModel:
 
 
 def _saved_model_runner(path: Path) -> Runner:
-    require_packages("Reading a SavedModel", ("tensorflow",), "pip install tensorflow")
+    require_packages("Reading a SavedModel", ("tensorflow",), extra=False)
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))  # kept: .serve alone lets its variables be freed
