@@ -73,7 +73,7 @@ def export(args) -> int:
     from transferkit._progress import format_size
     from transferkit.cli._images import _load
     from transferkit.models.anatomy import parameter_counts, require_classifier
-    from transferkit.models.export import FORMATS, export_model
+    from transferkit.models.export import ATOL, CHECK_IMAGES, FORMATS, export_model
     from transferkit.models.exported import compare_exported
 
     model, names, resize = _load(args.model, None)
@@ -94,7 +94,7 @@ def export(args) -> int:
               f"are {_size(weights, format_size)}: {weights / exported.size_bytes:.1f}x smaller.")
     else:
         print(f"Checked: its probabilities are within {exported.max_abs_diff:.1e} of the model's "
-              "on 8 images (the limit is 1e-4).")
+              f"on {CHECK_IMAGES} images (the limit is {ATOL:g}).")
     if data is not None:
         with native_stderr_hidden(show=show):
             result = compare_exported(model, exported, data.x_test, data.y_test)
