@@ -200,7 +200,9 @@ def fine_tune(
             ``transferkit train`` does; recorded as ``recipe["head_first"]``),
             True (always) or False (never).
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
-            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
+            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...), among
+            them ``class_weight="balanced"`` for unbalanced classes (the head
+            trained first weighs them too).
 
     Returns:
         The fine-tuning :class:`~transferkit.runs.record.Run`; its config has a
@@ -272,7 +274,8 @@ def train_head_first(model: keras.Model, data: DataSplits, when: bool | str,
         return None
     started = time.perf_counter()
     set_freeze(find_backbone(model), True)
-    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size") if k in train_kwargs}
+    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size", "class_weight")
+            if k in train_kwargs}
     steps = -(-len(data.y_train) // keep.get("batch_size", 64))
     low, high = HEAD_FIRST_EPOCHS
     epochs = min(high, max(low, -(-HEAD_FIRST_STEPS // steps)))
@@ -353,7 +356,8 @@ def train_from_scratch(
         optimizer: Optimizer name.
         label_smoothing: Smooth the one-hot targets by this much; 0: plain cross-entropy.
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
-            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
+            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...), among
+            them ``class_weight="balanced"`` for unbalanced classes.
 
     Returns:
         The :class:`~transferkit.runs.record.Run`.
