@@ -53,7 +53,6 @@ class Evaluation:
         recall: Macro-averaged recall.
         f1: Macro-averaged F1.
         per_class: ``{class: {"precision", "recall", "f1", "support"}}``.
-        recall_per_class: ``{class: recall}``, read from ``per_class``.
         confusion_matrix: Counts, rows = true class, columns = predicted.
         report: scikit-learn's classification report text.
         y_pred: Predicted labels.

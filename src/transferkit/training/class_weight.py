@@ -3,7 +3,7 @@
 Real image folders are rarely balanced, and a model trained on them favours
 the large classes. Weighting each training image's loss by its class
 (``class_weight="balanced"``: the inverse of the class's frequency, as
-scikit-learn's :func:`~sklearn.utils.class_weight.compute_class_weight`
+scikit-learn's ``sklearn.utils.class_weight.compute_class_weight``
 computes it) makes every class count as much in the loss as the others.
 
 :func:`check_class_weight` checks the argument's form when the options are
@@ -25,7 +25,7 @@ from transferkit._validation import check_scalar
 from transferkit.errors import ConfigurationError, unknown_name
 
 BALANCED = "balanced"
-"""The one named choice: weights inversely proportional to the class frequencies."""
+"""Weights inversely proportional to the class frequencies, the one named choice."""
 
 
 def check_class_weight(class_weight) -> None:
