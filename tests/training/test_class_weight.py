@@ -61,6 +61,11 @@ def test_train_refuses_bad_weights_before_anything_is_written(tiny, tmp_path):
     with pytest.raises(ConfigurationError, match="must be a number >= 0"):
         fine_tune(model, tiny, class_weight={0: -1})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    transfer = _transfer(tiny)
+    transfer.backbone.trainable = True
+    with pytest.raises(UnknownNameError, match="Unknown class 'cat'"):
+        fine_tune(transfer, tiny, class_weight={"cat": 2.0}, head_first=True)
+    assert transfer.backbone.trainable  # refused before the head trained on a frozen backbone
 
 
 def _recalls(run) -> list[float]:

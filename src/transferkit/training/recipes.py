@@ -39,6 +39,7 @@ from transferkit.models.freezing import FreezeSpec, set_freeze
 from transferkit.models.registry import BACKBONES
 from transferkit.runs.record import Run
 from transferkit.training.budget import Budget
+from transferkit.training.class_weight import resolve_class_weight
 from transferkit.training.fastpath import FineTuneRequest
 from transferkit.training.losses import recipe_loss
 from transferkit.training.optim import recipe_optimizer
@@ -246,6 +247,8 @@ def fine_tune(
         {"name": f"{model.name}_finetuned", **train_kwargs}, epochs=resolve_epochs(epochs, budget),
         budget=budget, batch_size=recipe.batch_size, augment=augment, cache_features=False,
         compile=False)
+    # Its keys, against the data, before the head trains first (which freezes the backbone).
+    resolve_class_weight(options.class_weight, data.y_train, data.class_names)
     recipe = replace(recipe, head_first=train_head_first(model, data, head_first, train_kwargs))
     set_freeze(find_backbone(model), frozen, train_batchnorm=train_batchnorm)
     return run_training(model, data, options, recipe=recipe)
