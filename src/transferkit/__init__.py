@@ -62,6 +62,8 @@ _EXPORTS = {
     # transferkit.training.train
     "make_deterministic": "training.train",
     "train": "training.train",
+    # transferkit.training.class_weight
+    "resolve_class_weight": "training.class_weight",
     # transferkit.training.recipes
     "fine_tune": "training.recipes",
     "train_from_scratch": "training.recipes",

@@ -65,3 +65,28 @@ def test_top5_and_loss_with_classes_missing_from_y_true():
     assert ev.top5_accuracy == pytest.approx(np.mean(in_top5))
     expected = -np.log(np.clip(p[np.arange(4), y], 1e-7, 1)).mean()  # clipped like Keras
     assert ev.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_balanced_accuracy_and_recall_per_class_on_an_unbalanced_split():
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    # 90 cats, all right; 10 dogs, 2 right: accuracy flatters a model that ignores dogs.
+    y = np.array([0] * 90 + [1] * 10)
+    pred = np.array([0] * 90 + [1] * 2 + [0] * 8)
+    ev = evaluate_predictions(y, np.eye(3)[pred], ["cat", "dog", "fox"])
+    assert ev.accuracy == pytest.approx(0.92)
+    assert ev.balanced_accuracy == pytest.approx(0.6) == balanced_accuracy_score(y, pred)
+    assert ev.recall_per_class == {"cat": 1.0, "dog": 0.2, "fox": 0.0}
+    assert ev.summary()["balanced_accuracy"] == pytest.approx(0.6)
+    # A class predicted but absent from the split is no reason to warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        other = evaluate_predictions([0, 1], np.eye(3)[[2, 1]], ["cat", "dog", "fox"])
+        assert other.balanced_accuracy == pytest.approx(0.5)
+    slim = json.loads(json.dumps(ev.to_dict(include_predictions=False)))
+    assert slim["balanced_accuracy"] == pytest.approx(0.6)
+    assert Evaluation.from_dict(slim).recall_per_class["dog"] == pytest.approx(0.2)
+    del slim["balanced_accuracy"]  # a record saved before the metric existed
+    assert Evaluation.from_dict(slim).balanced_accuracy is None

@@ -150,6 +150,10 @@ def _add_train(sub) -> None:
                    "fine-tuning runs as many steps as fit, its schedule ending on time (a few "
                    "timed steps make the plan, printed before it starts)")
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
+    t.add_argument("--class-weight", metavar="WEIGHTS",
+                   help="'balanced': each class's loss weighed by the inverse of its share of "
+                   "the training images, for folders where some classes have many more images "
+                   "than others; or CLASS=WEIGHT,... (unnamed classes weigh 1); default: none")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     _add_overwrite(t)

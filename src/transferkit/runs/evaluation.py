@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
+    balanced_accuracy_score,
     classification_report,
     confusion_matrix,
     log_loss,
@@ -19,8 +22,8 @@ from transferkit.models.anatomy import check_model_input
 # cross-entropy, so a confidently wrong prediction costs -log(1e-7) ~ 16 as in training,
 # not the -log(float64 eps) ~ 36 of scikit-learn's own clipping.
 _EPS = 1e-7
-_METRICS = ("accuracy", "loss", "top5_accuracy", "precision", "recall", "f1", "per_class",
-            "confusion_matrix", "report")
+_METRICS = ("accuracy", "balanced_accuracy", "loss", "top5_accuracy", "precision", "recall",
+            "f1", "per_class", "confusion_matrix", "report")
 
 
 class Evaluation:
@@ -39,6 +42,11 @@ class Evaluation:
 
     Attributes:
         accuracy: Fraction of correct top-1 predictions.
+        balanced_accuracy: The mean of the per-class recalls over the classes
+            present in ``y_true`` (scikit-learn's ``balanced_accuracy_score``):
+            chance is ``1 / classes`` however unbalanced the split is, and a
+            model that ignores a small class loses its share. None in records
+            saved before it was computed.
         loss: Mean cross-entropy of the predicted probabilities.
         top5_accuracy: Top-5 accuracy, where there are more than 5 classes.
         precision: Macro-averaged precision.
@@ -51,8 +59,10 @@ class Evaluation:
 
     Example:
         >>> ev = Evaluation([0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]], ["a", "b"])
-        >>> round(ev.accuracy, 3), ev.confusion_matrix
-        (0.667, [[1, 0], [1, 1]])
+        >>> round(ev.accuracy, 3), ev.balanced_accuracy, ev.confusion_matrix
+        (0.667, 0.75, [[1, 0], [1, 1]])
+        >>> ev.recall_per_class
+        {'a': 1.0, 'b': 0.5}
     """
 
     def __init__(self, y_true, probabilities, class_names, *, split: str = "test",
@@ -87,6 +97,11 @@ class Evaluation:
     def y_pred(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
 
+    @property
+    def recall_per_class(self) -> dict[str, float]:
+        """The recall of each class (the share of its images predicted as it), by name."""
+        return {name: scores["recall"] for name, scores in (self.per_class or {}).items()}
+
     def __getattr__(self, name: str):
         # The metrics: computed once from the arrays, or read from the record.
         if name not in _METRICS:
@@ -115,9 +130,9 @@ class Evaluation:
                    split=d.get("split", "test"), recorded=None if kept else d)
 
     def summary(self) -> dict[str, float | None]:
-        """The headline numbers: accuracy, top-5, macro precision/recall/F1, loss."""
-        return {m: getattr(self, m) for m in ("accuracy", "top5_accuracy", "precision", "recall",
-                                              "f1", "loss")}
+        """The headline numbers: accuracy, balanced accuracy, top-5, macro precision/recall/F1, loss."""
+        return {m: getattr(self, m) for m in ("accuracy", "balanced_accuracy", "top5_accuracy",
+                                              "precision", "recall", "f1", "loss")}
 
 
 def evaluate(
@@ -199,8 +214,12 @@ def _metrics(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     # float32 rounding, which scikit-learn's float64 check would warn about.
     clipped = np.clip(probs, _EPS, 1.0)
     loss = float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=labels))
+    with warnings.catch_warnings():  # a class predicted but absent from y_true: expected here
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y, pred))
     return {
         "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": balanced,
         "loss": loss,
         "top5_accuracy": top5,
         "precision": float(p.mean()),
