@@ -82,8 +82,8 @@ def _mirror_symmetric_model(classes: int = 3):
 def test_tta_averages_exactly_the_image_and_its_mirror_image(tiny):
     model = build_baseline_cnn(tiny.num_classes, input_shape=tiny.image_shape, filters=(4,))
     x = tiny.x_test[:10]
-    plain = model.predict(x, verbose=0)
-    mirrored = model.predict(np.ascontiguousarray(x[:, :, ::-1]), verbose=0)
+    plain = model.predict(x, batch_size=4, verbose=0)  # batch shapes as below: JAX compiles once
+    mirrored = model.predict(np.ascontiguousarray(x[:, :, ::-1]), batch_size=4, verbose=0)
     assert np.abs(plain - mirrored).max() > 1e-4  # the CNN sees the flip: TTA changes something
     # batch_size 4: three batches, the last one short
     np.testing.assert_allclose(predict(model, x, batch_size=4, tta=True), (plain + mirrored) / 2,
