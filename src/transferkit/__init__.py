@@ -86,6 +86,7 @@ _EXPORTS = {
     # transferkit.runs.evaluation
     "Evaluation": "runs.evaluation",
     "evaluate": "runs.evaluation",
+    "predict": "runs.evaluation",
     # transferkit.reporting.compare
     "Comparison": "reporting.compare",
     "compare_runs": "reporting.compare",

@@ -195,6 +195,7 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
     from transferkit.data.images import IMAGE_EXTENSIONS, decode_images
+    from transferkit.runs.evaluation import predict as predict_probabilities
 
     if args.top_k < 1:
         raise ConfigurationError(f"--top-k must be 1 or more, got {args.top_k}.")
@@ -210,7 +211,8 @@ def predict(args) -> int:
         kept = [(path, im) for path, im in zip(chunk, images) if im is not None]
         if not kept:
             continue
-        probs = model.predict(np.stack([im for _, im in kept]), batch_size=64, verbose=0)
+        probs = predict_probabilities(model, np.stack([im for _, im in kept]), batch_size=64,
+                                      tta=args.tta)
         for (path, _), p in zip(kept, probs):
             top = np.argsort(-p)[:k]
             rows.append([str(path)] + [x for i in top for x in (names[i], f"{p[i]:.4f}")])
@@ -235,7 +237,7 @@ def evaluate(args) -> int:
     from transferkit._atomic import atomic_write_json
     from transferkit.data.folder import list_entries, read_image_tree
     from transferkit.reporting.plots import plot_confusion_matrix
-    from transferkit.runs.evaluation import evaluate_predictions
+    from transferkit.runs.evaluation import evaluate_predictions, predict
 
     model, names, resize = _load(args.model, args.resize)
     root = Path(args.data).expanduser()
@@ -251,9 +253,10 @@ def evaluate(args) -> int:
                         f"({', '.join(names)}).")
     x = np.concatenate([groups[c] for c in sorted(groups)])
     y = np.concatenate([np.full(len(groups[c]), names.index(c)) for c in sorted(groups)])
-    probs = model.predict(x, batch_size=64, verbose=0)
-    ev = evaluate_predictions(y, probs, names, split=split or "all")
-    print(f"{plural(len(y), 'image')} ({'test/ folder' if split else 'every image'} of {root})")
+    probs = predict(model, x, batch_size=64, tta=args.tta)
+    ev = evaluate_predictions(y, probs, names, split=split or "all", tta=args.tta)
+    print(f"{plural(len(y), 'image')} ({'test/ folder' if split else 'every image'} of {root}"
+          f"{', each with its mirror image (--tta)' if args.tta else ''})")
     print(f"accuracy {ev.accuracy:.4f}  balanced accuracy {ev.balanced_accuracy:.4f}  precision "
           f"{ev.precision:.4f}  recall {ev.recall:.4f}  F1 {ev.f1:.4f} (macro)\n")
     print(ev.report)

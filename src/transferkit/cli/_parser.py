@@ -186,6 +186,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to a CSV file")
     p.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
+    _add_tta(p)
     p.set_defaults(func=_lazy("predict", "_images"))
 
 
@@ -199,7 +200,14 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
+    _add_tta(e)
     e.set_defaults(func=_lazy("evaluate", "_images"))
+
+
+def _add_tta(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average each image's probabilities with "
+                        "its mirror image's (twice the prediction time)")
 
 
 def _add_run(sub) -> None:
