@@ -68,6 +68,8 @@ _EXPORTS = {
     # transferkit.training.train
     "make_deterministic": "training.train",
     "train": "training.train",
+    # transferkit.training.class_weight
+    "resolve_class_weight": "training.class_weight",
     # transferkit.training.recipes
     "fine_tune": "training.recipes",
     "train_from_scratch": "training.recipes",
@@ -90,6 +92,7 @@ _EXPORTS = {
     # transferkit.runs.evaluation
     "Evaluation": "runs.evaluation",
     "evaluate": "runs.evaluation",
+    "predict": "runs.evaluation",
     # transferkit.reporting.compare
     "Comparison": "reporting.compare",
     "compare_runs": "reporting.compare",

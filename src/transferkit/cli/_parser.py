@@ -151,6 +151,10 @@ def _add_train(sub) -> None:
                    "fine-tuning runs as many steps as fit, its schedule ending on time (a few "
                    "timed steps make the plan, printed before it starts)")
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
+    t.add_argument("--class-weight", metavar="WEIGHTS",
+                   help="'balanced': each class's loss weighed by the inverse of its share of "
+                   "the training images, for folders where some classes have many more images "
+                   "than others; or CLASS=WEIGHT,... (unnamed classes weigh 1); default: none")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     _add_overwrite(t)
@@ -183,6 +187,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to a CSV file")
     p.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
+    _add_tta(p)
     p.set_defaults(func=_lazy("predict", "_images"))
 
 
@@ -196,7 +201,14 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
+    _add_tta(e)
     e.set_defaults(func=_lazy("evaluate", "_images"))
+
+
+def _add_tta(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average each image's probabilities with "
+                        "its mirror image's (twice the prediction time)")
 
 
 def _add_export(sub) -> None:
