@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -105,3 +106,40 @@ def test_written_files_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def _fill(files: dict[str, str]):
+    """A writer that fills the folder it is given with ``files`` (name -> text)."""
+    def write(folder):
+        for name, text in files.items():
+            (Path(folder) / name).write_text(text)
+    return write
+
+
+def test_folder_writes_replace_only_what_may_be_replaced(tmp_path):
+    import os
+    import stat
+
+    from transferkit._atomic import atomic_write_dir
+
+    target = tmp_path / "export"
+    old = os.umask(0o022)
+    try:
+        atomic_write_dir(target, _fill({"a": "1", "b": "1"}))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # not mkdtemp's 0700
+    with pytest.raises(FileExistsError):  # not said to be replaceable: kept
+        atomic_write_dir(target, _fill({"a": "2"}))
+    atomic_write_dir(target, _fill({"a": "2"}), replaceable=lambda p: (p / "a").exists())
+    assert sorted(p.name for p in target.iterdir()) == ["a"]  # the whole new folder, no b
+    assert (target / "a").read_text() == "2"
+
+    def fails(folder):
+        _fill({"a": "3"})(folder)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_dir(target, fails, replaceable=lambda p: True)
+    assert (target / "a").read_text() == "2"  # the earlier folder, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left

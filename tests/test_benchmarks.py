@@ -98,3 +98,32 @@ def test_own_images_cifar_builder(tmp_path):
     stamp = (out / "train" / "cat" / "0000.jpg").stat().st_mtime_ns
     assert own.build_cifar(archive, tmp_path / "cifar2", n_train=2, n_test=3) == out
     assert (out / "train" / "cat" / "0000.jpg").stat().st_mtime_ns == stamp  # not rebuilt
+
+
+def test_imbalance_table_has_a_row_per_run_and_the_means():
+    imbalance = _load("imbalance")
+    row = {"minority_recall_mean": 0.1, "majority_recall_mean": 0.8, "balanced_accuracy": 0.6,
+           "accuracy": 0.6, "accuracy_train_mix": 0.75, "wall_s": 9.0, "cpu_s": 3.0}
+    rows = [{**row, "seed": s, "class_weight": w, "minority_recall": {"cat": 0.1 + s / 10}}
+            for s in (0, 1) for w in imbalance.WEIGHTINGS]
+    lines = imbalance.table(rows, ["cat"]).splitlines()
+    assert len(lines) == 2 + 4 + 2 and "| cat recall |" in lines[0]
+    assert lines[-2].startswith("| mean | none | 0.150 | 0.100 | 0.800 | 0.600 | 0.600 | 0.750 |")
+    assert lines[-1].startswith("| mean | balanced |")
+
+
+def test_tta_benchmark_compares_the_same_images_and_averages_seeds():
+    from transferkit.runs.evaluation import evaluate_predictions
+
+    tta = _load("tta")
+    y = [0, 0, 1, 1]
+    plain = evaluate_predictions(y, [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.6, 0.4]], "ab")
+    mirrored = evaluate_predictions(y, [[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.3, 0.7]], "ab",
+                                    tta=True)
+    row = tta.compare(plain, mirrored)
+    assert (row["accuracy"], row["accuracy_tta"], row["gain_points"]) == (0.5, 1.0, 50.0)
+    assert (row["fixed"], row["broken"]) == (2, 0)
+    worse = {**row, "accuracy_tta": 0.25, "gain_points": -25.0, "fixed": 0, "broken": 1}
+    mean = tta.summarise([{"test": row}, {"test": worse}], "test")
+    assert mean["gain_points"] == 12.5 and mean["gains"] == [50.0, -25.0]
+    assert (mean["fixed"], mean["broken"], mean["rows"]) == (2, 1, 2)

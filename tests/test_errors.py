@@ -167,6 +167,11 @@ def _rows(tmp_path, tiny):
                                                   resume=True), ConfigurationError, "not both"),
         ("compare no runs", lambda: tk.compare_runs([]), ConfigurationError, "at least one"),
         ("compare non-runs", lambda: tk.compare_runs(["run"]), ConfigurationError, "Run objects"),
+        ("export unknown format", lambda: tk.export_model(_cnn(), t / "m.onnx", format="tfl"),
+         UnknownNameError, "Did you mean 'tflite'"),
+        ("export a feature model", lambda: tk.export_model(_cnn().split_at_pool()[0],
+                                                           t / "m.onnx", format="onnx"),
+         ConfigurationError, "transferkit classifier"),
         # -- files
         ("cifar path missing", lambda: tk.load_cifar10(t / "missing", download=False),
          DataNotFoundError, "does not exist"),
@@ -206,7 +211,8 @@ _ROW_IDS = [
     "unfreeze_last not int", "weights file missing", "feature maps unknown layer",
     "model/data shape mismatch", "model/data classes mismatch", "epochs 0", "batch_size 0",
     "cache with augmentation", "unknown schedule", "run dir exists", "overwrite and resume",
-    "compare no runs", "compare non-runs", "cifar path missing", "truncated archive",
+    "compare no runs", "compare non-runs", "export unknown format", "export a feature model",
+    "cifar path missing", "truncated archive",
     "not an archive", "image folder empty", "unreadable image strict",
     "class missing from test split", "run folder not a run",
 ]

@@ -63,9 +63,17 @@ _EXPORTS = {
     # transferkit.models.features
     "extract_feature_maps": "models.features",
     "extract_features": "models.features",
+    # transferkit.models.export
+    "export_model": "models.export",
+    # transferkit.models.exported
+    "ExportCheck": "models.exported",
+    "ExportedModel": "models.exported",
+    "compare_exported": "models.exported",
     # transferkit.training.train
     "make_deterministic": "training.train",
     "train": "training.train",
+    # transferkit.training.class_weight
+    "resolve_class_weight": "training.class_weight",
     # transferkit.training.recipes
     "fine_tune": "training.recipes",
     "train_from_scratch": "training.recipes",
@@ -88,6 +96,7 @@ _EXPORTS = {
     # transferkit.runs.evaluation
     "Evaluation": "runs.evaluation",
     "evaluate": "runs.evaluation",
+    "predict": "runs.evaluation",
     # transferkit.reporting.compare
     "Comparison": "reporting.compare",
     "compare_runs": "reporting.compare",
@@ -97,6 +106,7 @@ _EXPORTS = {
     "CorruptDataError": "errors",
     "DataError": "errors",
     "DataNotFoundError": "errors",
+    "MissingDependencyError": "errors",
     "RunDirectoryExistsError": "errors",
     "TransferkitError": "errors",
     "UnknownNameError": "errors",

@@ -40,6 +40,54 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suf
     return path
 
 
+def atomic_write_dir(path: str | os.PathLike, write: Callable[[str], object], *,
+                     replaceable: Callable[[Path], bool] = lambda _: False) -> Path:
+    """Call ``write(tmp_folder)`` and rename the folder it filled onto ``path``.
+
+    A folder cannot be renamed onto a non-empty one, so an existing ``path``
+    is first renamed aside and deleted once the new folder is in place: a
+    reader sees the old folder, briefly none, or the whole new one, never a
+    half-written one. A failed ``write`` leaves ``path`` as it was.
+
+    Args:
+        path: Final folder.
+        write: Fills the (new, empty) temporary folder it is given.
+        replaceable: Says whether an existing ``path`` may be replaced (e.g. it
+            holds an earlier export); otherwise an existing ``path`` is refused.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        FileExistsError: If ``path`` exists and ``replaceable`` says no.
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and replaceable(path)):
+        raise FileExistsError(f"{path} exists; it is not replaced.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_MARK, dir=path.parent))
+    old = None
+    try:
+        write(str(tmp))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; mkdir would honour the umask
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=TMP_MARK,
+                                        dir=path.parent))
+            os.replace(path, old)  # onto the empty folder just made
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)  # put the previous folder back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
 def temp_path_for(path: str | os.PathLike) -> Path:
     """An unused hidden temporary name beside ``path`` keeping the suffix Keras checks."""
     path = Path(path)

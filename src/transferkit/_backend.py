@@ -266,6 +266,26 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
         return
     if configured() != "tensorflow":
         return
+    with native_stderr_hidden():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe logs here
+        tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
+
+
+@contextlib.contextmanager
+def native_stderr_hidden(*, show: bool = False):
+    """Send what C++ code writes to the process's stderr to a temporary file for a block.
+
+    TensorFlow's converters and interpreters print notices there directly
+    (``fully_quantize: 0, ...``, ``Created TensorFlow Lite XNNPACK delegate``),
+    past Python's ``sys.stderr`` and past its log level. If the block fails,
+    what was hidden is printed, so a crash still shows its cause. ``show``:
+    hide nothing.
+    """
+    if show:
+        yield
+        return
     import tempfile
 
     sys.stderr.flush()
@@ -273,10 +293,7 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe logs here
-            tf.get_logger().setLevel("ERROR")  # retracing notices are noise for CLI users
+            yield
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)

@@ -47,6 +47,10 @@ class BudgetTooShortError(ConfigurationError):
     """A time budget cannot buy one epoch on this machine; the message gives the minimum."""
 
 
+class MissingDependencyError(TransferkitError, ImportError):
+    """An optional package a feature needs is not installed; the message gives the pip command."""
+
+
 class RunDirectoryExistsError(TransferkitError, FileExistsError):
     """A run directory already holds a run and neither overwrite nor resume was asked."""
 
@@ -66,4 +70,5 @@ def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameEr
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     listing = ", ".join(known) if len(known) <= 20 else ", ".join(known[:20]) + ", ..."
-    return UnknownNameError(f"Unknown {kind} {name!r}.{hint} Valid {kind}s: {listing}.")
+    kinds = kind + ("es" if kind.endswith(("s", "sh", "x", "z")) else "s")  # classes, not classs
+    return UnknownNameError(f"Unknown {kind} {name!r}.{hint} Valid {kinds}: {listing}.")

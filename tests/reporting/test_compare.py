@@ -23,6 +23,9 @@ def test_table_ranking_and_markdown(tmp_path):
     assert cmp.best("train_time_s")["run"] == "fast_bad"
     assert cmp.best("trainable_params")["run"] == "fast_bad"
     assert cmp.rows[1]["best_val_accuracy"] == 0.7 and cmp.rows[1]["best_epoch"] == 1
+    # fast_bad: one of two a's right (recall 0.5), no b (0.0).
+    assert cmp.rows[1]["test_balanced_accuracy"] == pytest.approx(0.25)
+    assert cmp.best("test_balanced_accuracy")["run"] == "slow_good"
     md = cmp.to_markdown().splitlines()
     assert md[0].startswith("| run | test_accuracy") and len(md) == 4
     assert cmp.to_dict()["columns"] == list(COLUMNS)

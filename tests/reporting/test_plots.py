@@ -17,7 +17,7 @@ from transferkit.reporting.plots import (
     plot_model_summary,
     plot_per_class_metrics,
 )
-from transferkit.runs.evaluation import evaluate_predictions
+from transferkit.runs.evaluation import Evaluation, evaluate_predictions
 from transferkit.runs.record import Run
 
 
@@ -147,6 +147,9 @@ def test_confusion_matrix(evaluation, tmp_path):
     assert [t.get_text() for t in images[0].get_xticklabels()] == ["cat", "dog", "frog"]
     assert "normalised" in images[1].get_title() and images[0].get_ylabel() == "true"
     assert "mine" in plot_confusion_matrix(evaluation, name="mine").get_suptitle()
+    assert "TTA" not in plot_confusion_matrix(evaluation).get_suptitle()
+    mirrored = Evaluation.from_dict({**evaluation.to_dict(), "tta": True})
+    assert "mirror images, TTA" in plot_confusion_matrix(mirrored).get_suptitle()
     assert (tmp_path / "cm.svg").read_text().startswith("<?xml")
     assert len([a for a in plot_confusion_matrix(evaluation, normalize=True).axes if a.images]) == 1
 

@@ -69,6 +69,7 @@ def test_report_has_every_section_with_embedded_figures(runs_and_data, tmp_path)
     checker, text = _check(write_report(runs, tmp_path / "r.html", data=data, title="T"))
     assert checker.h2 == list(REPORT_SECTIONS)
     assert "<td>frozen</td>" in text and "macro avg" in text
+    assert "<th>Balanced accuracy</th>" in text and "<th>Class (test recall)</th>" in text
     assert len(checker.srcs) >= 1 + 1 + 2 + 2 + 1 + 4  # time, curves, 2 CMs, 2 bars, maps, predictions
     assert "No run carries" not in text and 'alt="figure"' not in text and "Quick run" not in text
 
@@ -168,3 +169,25 @@ def test_rebuilding_a_folder_split_warns_for_runs_split_the_old_way(tmp_path, ca
     del old.config["data"]["provenance"]["split_method"]
     rebuild_test_data([old], folder)
     assert "recorded before transferkit drew splits with scikit-learn" in caplog.text
+
+
+
+def test_results_show_balanced_accuracy_and_recall_per_class():
+    from transferkit.reporting import _parts as parts
+    from transferkit.runs.evaluation import Evaluation, evaluate_predictions
+    from transferkit.runs.record import Run
+
+    names = ["cat", "dog_breed", "fox"]
+    ev = evaluate_predictions([0, 0, 0, 1, 2], np.eye(3)[[0, 0, 0, 0, 2]], names)
+    old = ev.to_dict(include_predictions=False)
+    del old["balanced_accuracy"]  # a run recorded before the metric: a dash, not a crash
+    runs = [Run("weighted", {}, {}, ev, {}), Run("old", {}, {}, Evaluation.from_dict(old), {})]
+    results = parts.results_table(runs, {})
+    assert "<th>Balanced accuracy</th>" in results and "<td>66.7%</td>" in results
+    assert "<td>80.0%</td>" in results and "<td>-</td>" in results
+    recall = parts.recall_table(runs)
+    rows = re.findall(r"<tr>(.*?)</tr>", recall)[1:]  # the header row first
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
+    assert cells == [["cat", "100.0%", "100.0%"], ["dog_<wbr>breed", "0.0%", "0.0%"],
+                     ["fox", "100.0%", "100.0%"], ["Balanced accuracy", "66.7%", "-"]]
+    assert "--class-weight balanced" in recall and parts.recall_table([]) == ""

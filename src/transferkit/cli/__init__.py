@@ -32,6 +32,7 @@ _CLI_TERMS = (
     (r"weights=None", "--weights none"),
     (r"\bdata_dir=", "--data PATH"),
     (r"\bimage_size=", "--image-size N"),
+    (r"\bclass_weight='balanced'", "--class-weight balanced"),
 )
 
 

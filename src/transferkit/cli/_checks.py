@@ -10,6 +10,7 @@ files) is kept on ``args`` for the handler. Nothing here imports Keras.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
@@ -26,6 +27,7 @@ def check_train(args) -> None:
     from transferkit.models.registry import get_backbone_spec, resize_target
 
     check_positive(args, "head_epochs", "batch_size")
+    args.class_weight = parse_class_weight(args.class_weight)  # the names: once data has loaded
     if args.image_size != "auto":
         check_positive(args, "image_size")
     if args.epochs is not None and args.epochs < 0:
@@ -103,6 +105,39 @@ def check_weights(weights: str, backbone: str, size: int | None) -> str | None:
     path = check_weights_arg(weights)
     check_weights_fit(path, backbone)
     return path
+
+
+def parse_class_weight(text: str | None) -> str | dict[str, float] | None:
+    """``--class-weight``: ``balanced``, ``none`` or ``CLASS=WEIGHT,...`` as ``train`` takes it.
+
+    Example:
+        >>> parse_class_weight("balanced"), parse_class_weight("cat=2,dog=0.5")
+        ('balanced', {'cat': 2.0, 'dog': 0.5})
+
+    Raises:
+        ConfigurationError: For anything else, or a negative weight.
+    """
+    if text is None or text.strip().lower() in ("", "none"):
+        return None
+    if text.strip().lower() == "balanced":
+        return "balanced"
+    weights = {}
+    for item in text.split(","):
+        name, sep, value = item.rpartition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigurationError(f"--class-weight takes 'balanced' or CLASS=WEIGHT,... "
+                                     f"(e.g. cat=2,dog=1), got {text!r}.")
+        if not 0 <= weights[name.strip()] < math.inf:  # also refuses NaN
+            raise ConfigurationError(f"--class-weight {item.strip()}: a weight must be a "
+                                     "number >= 0 (0 leaves the class out of the loss).")
+    if not any(weights.values()):
+        raise ConfigurationError(f"--class-weight {text}: every weight is 0, so nothing would "
+                                 "train; give the classes to favour a weight above 0.")
+    return weights
 
 
 def check_exists(path: str, name: str) -> None:

@@ -24,6 +24,7 @@ def train(args) -> int:
     from transferkit.data.folder import load_image_folder
     from transferkit.models.builders import build_transfer_model
     from transferkit.runs.selection import select_run
+    from transferkit.training.class_weight import resolve_class_weight
     from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
@@ -31,12 +32,14 @@ def train(args) -> int:
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
                              seed=args.seed)
     _warn_small_test(data)
+    resolve_class_weight(args.class_weight, data.y_train, data.class_names)  # names: before --out
     out = out_dir(args)
     keras.utils.set_random_seed(args.seed)
     model = build_transfer_model(args.backbone, data, weights=weights,
                                  name=f"{args.backbone}_{stem(args.images)}")
     clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    batch["class_weight"] = args.class_weight  # both stages: the same options
     runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
                         name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
                         **batch)]
@@ -46,8 +49,9 @@ def train(args) -> int:
     metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
     for r in runs:
-        print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  macro F1 "
-              f"{r.evaluation.f1:.4f}  ({plural(r.epochs_run, 'epoch')})")
+        print(f"{r.name:<12} test accuracy {r.evaluation.accuracy:.4f}  balanced "
+              f"{r.evaluation.balanced_accuracy:.4f}  macro F1 {r.evaluation.f1:.4f}  "
+              f"({plural(r.epochs_run, 'epoch')})")
     print(f"Test split: {plural(len(data.y_test), 'image')} ({data.source}).")
     print(f"Kept {why}.")
     print(f"\nWrote {out}/model.keras, metrics.json, report.html, slides.html, "
@@ -109,8 +113,12 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
     metrics = {
         "data": repr(data), "backbone": args.backbone, "image_size": list(data.image_shape[:2]),
         "size_choice": data.provenance.get("size_choice"), "resize": args.resize,
-        "seed": args.seed, "kept": kept.name, "kept_because": why,
-        "runs": {r.name: {"test_accuracy": r.evaluation.accuracy, "f1": r.evaluation.f1,
+        "seed": args.seed, "class_weight": kept.config.get("class_weight"), "kept": kept.name,
+        "kept_because": why,
+        "runs": {r.name: {"test_accuracy": r.evaluation.accuracy,
+                          "balanced_accuracy": r.evaluation.balanced_accuracy,
+                          "f1": r.evaluation.f1,
+                          "recall_per_class": r.evaluation.recall_per_class,
                           "val_accuracy": (r.history.get("val_accuracy") or [None])[-1],
                           "epochs": r.epochs_run} for r in runs},
         "wall_time_s": round(time.perf_counter() - started, 1),
@@ -122,6 +130,7 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
 def predict(args) -> int:
     """Top-k classes of each image file (folders are searched recursively)."""
     from transferkit.data.images import decode_images
+    from transferkit.runs.evaluation import predict as predict_probabilities
 
     model, names, resize = _load(args.model, args.resize)
     files = args.files  # listed before TensorFlow loaded (cli._checks.check_predict)
@@ -135,7 +144,8 @@ def predict(args) -> int:
         kept = [(path, im) for path, im in zip(chunk, images) if im is not None]
         if not kept:
             continue
-        probs = model.predict(np.stack([im for _, im in kept]), batch_size=64, verbose=0)
+        probs = predict_probabilities(model, np.stack([im for _, im in kept]), batch_size=64,
+                                      tta=args.tta)
         for (path, _), p in zip(kept, probs):
             top = np.argsort(-p)[:k]
             rows.append([str(path)] + [x for i in top for x in (names[i], f"{p[i]:.4f}")])
@@ -160,7 +170,7 @@ def evaluate(args) -> int:
     from transferkit._atomic import atomic_write_json
     from transferkit.data.folder import list_entries, read_image_tree
     from transferkit.reporting.plots import plot_confusion_matrix
-    from transferkit.runs.evaluation import evaluate_predictions
+    from transferkit.runs.evaluation import evaluate_predictions, predict
 
     model, names, resize = _load(args.model, args.resize)
     root = Path(args.data).expanduser()  # it exists: cli._checks.check_evaluate
@@ -174,11 +184,12 @@ def evaluate(args) -> int:
                         f"({', '.join(names)}).")
     x = np.concatenate([groups[c] for c in sorted(groups)])
     y = np.concatenate([np.full(len(groups[c]), names.index(c)) for c in sorted(groups)])
-    probs = model.predict(x, batch_size=64, verbose=0)
-    ev = evaluate_predictions(y, probs, names, split=split or "all")
-    print(f"{plural(len(y), 'image')} ({'test/ folder' if split else 'every image'} of {root})")
-    print(f"accuracy {ev.accuracy:.4f}  precision {ev.precision:.4f}  recall {ev.recall:.4f}  "
-          f"F1 {ev.f1:.4f} (macro)\n")
+    probs = predict(model, x, batch_size=64, tta=args.tta)
+    ev = evaluate_predictions(y, probs, names, split=split or "all", tta=args.tta)
+    print(f"{plural(len(y), 'image')} ({'test/ folder' if split else 'every image'} of {root}"
+          f"{', each with its mirror image (--tta)' if args.tta else ''})")
+    print(f"accuracy {ev.accuracy:.4f}  balanced accuracy {ev.balanced_accuracy:.4f}  precision "
+          f"{ev.precision:.4f}  recall {ev.recall:.4f}  F1 {ev.f1:.4f} (macro)\n")
     print(ev.report)
     if args.out:
         out = Path(args.out)

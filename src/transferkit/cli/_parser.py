@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_export(sub)
     _add_run(sub)
     _add_report(sub)
     _add_cache(sub)
@@ -150,6 +151,10 @@ def _add_train(sub) -> None:
                    "fine-tuning runs as many steps as fit, its schedule ending on time (a few "
                    "timed steps make the plan, printed before it starts)")
     t.add_argument("--batch-size", type=int, help="images per step (default: by data size)")
+    t.add_argument("--class-weight", metavar="WEIGHTS",
+                   help="'balanced': each class's loss weighed by the inverse of its share of "
+                   "the training images, for folders where some classes have many more images "
+                   "than others; or CLASS=WEIGHT,... (unnamed classes weigh 1); default: none")
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     _add_overwrite(t)
@@ -182,6 +187,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write the predictions to a CSV file")
     p.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
+    _add_tta(p)
     p.set_defaults(func=_lazy("predict", "_images"), precheck=_lazy("check_predict", "_checks"))
 
 
@@ -195,8 +201,47 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
+    _add_tta(e)
     e.set_defaults(func=_lazy("evaluate", "_images"),
                    precheck=_lazy("check_evaluate", "_checks"))
+
+
+def _add_tta(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average each image's probabilities with "
+                        "its mirror image's (twice the prediction time)")
+
+
+def _add_export(sub) -> None:
+    # Format and quantization are checked in the precheck, not by argparse's choices:
+    # a typo then gets one line with the close match, like every other input error.
+    from transferkit.cli._export import CALIBRATION_IMAGES
+    from transferkit.models.export import FORMATS, QUANTIZE_MODES
+
+    x = _sub(sub, "export", "write a saved model as a SavedModel, TFLite or ONNX file",
+             description="Export a model.keras for serving: a TensorFlow SavedModel folder, a "
+             "TFLite file (float32, or int8 with --quantize int8) or an ONNX file. Each takes "
+             "raw uint8 images (n, height, width, 3), as the .keras model does, and gives the "
+             "class probabilities. The file is run by its own runtime before it is put in "
+             "place; a float export must match the model within 1e-4.",
+             epilog="ONNX needs onnx, tf2onnx and onnxruntime (pip install onnx tf2onnx onnxruntime; "
+             'in a transferkit checkout, the export extra: pip install ".[export]"). SavedModel '
+             "and TFLite need the TensorFlow backend, ONNX TensorFlow or PyTorch.")
+    x.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
+    x.add_argument("--format", required=True, metavar="|".join(FORMATS),
+                   help="savedmodel (a folder), tflite or onnx (one file)")
+    x.add_argument("--out", metavar="PATH",
+                   help="where to write it (default: beside MODEL, e.g. model.tflite, "
+                   "model_int8.tflite, model.onnx, model_savedmodel)")
+    x.add_argument("--quantize", metavar="|".join(QUANTIZE_MODES),
+                   help=f"int8: a full-integer TFLite file, calibrated on {CALIBRATION_IMAGES} "
+                   "training images of --data (needs --format tflite and --data)")
+    x.add_argument("--data", metavar="IMAGES_DIR",
+                   help="the class-per-folder images the model was trained on: int8 calibrates "
+                   "on its training images, and the export is compared with the model on its "
+                   "test images (accuracy of both, agreement)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    x.set_defaults(func=_lazy("export", "_export"), precheck=_lazy("check", "_export"))
 
 
 def _add_run(sub) -> None:

@@ -55,8 +55,9 @@ def warn_about_counts(y_train: np.ndarray, class_names: tuple[str, ...]) -> list
         messages.append(
             f"Unbalanced classes: {class_names[big]} has {counts[big]} training images, "
             f"{class_names[small]} {counts[small]} ({counts[big] / counts[small]:.1f}x). The model "
-            "will favour the large classes: read per-class recall in the report, not only "
-            "accuracy, and add images of the small classes if you can.")
+            "will favour the large classes unless the classes are weighed (train with "
+            "class_weight='balanced'): read per-class recall and balanced accuracy in the "
+            "report, not only accuracy, and add images of the small classes if you can.")
     for message in messages:
         warnings.warn(message, stacklevel=3)
     return messages

@@ -155,8 +155,9 @@ def finish(
 def _run_summary(run: Run) -> dict:
     ev = run.evaluation
     scores = {} if ev is None else {
-        "accuracy": ev.accuracy, "precision": ev.precision, "recall": ev.recall, "f1": ev.f1,
-        "loss": ev.loss,
+        "accuracy": ev.accuracy, "balanced_accuracy": ev.balanced_accuracy,
+        "precision": ev.precision, "recall": ev.recall, "f1": ev.f1, "loss": ev.loss,
+        "recall_per_class": ev.recall_per_class,
     }
     return {**scores, "epochs_run": run.epochs_run, "timings": run.timings,
             "classes": ev.class_names if ev else None}

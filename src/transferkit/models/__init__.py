@@ -8,6 +8,8 @@ surgery (``classifier``: feature model and head, frozen prefix and trainable
 suffix, a view at another resolution), freezing (``freezing``), the friendly
 constructors and loading (``builders``), the anatomy of foreign models
 (``anatomy``), inference helpers (``features``: pooled features, feature
-maps) and the key of a frozen part's outputs in the on-disk cache
-(``fingerprint``). Sits on ``data``; knows nothing of training.
+maps), the key of a frozen part's outputs in the on-disk cache
+(``fingerprint``), and export for serving (``export``: a SavedModel, TFLite or
+ONNX file taking raw images; ``exported``: that file run by its own runtime and
+compared with the model). Sits on ``data``; knows nothing of training.
 """

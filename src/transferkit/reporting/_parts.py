@@ -75,17 +75,42 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -
 
 
 def results_table(runs, cont, *, compact: bool = False) -> str:
+    """The results, a row per run; ``compact`` (the slides) keeps run, kind, accuracy, epochs, time."""
     rows = []
     for r in runs:
         ev = r.evaluation
         params = (r.config.get("params") or {}).get("trainable")
         row = [r.name, kind(r, cont), pct(ev.accuracy if ev else None),
+               pct(ev.balanced_accuracy if ev else None),
                f"{ev.f1:.2f}" if ev else "-", str(r.epochs_run),
                f"{params:,}" if isinstance(params, int) else "-",
                seconds((r.timings or {}).get("total"))]
-        rows.append(row if not compact else [row[0], row[1], row[2], row[4], row[6]])
-    header = ["Run", "Kind", "Test accuracy", "Macro F1", "Epochs", "Trainable params", "Time"]
-    return table(header if not compact else [header[i] for i in (0, 1, 2, 4, 6)], rows, "results")
+        rows.append(row if not compact else [row[i] for i in _COMPACT])
+    header = ["Run", "Kind", "Test accuracy", "Balanced accuracy", "Macro F1", "Epochs",
+              "Trainable params", "Time"]
+    return table(header if not compact else [header[i] for i in _COMPACT], rows, "results")
+
+
+_COMPACT = (0, 1, 2, 5, 7)
+"""The columns of the slides' results table."""
+
+RECALL_NOTE = ("Recall: the share of each class's test images the model named correctly. "
+               "Balanced accuracy is their mean, so a class the model ignores costs its "
+               "share however few images it has. Where classes are unbalanced, train with "
+               "class_weight='balanced' (transferkit train --class-weight balanced).")
+
+
+def recall_table(runs) -> str:
+    """Each class's test recall (rows) for each evaluated run (columns); "" where none has it."""
+    scored = [r for r in runs if r.evaluation and r.evaluation.per_class]
+    if not scored:
+        return ""
+    names = list(dict.fromkeys(n for r in scored for n in r.evaluation.recall_per_class))
+    rows = [[name, *(pct(r.evaluation.recall_per_class.get(name)) for r in scored)]
+            for name in names]
+    rows.append(["Balanced accuracy", *(pct(r.evaluation.balanced_accuracy) for r in scored)])
+    return (table(["Class (test recall)", *(r.name for r in scored)], rows, "results")
+            + f'<p class="note">{esc(RECALL_NOTE)}</p>')
 
 
 def dataset_rows(runs, data) -> list[list[str]]:

@@ -11,6 +11,7 @@ from transferkit.runs.record import Run
 COLUMNS = (
     "run",
     "test_accuracy",
+    "test_balanced_accuracy",
     "test_f1",
     "best_val_accuracy",
     "best_epoch",
@@ -19,7 +20,7 @@ COLUMNS = (
     "total_params",
     "train_time_s",
 )
-_HIGHER_IS_BETTER = {"test_accuracy", "test_f1", "best_val_accuracy"}
+_HIGHER_IS_BETTER = {"test_accuracy", "test_balanced_accuracy", "test_f1", "best_val_accuracy"}
 _LOWER_IS_BETTER = {"train_time_s", "trainable_params", "total_params", "epochs_run"}
 
 
@@ -113,6 +114,7 @@ def _row(run: Run) -> dict:
     return {
         "run": run.name,
         "test_accuracy": ev.accuracy if ev else None,
+        "test_balanced_accuracy": ev.balanced_accuracy if ev else None,
         "test_f1": ev.f1 if ev else None,
         "best_val_accuracy": value if metric == "val_accuracy" else None,
         "best_epoch": None if epoch is None else epoch + 1,

@@ -197,8 +197,9 @@ def plot_confusion_matrix(
     for ax, norm in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
         _confusion_panel(ax, cm, names, normalized=norm)
     label = f"{name}: " if name else ""
+    tta = " (with mirror images, TTA)" if evaluation.tta else ""
     fig.suptitle(f"{label}confusion matrix, {evaluation.split} split, "
-                 f"accuracy {evaluation.accuracy:.1%}", fontsize="large")
+                 f"accuracy {evaluation.accuracy:.1%}{tta}", fontsize="large")
     return save_figure(fig, path)
 
 

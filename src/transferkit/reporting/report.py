@@ -136,7 +136,7 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
             parts.img(plot_confusion_matrix(r.evaluation, name=r.name),
                       f"Confusion matrix of {r.name} on the {r.evaluation.split} split")
             for r in evaluated) or "<p>No run was evaluated.</p>"),
-        ("Per-class metrics", "".join(
+        ("Per-class metrics", parts.recall_table(evaluated) + "".join(
             parts.img(plot_per_class_metrics(r.evaluation, name=r.name),
                       f"Precision, recall and F1 per class for {r.name}")
             + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)

@@ -1,9 +1,12 @@
-"""Evaluation of a classifier on a split: metrics from scikit-learn, JSON-serialisable."""
+"""Evaluation of a classifier on a split: predictions (with optional mirror TTA), metrics."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
+    balanced_accuracy_score,
     classification_report,
     confusion_matrix,
     log_loss,
@@ -11,16 +14,17 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from transferkit.data.splits import DataSplits, check_labels
-from transferkit.errors import DataError
+from transferkit._validation import check_scalar
+from transferkit.data.splits import DataSplits, check_images, check_labels
+from transferkit.errors import ConfigurationError, DataError
 from transferkit.models.anatomy import check_model_input
 
 # Keras' epsilon (keras.config.epsilon()). Probabilities are clipped to it, as in Keras'
 # cross-entropy, so a confidently wrong prediction costs -log(1e-7) ~ 16 as in training,
 # not the -log(float64 eps) ~ 36 of scikit-learn's own clipping.
 _EPS = 1e-7
-_METRICS = ("accuracy", "loss", "top5_accuracy", "precision", "recall", "f1", "per_class",
-            "confusion_matrix", "report")
+_METRICS = ("accuracy", "balanced_accuracy", "loss", "top5_accuracy", "precision", "recall",
+            "f1", "per_class", "confusion_matrix", "report")
 
 
 class Evaluation:
@@ -36,9 +40,16 @@ class Evaluation:
         probabilities: Predicted class probabilities, shape ``(n, classes)``.
         class_names: Names in label order.
         split: Which split was evaluated.
+        tta: Whether the probabilities average each image's and its mirror
+            image's (test-time augmentation, see :func:`predict`); recorded, not applied.
 
     Attributes:
         accuracy: Fraction of correct top-1 predictions.
+        balanced_accuracy: The mean of the per-class recalls over the classes
+            present in ``y_true`` (scikit-learn's ``balanced_accuracy_score``):
+            chance is ``1 / classes`` however unbalanced the split is, and a
+            model that ignores a small class loses its share. None in records
+            saved before it was computed.
         loss: Mean cross-entropy of the predicted probabilities.
         top5_accuracy: Top-5 accuracy, where there are more than 5 classes.
         precision: Macro-averaged precision.
@@ -51,13 +62,16 @@ class Evaluation:
 
     Example:
         >>> ev = Evaluation([0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]], ["a", "b"])
-        >>> round(ev.accuracy, 3), ev.confusion_matrix
-        (0.667, [[1, 0], [1, 1]])
+        >>> round(ev.accuracy, 3), ev.balanced_accuracy, ev.confusion_matrix
+        (0.667, 0.75, [[1, 0], [1, 1]])
+        >>> ev.recall_per_class
+        {'a': 1.0, 'b': 0.5}
     """
 
     def __init__(self, y_true, probabilities, class_names, *, split: str = "test",
-                 recorded: dict | None = None):
+                 tta: bool = False, recorded: dict | None = None):
         self.split = split
+        self.tta = bool(tta)
         self.class_names = [str(c) for c in class_names]
         y = np.asarray(y_true)
         y = y.astype(np.int64) if y.size == 0 else y  # [] reads as float
@@ -76,7 +90,7 @@ class Evaluation:
 
     def __repr__(self) -> str:
         return (f"Evaluation(split={self.split!r}, accuracy={self.accuracy:.4f}, "
-                f"n={len(self.y_true) or 'not kept'})")
+                f"n={len(self.y_true) or 'not kept'}{', tta=True' if self.tta else ''})")
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Evaluation):
@@ -86,6 +100,11 @@ class Evaluation:
     @property
     def y_pred(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
+
+    @property
+    def recall_per_class(self) -> dict[str, float]:
+        """The recall of each class (the share of its images predicted as it), by name."""
+        return {name: scores["recall"] for name, scores in (self.per_class or {}).items()}
 
     def __getattr__(self, name: str):
         # The metrics: computed once from the arrays, or read from the record.
@@ -100,7 +119,7 @@ class Evaluation:
 
     def to_dict(self, *, include_predictions: bool = True) -> dict:
         """A JSON-serialisable dict (predictions and probabilities optional)."""
-        d = {"split": self.split, "class_names": list(self.class_names),
+        d = {"split": self.split, "tta": self.tta, "class_names": list(self.class_names),
              **{m: getattr(self, m) for m in _METRICS}}
         if include_predictions:
             d.update(y_true=self.y_true.tolist(), y_pred=self.y_pred.tolist(),
@@ -112,16 +131,17 @@ class Evaluation:
         """Rebuild from :meth:`to_dict` output; metrics are recomputed where predictions are kept."""
         kept = len(d.get("y_true") or []) > 0
         return cls(d.get("y_true") or [], d.get("probabilities") or [], d["class_names"],
-                   split=d.get("split", "test"), recorded=None if kept else d)
+                   split=d.get("split", "test"), tta=d.get("tta", False),
+                   recorded=None if kept else d)
 
     def summary(self) -> dict[str, float | None]:
-        """The headline numbers: accuracy, top-5, macro precision/recall/F1, loss."""
-        return {m: getattr(self, m) for m in ("accuracy", "top5_accuracy", "precision", "recall",
-                                              "f1", "loss")}
+        """The headline numbers: accuracy, balanced accuracy, top-5, macro precision/recall/F1, loss."""
+        return {m: getattr(self, m) for m in ("accuracy", "balanced_accuracy", "top5_accuracy",
+                                              "precision", "recall", "f1", "loss")}
 
 
 def evaluate(
-    model, data: DataSplits, split: str = "test", *, batch_size: int = 256
+    model, data: DataSplits, split: str = "test", *, batch_size: int = 256, tta: bool = False
 ) -> Evaluation:
     """Evaluate a model on a split of ``data``.
 
@@ -130,6 +150,9 @@ def evaluate(
         data: The dataset.
         split: ``"test"`` (default), ``"val"`` or ``"train"``.
         batch_size: Prediction batch size.
+        tta: Test-time augmentation: average each image's probabilities with its
+            mirror image's (:func:`predict`); twice the prediction time. Recorded
+            in the result (``Evaluation.tta``).
 
     Returns:
         An :class:`Evaluation`.
@@ -149,6 +172,8 @@ def evaluate(
         (['cat', 'ship'], 200, True)
         >>> ev.report.split()[:5]  # scikit-learn's classification report
         ['precision', 'recall', 'f1-score', 'support', 'cat']
+        >>> evaluate(model, data, "test", tta=True).tta  # with the mirror images too
+        True
     """
     if not isinstance(data, DataSplits):
         raise DataError(
@@ -156,15 +181,60 @@ def evaluate(
             f"{type(data).__name__}. For bare arrays use evaluate_predictions."
         )
     x, y = data.split(split)
-    check_model_input(model, x)
     if len(x) == 0:
         raise DataError(f"Cannot evaluate on the empty {split!r} split.")
-    probs = model.predict(x, batch_size=batch_size, verbose=0)  # uint8 in, on every backend
-    return evaluate_predictions(y, probs, data.class_names, split=split)
+    probs = predict(model, x, batch_size=batch_size, tta=tta)
+    return evaluate_predictions(y, probs, data.class_names, split=split, tta=tta)
+
+
+def predict(model, images: np.ndarray, *, batch_size: int = 256, tta: bool = False) -> np.ndarray:
+    """Class probabilities of raw images, optionally averaged with their mirror images'.
+
+    With ``tta`` (test-time augmentation), each image and its horizontal mirror
+    image are predicted and their softmax probabilities averaged: the flip the
+    recipes train with, undone at test time. It doubles the prediction time. The
+    mirror images are made one batch at a time (a NumPy view of the uint8 batch,
+    copied with it), never for the whole set.
+
+    Args:
+        model: A Keras classifier taking raw uint8 images and returning probabilities.
+        images: Raw uint8 images, ``(n, height, width, channels)``.
+        batch_size: Images per forward pass.
+        tta: Average each image's probabilities with its mirror image's.
+
+    Returns:
+        Probabilities, ``(n, classes)``, in the order of ``images``.
+
+    Raises:
+        DataError: For images that are not uint8 ``(n, h, w, c)`` of the model's input shape.
+
+    Example:
+        >>> model = build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(4,))
+        >>> x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+        >>> p = predict(model, x, tta=True)
+        >>> mirrored = model.predict(x[:, :, ::-1], verbose=0)
+        >>> np.allclose(p, (model.predict(x, verbose=0) + mirrored) / 2, atol=1e-6)
+        True
+    """
+    check_images(images)
+    check_model_input(model, images)
+    check_scalar(batch_size, "batch_size", int, min_val=1)
+    if not isinstance(tta, (bool, np.bool_)):
+        raise ConfigurationError(f"tta must be True or False, got {tta!r}.")
+    if not tta:
+        return model.predict(images, batch_size=batch_size, verbose=0)  # uint8 in, every backend
+    out = np.empty((len(images), model.output_shape[-1]), np.float32)
+    for start in range(0, len(images), batch_size):
+        part = images[start:start + batch_size]
+        # The batch and its mirror image in one call: half the per-call overhead.
+        both = model.predict(np.concatenate([part, part[:, :, ::-1]]), batch_size=batch_size,
+                             verbose=0)
+        out[start:start + len(part)] = (both[:len(part)] + both[len(part):]) / 2
+    return out
 
 
 def evaluate_predictions(
-    y_true, probabilities, class_names, *, split: str = "test"
+    y_true, probabilities, class_names, *, split: str = "test", tta: bool = False
 ) -> Evaluation:
     """Compute every metric from true labels and predicted probabilities.
 
@@ -173,6 +243,8 @@ def evaluate_predictions(
         probabilities: Probabilities, shape ``(n, num_classes)``.
         class_names: Names in label order.
         split: Name recorded in the result.
+        tta: Whether the probabilities came from :func:`predict` with ``tta=True``
+            (recorded in the result).
 
     Returns:
         An :class:`Evaluation`.
@@ -185,7 +257,7 @@ def evaluate_predictions(
         >>> ev.accuracy
         1.0
     """
-    return Evaluation(y_true, probabilities, class_names, split=split)
+    return Evaluation(y_true, probabilities, class_names, split=split, tta=tta)
 
 
 def _metrics(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
@@ -199,8 +271,12 @@ def _metrics(y: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     # float32 rounding, which scikit-learn's float64 check would warn about.
     clipped = np.clip(probs, _EPS, 1.0)
     loss = float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=labels))
+    with warnings.catch_warnings():  # a class predicted but absent from y_true: expected here
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y, pred))
     return {
         "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": balanced,
         "loss": loss,
         "top5_accuracy": top5,
         "precision": float(p.mean()),

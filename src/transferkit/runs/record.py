@@ -163,8 +163,12 @@ def _save_npz(path: str, **arrays) -> None:
 
 
 def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cached, seed,
-               schedule, patience) -> dict:
-    """The configuration a :class:`Run` records: model, data, recipe, versions, machine."""
+               schedule, patience, class_weight: dict | None = None) -> dict:
+    """The configuration a :class:`Run` records: model, data, recipe, versions, machine.
+
+    ``class_weight`` is how the classes were weighted (``{"given", "weights"}``,
+    weights by class name), or None where every image counted the same.
+    """
     try:
         base = find_backbone(model)
         layers = [x for x in base.layers if not isinstance(x, keras.layers.InputLayer)]
@@ -197,6 +201,7 @@ def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cache
         "epochs": epochs,
         "batch_size": batch_size,
         "augment": augment,
+        "class_weight": class_weight,
         "cached_features": cached,
         "seed": seed,
         "data": {

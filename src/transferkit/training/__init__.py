@@ -11,7 +11,8 @@ The path a call takes::
       -> a Run record                                        (transferkit.runs.record)
 
 ``callbacks`` holds the learning-rate schedules and the standard callback
-set, ``losses`` the recipes' loss; ``budget`` plans a run to a time budget and
+set, ``losses`` the recipes' loss, ``class_weight`` the ``class_weight=`` option
+(resolved once per call, handed to ``fit`` by the fit core on every path); ``budget`` plans a run to a time budget and
 ``eta`` logs the plan and ETA of one without. Sits on ``models``, ``data`` and ``runs``.
 """
 

@@ -38,6 +38,10 @@ def fit(plan: Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 
         _restore_iterations(fitted, restore, steps)  # the per-step learning-rate schedule
     if isinstance(x, keras.utils.PyDataset):
         train_data = {**train_data, "x": _backend.fit_input(x)}
+    if plan.class_weight is not None:
+        # Keras weights each sample's loss by its class on arrays, PyDatasets and tf.data
+        # alike; the budget's timed steps take the same inputs.
+        train_data = {**train_data, "class_weight": plan.class_weight}
     callbacks = list(plan.options.callbacks or [])
     if plan.budget is not None:
         keeper = plan_budget(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from transferkit._validation import check_scalar
 from transferkit.errors import ConfigurationError
 from transferkit.runs.layout import backup_dir
+from transferkit.training.class_weight import check_class_weight
 
 if TYPE_CHECKING:  # annotations only: no Keras import for the plan itself
     import keras
@@ -62,9 +63,11 @@ class TrainOptions:
     compile: bool | None = None
     verbose: int | str = "auto"
     budget: Any = None
+    class_weight: Any = None
 
     def __post_init__(self) -> None:
         check_scalar(self.epochs, "epochs", int, min_val=1)
+        check_class_weight(self.class_weight)  # its keys: against the data, in run_training
         self._check_budget()
         check_scalar(self.batch_size, "batch_size", int, min_val=1)
         # Imported here: the augment module subclasses a Keras class, and the plan
@@ -133,6 +136,8 @@ class Plan:
     test_model: Any = None
     """The model the test evaluation runs, where it is not the one fitted on the
     same inputs (the full model, where a suffix trains on cached activations)."""
+    class_weight: dict[int, float] | None = None
+    """``options.class_weight`` resolved for the data: a weight per class index, or None."""
 
     @property
     def budget(self):

@@ -39,6 +39,7 @@ from transferkit.models.freezing import FreezeSpec, set_freeze
 from transferkit.models.registry import BACKBONES
 from transferkit.runs.record import Run
 from transferkit.training.budget import Budget
+from transferkit.training.class_weight import resolve_class_weight
 from transferkit.training.fastpath import FineTuneRequest
 from transferkit.training.losses import recipe_loss
 from transferkit.training.optim import recipe_optimizer
@@ -200,7 +201,9 @@ def fine_tune(
             ``transferkit train`` does; recorded as ``recipe["head_first"]``),
             True (always) or False (never).
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
-            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
+            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...), among
+            them ``class_weight="balanced"`` for unbalanced classes (the head
+            trained first weighs them too).
 
     Returns:
         The fine-tuning :class:`~transferkit.runs.record.Run`; its config has a
@@ -244,6 +247,8 @@ def fine_tune(
         {"name": f"{model.name}_finetuned", **train_kwargs}, epochs=resolve_epochs(epochs, budget),
         budget=budget, batch_size=recipe.batch_size, augment=augment, cache_features=False,
         compile=False)
+    # Its keys, against the data, before the head trains first (which freezes the backbone).
+    resolve_class_weight(options.class_weight, data.y_train, data.class_names)
     recipe = replace(recipe, head_first=train_head_first(model, data, head_first, train_kwargs))
     set_freeze(find_backbone(model), frozen, train_batchnorm=train_batchnorm)
     return run_training(model, data, options, recipe=recipe)
@@ -272,7 +277,8 @@ def train_head_first(model: keras.Model, data: DataSplits, when: bool | str,
         return None
     started = time.perf_counter()
     set_freeze(find_backbone(model), True)
-    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size") if k in train_kwargs}
+    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size", "class_weight")
+            if k in train_kwargs}
     steps = -(-len(data.y_train) // keep.get("batch_size", 64))
     low, high = HEAD_FIRST_EPOCHS
     epochs = min(high, max(low, -(-HEAD_FIRST_STEPS // steps)))
@@ -353,7 +359,8 @@ def train_from_scratch(
         optimizer: Optimizer name.
         label_smoothing: Smooth the one-hot targets by this much; 0: plain cross-entropy.
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
-            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...).
+            (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...), among
+            them ``class_weight="balanced"`` for unbalanced classes.
 
     Returns:
         The :class:`~transferkit.runs.record.Run`.

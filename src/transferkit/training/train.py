@@ -31,6 +31,11 @@ from transferkit.runs.layout import (
     read_history,
 )
 from transferkit.runs.record import Run, metric_mode, run_config
+from transferkit.training.class_weight import (
+    class_weight_record,
+    describe_class_weight,
+    resolve_class_weight,
+)
 from transferkit.training.core import current_lr
 from transferkit.training.eta import format_duration
 from transferkit.training.fastpath import choose_fast_path
@@ -58,6 +63,7 @@ def train(
     seed: int | None = None,
     patience: int | None = None,
     schedule: str | None = None,
+    class_weight: str | dict | None = None,
     verbose: int | str = "auto",
     **options,
 ) -> Run:
@@ -98,6 +104,13 @@ def train(
             before building it for fully repeatable runs.
         patience: Early-stopping patience (restores the best weights); None: off.
         schedule: ``"cosine"``, ``"step"`` or ``"plateau"`` learning-rate schedule.
+        class_weight: ``"balanced"`` (each class's loss weighted by the inverse of
+            its share of the training images, scikit-learn's
+            ``compute_class_weight``) or ``{class name or index: weight}``
+            (unnamed classes weigh 1); None: every image counts the same. For
+            folders where the largest class has several times the images of the
+            smallest (:mod:`~transferkit.training.class_weight`); recorded in
+            ``run.config["class_weight"]``.
         verbose: Keras progress-bar setting.
         **options: The rarer options (fields of
             :class:`~transferkit.training.plan.TrainOptions`): ``monitor``
@@ -113,7 +126,9 @@ def train(
 
     Raises:
         DataError: If the data does not match the model.
-        ConfigurationError: For bad arguments, or ``cache_features=True``
+        UnknownNameError: For a ``class_weight`` key that names no class.
+        ConfigurationError: For bad arguments (a negative class weight, an
+            index that is not a class), or ``cache_features=True``
             where caching is not valid.
         RunDirectoryExistsError: If ``run_dir`` holds a run and neither
             ``overwrite`` nor ``resume`` is set.
@@ -132,7 +147,8 @@ def train(
     return run_training(model, data, TrainOptions(
         epochs=resolve_epochs(epochs, budget), budget=budget, batch_size=batch_size,
         optimizer=optimizer, lr=lr, callbacks=callbacks, augment=augment, cache_features=cache_features, run_dir=run_dir, name=name, seed=seed,
-        patience=patience, schedule=schedule, verbose=verbose, **options,
+        patience=patience, schedule=schedule, class_weight=class_weight, verbose=verbose,
+        **options,
     ))
 
 
@@ -146,6 +162,7 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     """
     started = time.perf_counter()
     _check_data(model, data)
+    class_weight = resolve_class_weight(options.class_weight, data.y_train, data.class_names)
     _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
     logger.info("== %s: %s on %s ==", options.name or model.name,
                 f"a {format_duration(options.budget.seconds)} budget" if options.budget
@@ -159,7 +176,10 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     plan = Plan(model, data, options,
                 prepare_run_dir(options.run_dir, overwrite=options.overwrite,
                                 resume=options.resume),
-                monitor, progress_verbose(options.verbose), recipe)
+                monitor, progress_verbose(options.verbose), recipe, class_weight=class_weight)
+    if class_weight is not None:
+        logger.info("Class weights%s: %s.", " (balanced)" if options.class_weight == "balanced"
+                    else "", describe_class_weight(class_weight, data.class_names))
     _compile(plan)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -194,6 +214,8 @@ def _record(plan: Plan, path, history, evaluation, timings) -> Run:
         batch_size=options.batch_size, augment=options.augment,
         cached=path.name == "cached_head", seed=options.seed, schedule=options.schedule,
         patience=options.patience,
+        class_weight=class_weight_record(options.class_weight, plan.class_weight,
+                                         plan.data.class_names),
     )
     if recipe is not None:
         config["recipe"] = recipe.record(path)
