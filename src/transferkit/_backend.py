@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -274,16 +275,17 @@ def quiet_tensorflow_import(*, show: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def native_stderr_hidden(*, show: bool = False):
+def native_stderr_hidden(*, show: bool = False, keep: Callable[[str], str] | None = None):
     """Send what C++ code writes to the process's stderr to a temporary file for a block.
 
     TensorFlow's converters and interpreters print notices there directly
     (``fully_quantize: 0, ...``, ``Created TensorFlow Lite XNNPACK delegate``),
     past Python's ``sys.stderr`` and past its log level. If the block fails,
     what was hidden is printed, so a crash still shows its cause. ``show``:
-    hide nothing.
+    hide nothing. ``keep``: what of the hidden text to write after the block
+    (None: nothing).
     """
-    if show:
+    if show or sys.stderr is None:
         yield
         return
     import tempfile
@@ -292,16 +294,20 @@ def native_stderr_hidden(*, show: bool = False):
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        failed = False
         try:
             yield
         except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
+            failed = True
             raise
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            if failed or keep is not None:
+                sys.stderr.write(text if failed else keep(text))
 
 
 STARTUP_NOISE = (
@@ -324,25 +330,13 @@ def hidden_tensorflow_startup():
     after the block. For library use: nothing changes where TensorFlow is
     imported already or another backend is configured.
     """
-    if "tensorflow" in sys.modules or configured() != "tensorflow" or sys.stderr is None:
+    if "tensorflow" in sys.modules or configured() != "tensorflow":
         yield
         return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-            if "tensorflow" in sys.modules:  # the CUDA probe writes its lines now, not later
-                sys.modules["tensorflow"].config.list_physical_devices()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            sys.stderr.write(without_startup_noise(sink.read().decode(errors="replace")))
+    with native_stderr_hidden(keep=without_startup_noise):
+        yield
+        if "tensorflow" in sys.modules:  # the CUDA probe writes its lines now, not later
+            sys.modules["tensorflow"].config.list_physical_devices()
 
 
 def without_startup_noise(text: str) -> str:
