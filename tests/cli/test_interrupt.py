@@ -78,9 +78,10 @@ def photos(tmp_path_factory):
 
 @pytest.mark.slow
 @requires_imagenet  # the head learns: fine_tune trains no second head first, as for a user
+# Caching the frozen prefix (after "== fine_tuned") stopped as fast (39 s for the whole
+# test on a busy machine); left out to keep CI short: it is a predict loop like the head's.
 @pytest.mark.parametrize("stage, after, wait", [
     ("the head", "== frozen_head", 0.0),
-    ("caching the frozen prefix", "== fine_tuned", 0.0),
     ("tracing the first fine-tuning step", "Epoch 1/50", 1.0),  # where one in four was lost
 ])
 def test_ctrl_c_stops_train_at_once_with_exit_130(photos, tmp_path, stage, after, wait):
