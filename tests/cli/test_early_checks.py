@@ -35,6 +35,11 @@ CASES = [
      "Put the file mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5 into "
      "{keras_home}/models/, or pass --weights none, or --weights FILE."),
     (["train", "{photos}"], "Keras names the file by input size: 96, 128, 160, 192, 224 px"),
+    (["train", "--config", "{tmp}/typo.toml"],
+     "--config {tmp}/typo.toml: unknown key 'head-epoch' (did you mean 'head-epochs'"),
+    (["train", "--resume", "--out", "{tmp}/empty"], "holds no transferkit run to continue"),
+    (["train", "--resume", "--out", "{tmp}/stopped", "--backbone", "mobilenet_v1_025"],
+     "was started with --backbone mobilenet_v2, not mobilenet_v1_025 (from the command line)"),
     (["predict", "{tmp}/missing.keras", "x.jpg"], "does not exist"),
     (["predict", "{tmp}/notes.txt", "{photos}"], "notes.txt is not a Keras model file"),
     (["predict", "{tmp}/fake.keras", "{photos}"], "fake.keras is not a Keras model file"),
@@ -99,6 +104,11 @@ def inputs(tmp_path_factory):
     with zipfile.ZipFile(tmp / "m.keras", "w") as z:  # passes the cheap model-file check
         z.writestr("config.json", "{}")
     (tmp / "keras-home" / "models").mkdir(parents=True)
+    (tmp / "typo.toml").write_text(f'images = "{tmp / "photos"}"\nhead-epoch = 3\n')
+    (tmp / "stopped").mkdir()  # what a killed `train` leaves: its options
+    (tmp / "stopped" / "config.toml").write_text(
+        f'# transferkit train: the options of the run in this folder\nimages = "{tmp / "photos"}"\n'
+        'backbone = "mobilenet_v2"\nweights = "none"\n')
     return tmp
 
 

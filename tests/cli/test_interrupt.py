@@ -106,6 +106,7 @@ def test_ctrl_c_stops_train_at_once_with_exit_130(photos, tmp_path, stage, after
     assert sent is not None, "".join(seen[-20:])
     assert code == 130 and time.monotonic() - sent < 10, (stage, "".join(seen[-20:]))
     assert seen[-1].strip() == (f"transferkit: interrupted. What had finished is kept in {out}; "
-                                "to start again, run the same command with --overwrite.")
+                                "to continue, run the same command with --resume (or with "
+                                "--overwrite to start again).")
     assert not (out / "model.keras").exists()  # the run did not go on to its end
     check_out_dir(out, overwrite=True, inputs=(photos,))  # `--overwrite` takes the folder

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     args.flags = command_flags(parser, args)  # messages hint only at options it has
+    args.argv = argv  # which options were given, not defaulted: flags override --config
     level = "debug" if args.debug else args.verbosity
     configure_logging(level, flags=args.flags)
     from transferkit.cli._interrupt import catching_interrupts
@@ -112,9 +113,13 @@ def _after_interrupt(args) -> str:
     """What an interrupted command leaves, and how to run it again (one sentence)."""
     if args.command == "train":
         from transferkit.cli._checks import out_dir
+        from transferkit.cli._config import RUN_CONFIG_FILE, is_run_config
 
-        where = str(out_dir(args))
-    elif args.command == "quickstart":
+        # Stopped before --config or --resume gave IMAGES_DIR, or before the run began.
+        if args.images is None or not is_run_config(out_dir(args) / RUN_CONFIG_FILE):
+            return "Nothing was written; run the same command again."
+        return f"What had finished is kept in {out_dir(args)}; {_train_again(args)}"
+    if args.command == "quickstart":
         where = args.out
     elif args.command == "run":
         where = "the experiment's --out folder"
@@ -122,6 +127,17 @@ def _after_interrupt(args) -> str:
         return "Nothing was written; run the same command again."
     again = " with --overwrite" if "--overwrite" in args.flags else ""
     return f"What had finished is kept in {where}; to start again, run the same command{again}."
+
+
+def _train_again(args) -> str:
+    """How to go on with an interrupted ``train``: continue it, or start it again."""
+    if args.budget is not None:  # a budget's plan was timed when the run started
+        return "to start again, run the same command with --overwrite."
+    if args.resume:
+        return "to continue, run the same command again."
+    if args.overwrite:
+        return "to continue, run the same command with --resume instead of --overwrite."
+    return "to continue, run the same command with --resume (or with --overwrite to start again)."
 
 
 def import_tensorflow(args) -> None:

@@ -17,15 +17,20 @@ from transferkit.errors import ConfigurationError, DataError, DataNotFoundError
 
 
 def check_train(args) -> None:
-    """``train``: numbers, IMAGES_DIR, --backbone, --weights (and ImageNet's), --budget, --out.
+    """``train``: --config and --resume, numbers, IMAGES_DIR, --backbone, --weights (and
+    ImageNet's), --budget, --tensorboard, --out.
 
-    Keeps ``args.budget`` in seconds and ``args.resolved_weights`` (None,
-    ``"imagenet"`` or the file's path).
+    Sets ``args`` from ``--config`` and a resumed run's record under the flags
+    given (:mod:`~transferkit.cli._resume`); keeps ``args.budget`` in seconds
+    and ``args.resolved_weights`` (None, ``"imagenet"`` or the file's path).
     """
     from transferkit._validation import parse_duration
     from transferkit.cli._outdir import check_out_dir
+    from transferkit.cli._resume import check_tensorboard, resolve_train_options
     from transferkit.models.registry import get_backbone_spec, resize_target
 
+    if resolve_train_options(args):
+        return  # --resume of a finished run: nothing to check, nothing to train
     check_positive(args, "head_epochs", "batch_size")
     args.class_weight = parse_class_weight(args.class_weight)  # the names: once data has loaded
     if args.image_size != "auto":
@@ -38,7 +43,9 @@ def check_train(args) -> None:
     spec = get_backbone_spec(args.backbone)
     size = None if args.image_size == "auto" else resize_target(spec, args.image_size, None)
     args.resolved_weights = check_weights(args.weights, spec.name, size)
-    check_out_dir(out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
+    check_tensorboard(args.tensorboard)
+    if not args.resume:  # resolve_train_options found the run to continue
+        check_out_dir(out_dir(args), overwrite=args.overwrite, inputs=(Path(args.images),))
 
 
 def check_quickstart(args) -> None:
@@ -107,8 +114,10 @@ def check_weights(weights: str, backbone: str, size: int | None) -> str | None:
     return path
 
 
-def parse_class_weight(text: str | None) -> str | dict[str, float] | None:
+def parse_class_weight(text: str | dict | None) -> str | dict[str, float] | None:
     """``--class-weight``: ``balanced``, ``none`` or ``CLASS=WEIGHT,...`` as ``train`` takes it.
+
+    A config file may give the weights as a table (``{cat = 2, dog = 1}``), read as a dict.
 
     Example:
         >>> parse_class_weight("balanced"), parse_class_weight("cat=2,dog=0.5")
@@ -117,10 +126,26 @@ def parse_class_weight(text: str | None) -> str | dict[str, float] | None:
     Raises:
         ConfigurationError: For anything else, or a negative weight.
     """
-    if text is None or text.strip().lower() in ("", "none"):
+    if isinstance(text, dict):
+        weights = {str(name).strip(): float(weight) for name, weight in text.items()}
+        shown = ",".join(f"{name}={weight:g}" for name, weight in weights.items())
+    elif text is None or text.strip().lower() in ("", "none"):
         return None
-    if text.strip().lower() == "balanced":
+    elif text.strip().lower() == "balanced":
         return "balanced"
+    else:
+        weights, shown = _class_weight_items(text), text
+    for name, weight in weights.items():
+        if not 0 <= weight < math.inf:  # also refuses NaN
+            raise ConfigurationError(f"--class-weight {name}={weight:g}: a weight must be a "
+                                     "number >= 0 (0 leaves the class out of the loss).")
+    if not any(weights.values()):
+        raise ConfigurationError(f"--class-weight {shown}: every weight is 0, so nothing would "
+                                 "train; give the classes to favour a weight above 0.")
+    return weights
+
+
+def _class_weight_items(text: str) -> dict[str, float]:
     weights = {}
     for item in text.split(","):
         name, sep, value = item.rpartition("=")
@@ -131,12 +156,6 @@ def parse_class_weight(text: str | None) -> str | dict[str, float] | None:
         if not sep or not name.strip():
             raise ConfigurationError(f"--class-weight takes 'balanced' or CLASS=WEIGHT,... "
                                      f"(e.g. cat=2,dog=1), got {text!r}.")
-        if not 0 <= weights[name.strip()] < math.inf:  # also refuses NaN
-            raise ConfigurationError(f"--class-weight {item.strip()}: a weight must be a "
-                                     "number >= 0 (0 leaves the class out of the loss).")
-    if not any(weights.values()):
-        raise ConfigurationError(f"--class-weight {text}: every weight is 0, so nothing would "
-                                 "train; give the classes to favour a weight above 0.")
     return weights
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -15,12 +16,19 @@ from transferkit.cli import EXIT_OK
 from transferkit.cli._checks import out_dir, stem
 from transferkit.errors import DataError
 
+logger = logging.getLogger("transferkit")
+
 
 def train(args) -> int:
-    """Frozen head, then fine-tuning; the stage better on validation is kept, with outputs."""
+    """Frozen head, then fine-tuning; the stage better on validation is kept, with outputs.
+
+    With ``--resume``, a finished stage is loaded rather than trained again and
+    an unfinished one continues from its backup (:mod:`~transferkit.cli._resume`).
+    """
     import keras
 
     from transferkit.cli._outdir import clear_out_dir
+    from transferkit.cli._resume import stage_state, write_run_config
     from transferkit.data.folder import load_image_folder
     from transferkit.models.builders import build_transfer_model
     from transferkit.runs.selection import select_run
@@ -34,17 +42,26 @@ def train(args) -> int:
     _warn_small_test(data)
     resolve_class_weight(args.class_weight, data.y_train, data.class_names)  # names: before --out
     out = out_dir(args)
+    finished, epochs_done = stage_state(out) if args.resume else ({}, {})
+    _say_resumed(args, out, finished, epochs_done)
     keras.utils.set_random_seed(args.seed)
-    model = build_transfer_model(args.backbone, data, weights=weights,
-                                 name=f"{args.backbone}_{stem(args.images)}")
-    clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
+    if "frozen_head" not in finished:
+        model = build_transfer_model(args.backbone, data, weights=weights,
+                                     name=f"{args.backbone}_{stem(args.images)}")
+    if not args.resume:
+        clear_out_dir(out)  # the inputs loaded: now the previous run (if --overwrite) may go
+        write_run_config(out, args)  # first: a stopped run can be continued, a finished repeated
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     batch["class_weight"] = args.class_weight  # both stages: the same options
-    runs = [train_model(model, data, epochs=args.head_epochs, augment="flip", seed=args.seed,
-                        name="frozen_head", run_dir=out / "frozen_head", overwrite=True,
-                        **batch)]
+    continued = {"resume": True} if args.resume else {"overwrite": True}
+    head = finished.get("frozen_head") or train_model(
+        model, data, epochs=args.head_epochs, augment="flip", seed=args.seed, name="frozen_head",
+        run_dir=out / "frozen_head", **continued, **batch, **_tensorboard(args, "frozen_head"))
+    runs = [head]
     if args.epochs != 0:
-        runs += _fine_tune(args, model, data, out, batch, started)
+        runs += ([finished["fine_tuned"]] if "fine_tuned" in finished else
+                 _fine_tune(args, head.model, data, out, {**continued, **batch}, started,
+                            head_first=False if epochs_done.get("fine_tuned") else "auto"))
     kept, why = select_run(runs)
     metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
@@ -60,12 +77,37 @@ def train(args) -> int:
     return EXIT_OK
 
 
+def _say_resumed(args, out: Path, finished: dict, epochs_done: dict) -> None:
+    """One line: which stages a resumed run keeps, and where each unfinished one goes on."""
+    if not args.resume:
+        return
+    stages = [f"{name} finished ({plural(run.epochs_run, 'epoch')}): not trained again"
+              for name, run in finished.items()]
+    stages += [f"{name} continues after epoch {done}" if done else f"{name} starts"
+               for name, done in epochs_done.items() if name == "frozen_head" or args.epochs != 0]
+    logger.info("Resuming %s: %s.", out, "; ".join(stages))
+
+
+def _tensorboard(args, stage: str) -> dict:
+    """``callbacks=`` with a TensorBoard callback writing to ``--tensorboard``/``stage``, or {}."""
+    if args.tensorboard is None:
+        return {}
+    import keras
+
+    return {"callbacks": [keras.callbacks.TensorBoard(
+        log_dir=str(Path(args.tensorboard).expanduser() / stage))]}
+
+
 OUTPUTS_S = 15.0
 """Seconds a budget keeps back for writing the figures, reports and model after training."""
 
 
-def _fine_tune(args, model, data, out: Path, batch: dict, started: float) -> list:
-    """The fine-tuning stage, within what is left of ``--budget``; [] if nothing is."""
+def _fine_tune(args, model, data, out: Path, options: dict, started: float, *,
+               head_first: bool | str) -> list:
+    """The fine-tuning stage, within what is left of ``--budget``; [] if nothing is.
+
+    ``head_first``: False where a resumed stage's backup holds the head it trained first.
+    """
     from transferkit.errors import BudgetTooShortError
     from transferkit.training.budget import Budget
     from transferkit.training.recipes import fine_tune
@@ -76,7 +118,8 @@ def _fine_tune(args, model, data, out: Path, batch: dict, started: float) -> lis
                         started=time.monotonic() - (time.perf_counter() - started))
     try:
         return [fine_tune(model, data, epochs=args.epochs, budget=budget, seed=args.seed,
-                          name="fine_tuned", run_dir=out / "fine_tuned", overwrite=True, **batch)]
+                          name="fine_tuned", run_dir=out / "fine_tuned", head_first=head_first,
+                          **options, **_tensorboard(args, "fine_tuned"))]
     except BudgetTooShortError as exc:
         print(f"transferkit: warning: no fine-tuning within --budget {args.budget:.0f} "
               f"(of which {OUTPUTS_S:.0f} s are kept for writing the outputs): {exc} "
@@ -121,7 +164,8 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
                           "recall_per_class": r.evaluation.recall_per_class,
                           "val_accuracy": (r.history.get("val_accuracy") or [None])[-1],
                           "epochs": r.epochs_run} for r in runs},
-        "wall_time_s": round(time.perf_counter() - started, 1),
+        "wall_time_s": round(time.perf_counter() - started, 1),  # of this command, if resumed
+        "resumed": bool(args.resume),
     }
     atomic_write_json(out / "metrics.json", metrics)
     return metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from transferkit.cli._config import RUN_CONFIG_FILE, is_run_config
 from transferkit.errors import ConfigurationError
 
 #: A folder holding one of these at its top is a transferkit output (a run or a command's --out).
@@ -38,6 +39,10 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
     if not any(p.is_file() for p in out.rglob("*")):  # empty, or only empty folders
         return
     if not overwrite:
+        if is_run_config(out / RUN_CONFIG_FILE) and not (out / "metrics.json").is_file():
+            raise ConfigurationError(f"--out {out} holds a run that did not finish: pass "
+                                     "--resume to continue it, --overwrite to replace it, or "
+                                     "choose another --out.")
         raise ConfigurationError(f"--out {out} is not empty: pass --overwrite to replace the "
                                  "run in it, or choose another --out.")
     if not is_transferkit_output(out):
@@ -54,8 +59,9 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
 
 def is_transferkit_output(folder: Path) -> bool:
     """Whether ``folder`` holds a transferkit run: a ``run.json`` or ``metrics.json`` at its
-    top, or, where a run was interrupted, a stage folder with its history or backup."""
-    if any((folder / name).is_file() for name in MARKERS):
+    top, the ``config.toml`` that ``train`` writes first, or, where a run was interrupted, a
+    stage folder with its history or backup."""
+    if any((folder / name).is_file() for name in MARKERS) or is_run_config(folder / RUN_CONFIG_FILE):
         return True
     return any((stage / name).exists() for stage in folder.iterdir() if stage.is_dir()
                for name in STAGE_MARKERS)

@@ -52,9 +52,28 @@ def command_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.command == "run":
         command = experiment_parser(args.experiment)
     else:
-        verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        command = verbs.choices[args.command]
+        command = verb_parser(parser, args.command)
     return frozenset(s for action in command._actions for s in action.option_strings)
+
+
+def verb_parser(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    """The parser of one verb (``train``) of the full parser."""
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return verbs.choices[verb]
+
+
+def given_options(argv: list[str], verb: str) -> frozenset[str]:
+    """The destinations of ``verb``'s options given in ``argv``, not left to their defaults.
+
+    ``argv`` is parsed again with every default of the verb suppressed, so
+    whatever spelling argparse took (``--epochs=3``, an abbreviation) counts.
+    """
+    parser = build_parser()
+    command = verb_parser(parser, verb)
+    for action in command._actions:
+        action.default = argparse.SUPPRESS
+    dests = {action.dest for action in command._actions}
+    return frozenset(dests & set(vars(parser.parse_args(argv))))
 
 
 def experiment_parser(name: str) -> argparse.ArgumentParser:
@@ -132,7 +151,13 @@ def _add_train(sub) -> None:
              "val/ only, val/ is the test split; a flat tree is split 80/10/10 (stratified); "
              "a carved validation split holds at least 100 images where the folder allows. "
              "The stage better on validation is kept.")
-    t.add_argument("images", metavar="IMAGES_DIR", help="class-per-folder images")
+    t.add_argument("images", metavar="IMAGES_DIR", nargs="?",
+                   help="class-per-folder images (may come from --config or, with --resume, "
+                   "from the run's config.toml)")
+    t.add_argument("--config", metavar="FILE.toml",
+                   help="options from a TOML file, keys named as the flags (images = \"DIR\", "
+                   "head-epochs = 3, ...); flags given here override it. Every run writes its "
+                   "own to --out/config.toml: --config RUN/config.toml --out NEW repeats it")
     t.add_argument("--backbone", default="mobilenet_v2",
                    help="registry name (default mobilenet_v2; `transferkit info` lists them)")
     t.add_argument("--image-size", type=_image_size, default="auto",
@@ -158,6 +183,14 @@ def _add_train(sub) -> None:
     t.add_argument("--weights", default="imagenet", help=_WEIGHTS_HELP)
     t.add_argument("--out", help="output folder (default: runs/<IMAGES_DIR name>)")
     _add_overwrite(t)
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out that was stopped (Ctrl-C, a kill, a crash) "
+                   "from its last completed epoch; a finished head stage is not trained again. "
+                   "Options not given are the run's own (its config.toml); a different one is "
+                   "refused")
+    t.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs, one subfolder per stage (DIR/frozen_head, "
+                   "DIR/fine_tuned); needs TensorFlow installed, whatever the backend")
     t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     t.set_defaults(func=_lazy("train", "_images"), precheck=_lazy("check_train", "_checks"))
 
