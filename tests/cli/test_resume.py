@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BACKEND, ROOT, requires_tensorflow
+from conftest import BACKEND, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +19,11 @@ from transferkit.cli._config import dumps_toml, load_config, read_toml
 from transferkit.cli._parser import build_parser, verb_parser
 from transferkit.errors import ConfigurationError
 from transferkit.runs.layout import read_history
+
+WRITES_TENSORBOARD = BACKEND == "tensorflow" and importlib.util.find_spec("tensorboard") is not None
+requires_tf_summary = pytest.mark.skipif(
+    not WRITES_TENSORBOARD, reason="TensorBoard logs are written with tf.summary: needs the "
+    f"TensorFlow backend (here {BACKEND}) and the tensorboard package")
 
 # --------------------------------------------------------------------------- TOML written and read
 
@@ -221,7 +226,7 @@ def photos(tmp_path_factory):
     return root
 
 
-@requires_tensorflow
+@requires_tf_summary
 def test_the_tensorboard_callback_writes_event_files_in_the_stage_folder(tiny, tmp_path):
     from types import SimpleNamespace
 
@@ -257,8 +262,7 @@ def test_sigkill_mid_fine_tuning_then_resume_finishes_the_same_run(photos, tmp_p
     out = tmp_path / "run"
     command = [sys.executable, "-m", "transferkit", "train", str(photos), "--weights", "none",
                "--image-size", "32", "--head-epochs", "1", "--epochs", "3", "--out", str(out)]
-    tensorboard = BACKEND == "tensorflow" and importlib.util.find_spec("tensorboard") is not None
-    if tensorboard:  # both stages log, the resumed one too
+    if WRITES_TENSORBOARD:  # both stages log, the resumed one too
         command += ["--tensorboard", str(tmp_path / "tb")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -301,7 +305,7 @@ def test_sigkill_mid_fine_tuning_then_resume_finishes_the_same_run(photos, tmp_p
     assert (metrics["kept"], metrics["kept_because"]) == (kept.name, why)
     assert (out / "model.keras").samefile(out / kept.name / "model.keras")
     assert not list(out.rglob("backup")) and not [p for p in out.rglob("*") if ".tmp" in p.name]
-    if tensorboard:
+    if WRITES_TENSORBOARD:
         logs = {p.parent.relative_to(tmp_path / "tb").as_posix()
                 for p in (tmp_path / "tb").rglob("events.out.tfevents*")}
         assert {"frozen_head/train", "fine_tuned/train", "fine_tuned/validation"} <= logs
