@@ -5,8 +5,8 @@ model (the cached head, the cached-prefix suffix, the progressive views) in the
 model's distribution scope (``_backend.distribution_scope``). The slow tests run
 every path in one fresh process per backend, where two CPU devices can still be
 configured: two logical CPUs under ``MirroredStrategy``, two XLA host devices
-under ``DataParallel``. The fast test catches the scoping bug itself in-process:
-a one-device ``MirroredStrategy`` refuses optimizer variables made outside it.
+under ``DataParallel``. The fast tests catch the scoping bugs in-process: a
+one-device ``MirroredStrategy`` refuses optimizer variables made outside it.
 """
 
 import importlib.util
@@ -22,6 +22,7 @@ from conftest import ROOT, requires_tensorflow
 
 from transferkit.data.synthetic import make_synthetic_dataset
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.models.freezing import unfreeze_last
 from transferkit.training.recipes import fine_tune
 
 # Two classes of 16 px images: 32 training, 8 validation and 8 test images, batches of 8,
@@ -153,19 +154,39 @@ def test_every_path_trains_under_jax_data_parallel_on_two_cpu_devices():
     _assert_every_path_trained_on_two_devices(_run_every_path("jax", XLA_FLAGS=flags.strip()))
 
 
-@requires_tensorflow
-def test_cached_prefix_suffix_trains_in_the_model_strategy():
-    # The suffix was built outside the strategy: its fit failed creating the shared
-    # optimizer's variables ("Need to be inside strategy.scope()").
+def _mirrored_transfer_model():
+    """A tiny transfer model built under a one-device MirroredStrategy, and its data."""
     import tensorflow as tf
 
     data = make_synthetic_dataset(2, per_class=20, image_size=16, test_per_class=4,
                                   validation_split=0.2, seed=1)
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
         cnn = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=(4,), head=())
-        model = build_transfer_model(cnn.backbone, data, image_size=32, head=())
+        return build_transfer_model(cnn.backbone, data, image_size=32, head=()), data
+
+
+def _all_mirrored(variables) -> bool:
+    import tensorflow as tf
+
+    return all(isinstance(v.value, tf.distribute.DistributedValues) for v in variables)
+
+
+@requires_tensorflow
+def test_cached_prefix_suffix_trains_in_the_model_strategy():
+    # The suffix was built outside the strategy: its fit failed creating the shared
+    # optimizer's variables ("Need to be inside strategy.scope()").
+    model, data = _mirrored_transfer_model()
     run = fine_tune(model, data, unfreeze="block1_pool", head_first=False, epochs=1,
                     batch_size=8, verbose=0)
     assert run.config["recipe"]["cached_prefix"] == "block1_pool"
-    assert all(isinstance(v.value, tf.distribute.DistributedValues)
-               for v in model.optimizer.variables)
+    assert _all_mirrored(model.optimizer.variables)
+
+
+@requires_tensorflow
+def test_recompile_after_unfreezing_keeps_the_model_strategy():
+    # Recompiled outside the strategy, the fresh optimizer's variables were plain ones.
+    model, data = _mirrored_transfer_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    unfreeze_last(model, 3)  # recompiles the compiled model
+    model.fit(data.x_train, data.y_train, batch_size=32, epochs=1, verbose=0)
+    assert model.optimizer.built and _all_mirrored(model.optimizer.variables)
