@@ -15,7 +15,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, ROOT
+from conftest import BACKEND, ROOT, requires_tensorflow
 
 from transferkit import _backend
 from transferkit.data.augment import AugmentedBatches
@@ -183,6 +183,20 @@ def test_check_data_parallel_names_the_fix(monkeypatch):
     _backend.check_data_parallel(16, [96, 12, 0])
     with pytest.raises(ConfigurationError, match="multiples of 2"):
         _backend.check_data_parallel(16, [95, 12, 24])
+
+
+@requires_tensorflow
+def test_check_replica_batches_names_the_fix():
+    from types import SimpleNamespace
+
+    two = SimpleNamespace(distribute_strategy=SimpleNamespace(num_replicas_in_sync=2))
+    _backend.check_replica_batches(two, 16, [95, 12])  # first batches of 16 and 12; the rest may be uneven
+    _backend.check_replica_batches(two, 16, [96, 0])  # no validation split
+    _backend.check_replica_batches(keras.Sequential(), 15, [95, 7])  # one replica: nothing to split
+    with pytest.raises(ConfigurationError, match="multiple of 2"):
+        _backend.check_replica_batches(two, 15, [96, 12])
+    with pytest.raises(ConfigurationError, match="multiple of 2"):
+        _backend.check_replica_batches(two, 16, [96, 7])  # the whole validation split is its first batch
 
 
 def test_configured_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):

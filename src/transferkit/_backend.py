@@ -78,12 +78,22 @@ def is_tensorflow() -> bool:
 
 
 def distribution_scope(model=None):
-    """The scope to compile ``model`` in so its optimizer lands on the right devices.
+    """The scope to build, compile and fit models sharing ``model``'s layers in.
 
     On TensorFlow: the ``tf.distribute`` strategy the model was built under
-    (``model.distribute_strategy``), else the default one. On JAX a
+    (``model.distribute_strategy``), else the default one. A model made from
+    the model's layers (a head, a suffix, a view at another size) takes the
+    strategy it is built under, and fits under that one: built outside it,
+    its first ``fit`` fails creating the shared optimizer's variables
+    (``Need to be inside "with strategy.scope()"``). On JAX a
     ``keras.distribution`` set globally applies by itself, and PyTorch has no
     equivalent: an empty context.
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> with distribution_scope(model):
+        ...     model.compile(optimizer="adam", loss="mse")
     """
     if not is_tensorflow():
         return contextlib.nullcontext()
@@ -177,6 +187,41 @@ def check_data_parallel(batch_size: int, split_sizes) -> None:
             f"{batch_size} and splits of {list(split_sizes)} images. Trim the splits "
             f"(e.g. DataSplits.limit) and pick a batch size that divides evenly."
         )
+
+
+def check_replica_batches(model, batch_size: int, split_sizes) -> None:
+    """Refuse first batches that ``model``'s ``tf.distribute`` strategy cannot split evenly.
+
+    Keras (3.15) builds a model under a strategy from the first batch of each
+    ``fit`` and ``evaluate``, averaged across the replicas, which fails when
+    the replicas' shares differ in size (TensorFlow's ``AddN must have the
+    same size and shape``). That first batch is ``batch_size`` images, or the
+    whole split where it is smaller. Later batches may be uneven. Nothing to
+    check on one replica, or on JAX and PyTorch.
+
+    Args:
+        model: The model, built under the strategy it trains in.
+        batch_size: Images per batch.
+        split_sizes: Images in each split that ``fit`` or ``evaluate`` reads
+            (training and validation; the test split is only predicted).
+
+    Raises:
+        ConfigurationError: Naming the replica count and the sizes to change.
+    """
+    if not is_tensorflow():
+        return
+    strategy = getattr(model, "distribute_strategy", None)
+    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
+    firsts = [min(batch_size, n) for n in split_sizes if n]
+    if replicas > 1 and any(n % replicas for n in firsts):
+        from transferkit.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"The model's tf.distribute strategy splits every batch across {replicas} replicas, "
+            f"and Keras needs the first batch of each split to split evenly; got batch_size="
+            f"{batch_size} and training/validation splits of {list(split_sizes)} images. Pick a "
+            f"batch size that is a multiple of {replicas}, and splits that hold at least a batch "
+            f"(or a multiple of {replicas} images).")
 
 
 def enable_determinism() -> None:

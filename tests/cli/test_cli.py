@@ -6,6 +6,8 @@ from conftest import CIFAR_ARCHIVE, requires_cifar, requires_imagenet
 
 from transferkit.cli import main
 
+pytestmark = pytest.mark.xdist_group("cli")  # one worker trains the module's own_images run (pytest -n)
+
 
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="no Chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+pytestmark = [pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium on PATH (Debian: apt-get install chromium; .ci/run does)"),
+    pytest.mark.xdist_group("render")]  # one worker builds the module's runs (pytest -n)
 
 # Runs after load: lays every slide out as printed, then measures.
 CHECK_JS = """<script>addEventListener('load',function(){setTimeout(function(){

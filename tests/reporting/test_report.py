@@ -11,6 +11,8 @@ from transferkit.reporting.report import REPORT_SECTIONS, write_report
 from transferkit.reporting.slides import SLIDES
 from transferkit.training.train import train
 
+pytestmark = pytest.mark.xdist_group("report")  # one worker builds the module's runs (pytest -n)
+
 
 class _Checker(HTMLParser):
     def __init__(self):

@@ -77,8 +77,9 @@ def test_adjustable_schedule_is_keras_warmup_cosine_and_reloads(tmp_path):
 def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, caplog, monkeypatch):
     # The timed steps "take" 1 s each, so the plan binds after a few epochs whatever the
     # machine's load (a real 10 s budget failed when compiling took 17 s on a busy
-    # machine); the real steps are faster, so the per-epoch re-plan stretches the run to
-    # fit's room (SLACK), and the schedule must follow it to the last step.
+    # machine). The per-epoch re-plan then uses the real steps' times: it stretches the
+    # run to fit's room (SLACK) where they are fast, or shortens it where JAX compiles in
+    # the first epoch on a busy machine; either way the schedule follows to the last step.
     monkeypatch.setattr(budget_module, "_step_time", lambda *args, **kwargs: 1.0)
     model = build_baseline_cnn(tiny, filters=(4,), head=())
     started = time.monotonic()
@@ -86,7 +87,7 @@ def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, capl
         run = train_from_scratch(model, tiny, budget=40, batch_size=16, verbose=0)
     took = time.monotonic() - started
     record = run.config["budget"]
-    assert record["seconds"] == 40 and record["steps"] > record["planned_steps"] >= 6
+    assert record["seconds"] == 40 and record["steps"] >= 6 and record["planned_steps"] >= 6
     assert int(model.optimizer.iterations.numpy()) == record["steps"]  # stopped on its step
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # schedule ended
     assert run.epochs_run == run.config["epochs"] == len(run.history["loss"])

@@ -194,6 +194,7 @@ def real_runs(cifar):
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata
+@pytest.mark.xdist_group("real_runs")  # one worker trains the fixture's runs
 def test_real_default_fine_tuning_beats_the_frozen_head(real_runs):
     for way in ("cached", "plain", "progressive"):
         assert real_runs[way] > real_runs["head"] + 0.02, real_runs
@@ -203,6 +204,7 @@ def test_real_default_fine_tuning_beats_the_frozen_head(real_runs):
 @requires_cifar
 @requires_imagenet
 @pytest.mark.realdata
+@pytest.mark.xdist_group("real_runs")  # one worker trains the fixture's runs
 def test_real_fast_paths_and_plain_path_agree_within_noise(real_runs):
     # 1,000 test images: one standard error of a difference of two accuracies near
     # 0.5 is about 2.2 points; 8 points is well outside noise.

@@ -13,6 +13,7 @@ import logging
 
 import keras
 
+from transferkit import _backend
 from transferkit.errors import ConfigurationError, unknown_name
 from transferkit.models.anatomy import find_backbone
 
@@ -142,7 +143,8 @@ def recompile(model: keras.Model) -> bool:
         )
         model.compiled = False
         return False
-    model.compile_from_config(config)
+    with _backend.distribution_scope(model):  # the fresh optimizer on the model's devices
+        model.compile_from_config(config)
     logger.warning(
         "Trainability of %r changed: recompiled with a fresh optimizer of the same "
         "configuration (trainable weights now %d). Call model.compile(...) yourself to "

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 
-from transferkit import _backend
 from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import require_classifier
 from transferkit.models.features import extract_features
@@ -88,9 +87,8 @@ class CachedHead:
             y_train = np.concatenate([y_train, y_train])
         timings["features"] = time.perf_counter() - t
         cache.log_summary(timings["features"])
-        with _backend.distribution_scope(model):
-            _, head = model.split_at_pool()
-            head.compile_from_config(model.get_compile_config())
+        _, head = model.split_at_pool()
+        head.compile_from_config(model.get_compile_config())
         val = (feats["val"], data.y_val) if "val" in feats else None
         # Arrays through Keras' own path: it reshuffles every epoch on every backend.
         train_data = {"x": feats["train"], "y": y_train, "batch_size": plan.batch_size,
@@ -99,8 +97,7 @@ class CachedHead:
         if not model.optimizer.built:
             # The head trained with its own optimizer; build the full model's so a
             # saved .keras file reloads without an optimizer-variable mismatch.
-            with _backend.distribution_scope(model):
-                model.optimizer.build(model.trainable_variables)
+            model.optimizer.build(model.trainable_variables)
 
         def score():
             probs = head.predict(feats["test"], batch_size=1024, verbose=0)

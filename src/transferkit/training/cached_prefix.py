@@ -32,7 +32,6 @@ import time
 import keras
 import numpy as np
 
-from transferkit import _backend
 from transferkit._progress import format_size
 from transferkit.data.augment import crop_flip
 from transferkit.errors import ConfigurationError
@@ -190,8 +189,7 @@ class CachedPrefix:
         logger.info("Fine-tuning fast path: the frozen prefix (through %s) %s in %.0f s; the "
                     "rest trains on its activations (%s per view).", self.layer_name, ran,
                     timings["features"], format_size(views[0].nbytes))
-        with _backend.distribution_scope(model):  # the suffix's variables: the model's strategy
-            suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
         batches = ShiftedViews(views, data.y_train, plan.batch_size, seed=plan.options.seed or 0)
         # The batches reshuffle themselves.
         history = fit(plan, suffix, {"x": batches, "shuffle": False}, val)

@@ -15,7 +15,6 @@ import shutil
 
 import keras
 
-from transferkit import _backend
 from transferkit.errors import ConfigurationError
 from transferkit.models.registry import BACKBONES
 from transferkit.runs.evaluation import evaluate
@@ -111,11 +110,10 @@ class Progressive:
 
     def fit(self, plan: Plan, timings: dict):
         model = plan.model
-        with _backend.distribution_scope(model):
-            views = [(model.resolution_view(size), end) for size, end in self.phases]
-            for view, _ in views:
-                if view is not model:  # one optimizer: one schedule across the phases
-                    view.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        views = [(model.resolution_view(size), end) for size, end in self.phases]
+        for view, _ in views:
+            if view is not model:  # one optimizer: one schedule across the phases
+                view.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
         train_data, val = image_inputs(plan)
         if len(views) == 1 and views[0][0] is model:  # one phase at the model's own size
             history = fit(plan, model, train_data, val)

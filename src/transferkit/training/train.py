@@ -164,6 +164,7 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     _check_data(model, data)
     class_weight = resolve_class_weight(options.class_weight, data.y_train, data.class_names)
     _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
+    _backend.check_replica_batches(model, options.batch_size, [len(data.y_train), len(data.y_val)])
     logger.info("== %s: %s on %s ==", options.name or model.name,
                 f"a {format_duration(options.budget.seconds)} budget" if options.budget
                 else plural(options.epochs, "epoch"), plural(len(data.y_train), "training image"))
@@ -180,10 +181,13 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     if class_weight is not None:
         logger.info("Class weights%s: %s.", " (balanced)" if options.class_weight == "balanced"
                     else "", describe_class_weight(class_weight, data.class_names))
-    _compile(plan)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    history, evaluate_on = path.fit(plan, timings)
+    # The one distribution scope of every path: what it builds (head, suffix, views) and
+    # compiles, and the optimizer variables fit creates, land on the model's devices.
+    with _backend.distribution_scope(model):
+        _compile(plan)
+        t = time.perf_counter()
+        history, evaluate_on = path.fit(plan, timings)
     timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
     t = time.perf_counter()
     evaluation = evaluate_on() if len(data.y_test) else None
@@ -196,13 +200,12 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
 
 def _compile(plan: Plan) -> None:
     model, options, recipe = plan.model, plan.options, plan.recipe
-    with _backend.distribution_scope(model):
-        if recipe is not None:
-            recipe.compile(model, -(-len(plan.data.y_train) // options.batch_size) * options.epochs,
-                           adjustable=plan.budget is not None)
-        elif options.compile or (options.compile is None and not getattr(model, "compiled", False)):
-            model.compile(optimizer=make_optimizer(options.optimizer, options.lr), loss=LOSS,
-                          metrics=["accuracy"])
+    if recipe is not None:
+        recipe.compile(model, -(-len(plan.data.y_train) // options.batch_size) * options.epochs,
+                       adjustable=plan.budget is not None)
+    elif options.compile or (options.compile is None and not getattr(model, "compiled", False)):
+        model.compile(optimizer=make_optimizer(options.optimizer, options.lr), loss=LOSS,
+                      metrics=["accuracy"])
 
 
 def _record(plan: Plan, path, history, evaluation, timings) -> Run:
