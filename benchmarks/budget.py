@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     os.environ["TRANSFERKIT_CACHE"] = "off"  # read when caching starts: each run pays its own
-    from transferkit import _backend, load_cifar10
+    from transferkit import _machine, load_cifar10
 
     sizes = [20] if args.quick else [int(s) for s in args.sizes.split(",")]
     fractions = [float(f) for f in args.fractions.split(",")]
     rows_dir = args.out / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)
-    cpu = _backend.cpu_description()
+    cpu = _machine.cpu_description()
     print(f"CPU: {cpu}", flush=True)
     rows = []
     for per_class in sizes:

@@ -47,7 +47,8 @@ def measure(args) -> dict:
     import numpy as np
 
     import transferkit as tk
-    from transferkit._backend import cpu_description, native_stderr_hidden
+    from transferkit._backend import native_stderr_hidden
+    from transferkit._machine import cpu_description
 
     data = tk.load_cifar10(args.data, limit_per_class=args.per_class, seed=0, download=False)
     keras.utils.set_random_seed(0)

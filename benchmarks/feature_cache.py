@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.per_class, args.epochs = 20, 2
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     cpu = cpu_description()
     print(f"CPU: {cpu}")

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         args.per_class, args.epochs, args.seeds = 20, 2, "0"
     minority = args.minority.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     cpu = cpu_description()
     print(f"CPU: {cpu}", flush=True)

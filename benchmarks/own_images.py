@@ -208,7 +208,7 @@ def verdict(rows: list[dict]) -> dict:
 
 def machine_line(date: str | None = None) -> str:
     """CPU model, logical CPUs and vector extensions, with the date: what the figures depend on."""
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     return f"{cpu_description()}; {date or time.strftime('%Y-%m-%d')}"
 

@@ -255,7 +255,7 @@ def _keras_home(weights: Path) -> Path:
 
 
 def _machine() -> str:
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     gpu = "no GPU" if not Path("/dev/nvidia0").exists() else "GPU"
     return f"{cpu_description()}, {gpu}"

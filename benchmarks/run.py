@@ -382,7 +382,7 @@ def _machine() -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     return (f"{cpu_description()}, {len(gpus)} GPU; Python {platform.python_version()}, "
             f"TensorFlow {tf.__version__}")

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.per_class, args.test_images, args.epochs = 20, 100, 1
         args.seeds, args.augments = "0", "flip"
-    from transferkit._backend import cpu_description
+    from transferkit._machine import cpu_description
 
     cpu = cpu_description()
     print(f"CPU: {cpu}", flush=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import BACKEND, ROOT, requires_tensorflow
 
-from transferkit import _backend
+from transferkit import _backend, _machine
 from transferkit.data.augment import AugmentedBatches
 from transferkit.data.splits import augmentation
 from transferkit.errors import ConfigurationError
@@ -114,10 +114,10 @@ def test_augmentation_runs_outside_the_model_on_every_backend():
 
 
 def test_backend_reports_itself():
-    found = _backend.versions()
+    found = _machine.versions()
     assert found["backend"] == BACKEND == _backend.name()
     assert found[BACKEND] != "not installed"
-    assert "CPU cores" in _backend.describe_devices()
+    assert "CPU cores" in _machine.describe_devices()
     with _backend.distribution_scope():
         pass
     assert _backend.data_parallel_replicas() == 1

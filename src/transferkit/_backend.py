@@ -3,9 +3,9 @@
 transferkit runs on TensorFlow (the default, and the fast path on CPU), JAX
 and PyTorch (docs/backends.rst). The rest of the library calls only Keras'
 public API and the functions here: the distribution scope a model was built
-under, the batch split of JAX data parallelism, determinism, device and
-version reporting, Keras' cache folder, how ``fit`` gets NumPy batches, and hiding TensorFlow's
-start-up noise. Nothing
+under, the batch split of JAX data parallelism, determinism, Keras' cache
+folder, how ``fit`` gets NumPy batches, and hiding TensorFlow's start-up
+noise (the machine a result came from is :mod:`transferkit._machine`). Nothing
 here imports TensorFlow unless the active backend is TensorFlow, so with
 ``KERAS_BACKEND=torch`` or ``jax`` the library runs where TensorFlow is not
 installed.
@@ -17,10 +17,8 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import sys
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 
@@ -243,62 +241,6 @@ def enable_determinism() -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def accelerators() -> list[str]:
-    """Names of the GPUs (or TPUs) the active backend sees; empty on a CPU-only machine."""
-    backend = name()
-    if backend == "tensorflow":
-        quiet_tensorflow_import()
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_logical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return [torch.cuda.get_device_name(i) for i in range(count)]
-    return []
-
-
-def describe_devices() -> str:
-    """One line: CPU cores and accelerators, e.g. ``"x86_64 2 CPU cores, no GPU"``."""
-    gpus = accelerators()
-    return f"{platform.machine()} {os.cpu_count()} CPU cores, " + (
-        f"{len(gpus)} GPU" if gpus else "no GPU"
-    )
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on, the backend's own included."""
-    import keras
-    import numpy as np
-
-    from transferkit import __version__
-
-    backend = name()
-    found = {
-        "transferkit": __version__,
-        "keras": keras.__version__,
-        "backend": backend,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-    if backend in ("tensorflow", "jax", "torch"):  # each backend's package has its name
-        found[backend] = installed_version(backend)
-    return found
-
-
-def installed_version(package: str) -> str:
-    """A package's installed version without importing it, or ``"not installed"``."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def quiet_tensorflow_import(*, show: bool = False) -> None:
     """Import TensorFlow and find its devices with its start-up lines hidden.
 
@@ -408,31 +350,3 @@ def drop_retracing_notices() -> None:
     tf_logger = logging.getLogger("tensorflow")
     if not any(isinstance(f, _NoRetracingNotices) for f in tf_logger.filters):
         tf_logger.addFilter(_NoRetracingNotices())
-
-
-VECTOR_FLAGS = ("avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-"""The vector extensions that decide CPU training speed (AVX-512 ran 2-4x AVX2 here)."""
-
-
-def cpu_description() -> str:
-    """The CPU model, logical CPU count and vector extensions: what a timing depends on.
-
-    Read from ``/proc/cpuinfo`` (as ``lscpu`` does); elsewhere the platform's
-    processor name and no extension list.
-
-    Example:
-        >>> "CPUs" in cpu_description()
-        True
-    """
-    import platform
-    import re
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        model = re.search(r"^model name\s*:\s*(.+)$", info, re.M).group(1).strip()
-        flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split())
-    except (OSError, AttributeError):
-        pass  # not Linux, or an odd cpuinfo (ARM): the fallback name, no extensions listed
-    vector = " ".join(f for f in VECTOR_FLAGS if f in flags) or "no AVX"
-    return f"{model}, {os.cpu_count()} CPUs, {vector}"

@@ -154,6 +154,8 @@ def test_stalled_download_fails_within_the_timeout(tmp_path):
     seconds = float(done.stdout.split("SECONDS ")[1].split()[0])
     message = done.stdout.split("MESSAGE ")[1]
     print(f"weights error after {seconds} s")
-    assert seconds < 15  # 2 s socket timeout, a few tries at most: never a long hang
+    # 2 s socket timeouts, a few tries at most: a few seconds on a quiet machine (24 s was
+    # seen with JAX compiling beside it on 2 busy cores); a hang runs into the 120 s limit.
+    assert seconds < 60
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
     assert str(home / "models") in message

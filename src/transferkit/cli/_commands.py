@@ -144,18 +144,18 @@ def info(args) -> int:
     import platform
 
     import transferkit
-    from transferkit import _backend
+    from transferkit import _backend, _machine
     from transferkit._backend import keras_home
     from transferkit.data.cifar import cifar10_search_paths
     from transferkit.models.registry import list_backbones
 
-    version = _backend.installed_version
+    version = _machine.installed_version
     backend = _backend.configured()  # without importing Keras
     print(f"transferkit {transferkit.__version__}; Keras backend {backend}; "
           f"tensorflow {version('tensorflow')}; torch {version('torch')}; jax {version('jax')}; "
           f"keras {version('keras')}; numpy {version('numpy')}; "
           f"python {platform.python_version()}")
-    print(f"devices: {_backend.cpu_description()}; {_gpus(args)}")
+    print(f"devices: {_machine.cpu_description()}; {_gpus(args)}")
     print(f"Keras cache (KERAS_HOME): {keras_home()}")
     print(f"Feature cache (TRANSFERKIT_CACHE): {_cache_summary()}")
     print("CIFAR-10 is looked up in (first found wins):")
@@ -174,9 +174,9 @@ def info(args) -> int:
 def _gpus(args) -> str:
     if not args.devices:
         return "GPUs: `transferkit info --devices` asks the Keras backend (slower)"
-    from transferkit import _backend
+    from transferkit import _backend, _machine
 
-    gpus = _backend.accelerators()
+    gpus = _machine.accelerators()
     return f"{len(gpus)} GPU visible to Keras' {_backend.name()} backend"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from transferkit import _backend
+from transferkit import _machine
 from transferkit._atomic import atomic_write_json, atomic_write_text
 from transferkit.data.cifar import load_cifar10
 from transferkit.data.splits import DataSplits
@@ -142,7 +142,7 @@ def finish(
         "runs": {run.name: _run_summary(run) for run in runs},
         **(extra or {}),
         "wall_time_s": round(time.perf_counter() - started, 1),
-        "machine": _backend.describe_devices(),
+        "machine": _machine.describe_devices(),
     }
     atomic_write_json(out / "metrics.json", metrics)
     print()

@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from transferkit import _backend
+from transferkit import _machine
 from transferkit._atomic import (
     atomic_save_model,
     atomic_write,
@@ -212,8 +212,8 @@ def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cache
             "provenance": dict(data.provenance),
             "test_labels_sha1": hashlib.sha1(np.asarray(data.y_test, np.int64).tobytes()).hexdigest(),
         },
-        "versions": _backend.versions(),
-        "machine": _backend.describe_devices(),
+        "versions": _machine.versions(),
+        "machine": _machine.describe_devices(),
     }
 
 
