@@ -27,6 +27,7 @@ class _Finalized:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
 def test_a_ctrl_c_that_a_finalizer_swallowed_is_sent_again():
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a pytest-xdist worker
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt), catching_interrupts() as interrupts:
         _Finalized()  # TensorFlow's tracing runs such finalizers by the thousand
@@ -34,7 +35,7 @@ def test_a_ctrl_c_that_a_finalizer_swallowed_is_sent_again():
             time.sleep(0.01)
     assert interrupts.received == 2  # the swallowed one, then the one sent again
     assert RESEND_S - 0.1 < time.monotonic() - start < RESEND_S + 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
 def test_an_interrupted_command_exits_130_saying_what_it_left(monkeypatch, capsys):
@@ -90,8 +91,10 @@ def test_ctrl_c_stops_train_at_once_with_exit_130(photos, tmp_path, stage, after
                "--weights", str(MOBILENET_FILE), "--head-epochs", "2", "--epochs", "50",
                "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    # As from a terminal: a pytest-xdist worker ignores SIGINT, and children inherit that.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env)
+                               text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, sent = [], None
     try:
         for line in process.stdout:
