@@ -9,29 +9,34 @@ from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.models.gradcam import grad_cam, grad_cam_and_probabilities, target_layer
 
 
-def _objects(n: int, seed: int, *, left: bool = False):
-    """Grey noise with one 8x8 square, red (class 0) or blue (class 1), somewhere in 32x32.
+COLOURS = ((210, 40, 40), (40, 190, 40), (40, 40, 210), (210, 200, 40))
 
+
+def _objects(n: int, seed: int, *, left: bool = False):
+    """Grey noise with one 8x8 square, its colour the class (red, green, blue, yellow), in 32x32.
+
+    Four classes, not two: with two, a network may call one class "no square of the
+    other colour", and a map of an absence has nothing to find.
     Returns the images, labels and each square's mask; ``left``: squares in the left half.
     """
     rng = np.random.default_rng(seed)
     x = rng.normal(110, 25, (n, 32, 32, 3))
-    y = rng.integers(0, 2, n)
+    y = rng.integers(0, len(COLOURS), n)
     boxes = np.zeros((n, 32, 32), bool)
     for i in range(n):
         r, c = rng.integers(0, 24), rng.integers(0, 8 if left else 24)
-        x[i, r:r + 8, c:c + 8] = (200, 40, 40) if y[i] == 0 else (40, 40, 200)
+        x[i, r:r + 8, c:c + 8] = COLOURS[y[i]]
         boxes[i, r:r + 8, c:c + 8] = True
     return np.clip(x, 0, 255).astype(np.uint8), y, boxes
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """A two-block CNN trained briefly to tell red squares from blue ones wherever they are."""
+    """A two-block CNN trained briefly to tell the squares' colours wherever they are."""
     keras.utils.set_random_seed(0)
-    x, y, _ = _objects(256, 0)
-    model = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=(8, 16), head=())
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    x, y, _ = _objects(384, 0)
+    model = build_baseline_cnn(len(COLOURS), input_shape=(32, 32, 3), filters=(8, 16), head=())
+    model.compile(keras.optimizers.Adam(4e-3), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=4, batch_size=32, verbose=0)
     return model, *_objects(32, 1, left=True)
 
