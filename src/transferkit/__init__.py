@@ -63,6 +63,8 @@ _EXPORTS = {
     # transferkit.models.features
     "extract_feature_maps": "models.features",
     "extract_features": "models.features",
+    # transferkit.models.gradcam
+    "grad_cam": "models.gradcam",
     # transferkit.models.export
     "export_model": "models.export",
     # transferkit.models.exported
