@@ -8,7 +8,6 @@ from transferkit.errors import ConfigurationError, DataError, UnknownNameError
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.models.gradcam import grad_cam, grad_cam_and_probabilities, target_layer
 
-
 COLOURS = ((210, 40, 40), (40, 190, 40), (40, 40, 210), (210, 200, 40))
 
 

@@ -15,8 +15,6 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from transferkit._atomic import atomic_write_text
 from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
