@@ -5,14 +5,13 @@ Keras 3 has no backend-neutral ``gradient`` op: TensorFlow records with
 ``jax.grad``. :func:`value_and_input_gradient` hides which, so the rest of the
 library (Grad-CAM, :mod:`transferkit.models.gradcam`) writes its function once
 with ``keras.ops``. Like :mod:`transferkit._backend`, nothing here imports a
-backend other than the active one.
+backend other than the active one, and nothing imports Keras before it is called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras
 import numpy as np
 
 ScoreFunction = Callable[[object], tuple[object, object]]
@@ -31,11 +30,14 @@ def value_and_input_gradient(fn: ScoreFunction, x: np.ndarray) -> tuple[np.ndarr
         ``(gradient, aux)``; the gradient has the shape of ``x``.
 
     Example:
+        >>> import keras
         >>> grad, aux = value_and_input_gradient(
         ...     lambda t: (keras.ops.sum(t * t), keras.ops.sum(t)), np.array([1.0, 2.0], "float32"))
         >>> grad.tolist(), float(aux)
         ([2.0, 4.0], 3.0)
     """
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         grad, aux = _tensorflow(fn, x)
@@ -59,6 +61,7 @@ def _tensorflow(fn: ScoreFunction, x: np.ndarray):
 
 
 def _torch(fn: ScoreFunction, x: np.ndarray):
+    import keras
     import torch
 
     x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)  # on Keras' device

@@ -58,7 +58,8 @@ def grad_cam(
         UnknownNameError: For a ``layer`` the backbone does not have.
 
     Example:
-        >>> cnn = tk.build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16))
+        >>> from transferkit import build_baseline_cnn
+        >>> cnn = build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16))
         >>> maps = grad_cam(cnn, np.zeros((2, 16, 16, 3), np.uint8), class_index=[0, 2])
         >>> maps.shape, maps.dtype, bool(maps.min() >= 0 and maps.max() <= 1)
         ((2, 16, 16), dtype('float32'), True)
@@ -105,7 +106,8 @@ def target_layer(model: keras.Model) -> str:
             a transferkit classifier.
 
     Example:
-        >>> target_layer(tk.build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16)))
+        >>> from transferkit import build_baseline_cnn
+        >>> target_layer(build_baseline_cnn(3, input_shape=(16, 16, 3), filters=(8, 16)))
         'block2_dropout'
     """
     model = _check_model(model)
