@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from transferkit._machine import cpu_description
 
-    result = {"cpu": cpu_description(), "load": os.getloadavg()[0], "quick": args.quick,
+    result = {"cpu": cpu_description(), "load": round(os.getloadavg()[0], 1), "quick": args.quick,
               "rows": [run_case(case, bfc, args) for case in args.cases.split(",")
                        for bfc in (False, True)]}
     print(markdown(result))
