@@ -62,7 +62,8 @@ def train(args) -> int:
         runs += ([finished["fine_tuned"]] if "fine_tuned" in finished else
                  _fine_tune(args, head.model, data, out, {**continued, **batch}, started,
                             head_first=False if epochs_done.get("fine_tuned") else "auto"))
-    kept, why = select_run(runs)
+    # With class weights the small classes are the point: choose on balanced accuracy.
+    kept, why = select_run(runs, balanced_on=(data.x_val, data.y_val) if args.class_weight else None)
     metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
     for r in runs:
