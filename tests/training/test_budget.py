@@ -106,7 +106,8 @@ def test_a_budget_spent_before_training_stops_without_timing_steps(tiny):
 
     model = build_baseline_cnn(tiny, filters=(4,), head=())
     spent = Budget(5.0, started=time.monotonic() - 10)  # e.g. a CLI's, after reading images
-    with pytest.raises(BudgetTooShortError, match="was spent before training began: 10 s"):
+    # 10 s or more: a busy machine may take a second between here and the check.
+    with pytest.raises(BudgetTooShortError, match=r"was spent before training began: 1\d s"):
         train_from_scratch(model, tiny, budget=spent, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 0  # not one step taken
 
