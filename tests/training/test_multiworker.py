@@ -174,3 +174,31 @@ def test_two_tf_workers_match_one_process_write_once_and_resume_after_a_kill(tmp
     assert not list((tmp_path / "tmp0").iterdir())  # the chief used no temporary run folder
     left = [p.name for p in (tmp_path / "tmp1").iterdir()]
     assert len(left) == 1 and left[0].startswith("transferkit-worker1-")  # the killed run's
+
+
+def test_a_job_checks_its_batch_and_budget_and_a_non_chief_leaves_no_files(tmp_path, monkeypatch):
+    import keras
+
+    import transferkit as tk
+    from transferkit import _workers
+    from transferkit.errors import ConfigurationError
+
+    data = make_synthetic_dataset(2, per_class=8, image_size=8, test_per_class=2, seed=1)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    other = _workers.Role(workers=2, index=1, is_chief=False)
+    monkeypatch.setattr(_workers, "current_role", lambda model=None: other)
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigurationError, match="7 images a step cannot be shared evenly by 2"):
+        tk.train(model, data, epochs=1, batch_size=7, verbose=0, run_dir=run_dir)
+    with pytest.raises(ConfigurationError, match="budget is not supported in a multi-worker"):
+        tk.train(model, data, budget=60, batch_size=8, verbose=0, run_dir=run_dir)
+    assert not run_dir.exists()  # refused before anything was written
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    run = tk.train(model, data, epochs=1, batch_size=8, verbose=0, run_dir=run_dir)
+    assert run.history["loss"] and not run_dir.exists()  # it trained, and wrote elsewhere
+    assert not any((tmp_path / "tmp").iterdir())  # ... in a folder it deleted

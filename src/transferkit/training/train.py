@@ -214,8 +214,10 @@ def _check_job(model: keras.Model, options: TrainOptions, role: _workers.Role) -
     """A multi-worker job: a global batch its replicas share evenly, and no time budget."""
     if not role.multi_worker:
         return
-    replicas = getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", None)
-    _workers.check_global_batch(options.batch_size, int(replicas or role.workers), role)
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow; JAX: the mesh
+    replicas = max(int(getattr(strategy, "num_replicas_in_sync", 1)),
+                   _backend.data_parallel_replicas(), role.workers)
+    _workers.check_global_batch(options.batch_size, replicas, role)
     if options.budget is not None:
         # Each worker would time its own steps and could stop at another epoch than the
         # rest, leaving them waiting for it in a collective for ever.
