@@ -112,6 +112,10 @@ def run_experiment(args) -> int:
     # --help, bad options and missing files answer before the experiment's module imports Keras.
     options = experiment_parser(args.experiment).parse_args(args.options)
     check_options(options)
+    if getattr(args, "worker_out", None) is not None:  # a non-chief worker: --out is the chief's
+        from transferkit.cli._distribute import out_for
+
+        options.out = str(out_for(args, options.out))
     import_tensorflow(args)
     load(args.experiment).run(options)
     return EXIT_OK
