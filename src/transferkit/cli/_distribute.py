@@ -34,7 +34,10 @@ def check(args) -> None:
             one; a multi-worker job on a backend other than TensorFlow.
     """
     role = read_tf_config()
-    if getattr(args, "distribute", False) and role is None:
+    # run NAME takes it among the experiment's options, parsed later
+    args.distribute = getattr(args, "distribute", False) or "--distribute" in getattr(
+        args, "options", ())
+    if args.distribute and role is None:
         raise ConfigurationError(
             f"--distribute needs {ENV} naming the job's workers and this one, e.g. {ENV}="
             '\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": '

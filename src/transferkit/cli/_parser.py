@@ -298,7 +298,6 @@ def _add_run(sub) -> None:
         + "\n\noptions every experiment takes (NAME --help lists its own too):\n"
         + common_options_help(HelpFormatter),
     )
-    _add_distribute(run)
     run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
                      help="experiment to run (listed below)")
     run.add_argument("options", nargs=argparse.REMAINDER,
