@@ -75,6 +75,9 @@ def test_only_the_chief_writes_the_run_folder_the_others_a_temporary_copy(tmp_pa
     with writable_run_dir(run_dir, Role(workers=2, index=1, is_chief=False), resume=False) as d:
         assert not any(d.iterdir())  # a new run: nothing of the chief's
     assert sorted(p.name for p in run_dir.iterdir()) == ["backup", "history.csv"]
+    with _workers.private_run_dirs(), writable_run_dir(
+            run_dir, Role(workers=2, index=1, is_chief=False), resume=True) as d:
+        assert d == run_dir  # the CLI's non-chief --out is a temporary folder already
 
 
 def test_a_lone_process_is_its_own_chief():

@@ -14,6 +14,7 @@ imported already or the model asks for them.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -184,6 +185,21 @@ def check_global_batch(batch_size: int, replicas: int, role: Role) -> None:
         f"{replicas} (e.g. {' or '.join(map(str, near))}).")
 
 
+_PRIVATE: contextvars.ContextVar[bool] = contextvars.ContextVar("private_run_dirs",
+                                                                default=False)
+
+
+@contextlib.contextmanager
+def private_run_dirs():
+    """Within the block, run folders are this worker's own already (the CLI's temporary ``--out``
+    of a non-chief worker): :func:`writable_run_dir` hands them back as they are."""
+    token = _PRIVATE.set(True)
+    try:
+        yield
+    finally:
+        _PRIVATE.reset(token)
+
+
 @contextlib.contextmanager
 def writable_run_dir(run_dir, role: Role, *, resume: bool):
     """The folder this worker writes its run to, for the block.
@@ -195,7 +211,7 @@ def writable_run_dir(run_dir, role: Role, *, resume: bool):
     the same epochs as the chief (saving runs collectives that all workers
     must join). None stays None.
     """
-    if run_dir is None or role.is_chief:
+    if run_dir is None or role.is_chief or _PRIVATE.get():
         yield run_dir
         return
     from transferkit.runs.layout import BACKUP_DIR, HISTORY_FILE

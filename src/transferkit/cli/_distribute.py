@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from transferkit import _backend
-from transferkit._workers import ENV, read_tf_config
+from transferkit._workers import ENV, private_run_dirs, read_tf_config
 from transferkit.errors import ConfigurationError
 from transferkit.runs.guard import LOCK_FILE
 
@@ -71,7 +71,7 @@ def job(args):
           "writes the outputs.", file=sys.stderr, flush=True)
     with (tempfile.TemporaryDirectory(prefix=f"transferkit-worker{role.index}-") as temp,
           open(os.devnull, "w") as null, contextlib.redirect_stdout(null), _quiet_logging(),
-          strategy.scope()):
+          private_run_dirs(), strategy.scope()):
         args.worker_out = Path(temp)
         yield
 
