@@ -211,9 +211,19 @@ def _run(model, data, options, recipe, class_weight, run_dir, started) -> Run:
 
 
 def _check_job(model: keras.Model, options: TrainOptions, role: _workers.Role) -> None:
-    """A multi-worker job: a global batch its replicas share evenly, and no time budget."""
+    """A multi-worker job: TensorFlow's, a global batch its replicas share evenly, no budget."""
     if not role.multi_worker:
         return
+    if role.task_type == "process":
+        # Measured with Keras 3.15.1 and JAX 0.10.2: fit works, but predict returns arrays that
+        # span the other processes' devices, which the test evaluation and the feature cache
+        # read as local NumPy arrays (RuntimeError: Fetching value ... non-addressable devices).
+        raise ConfigurationError(
+            f"transferkit does not train in a multi-process JAX job yet ({role.describe()}): "
+            "Keras' predict there returns arrays spread over the other processes' devices, which "
+            "the test evaluation and the feature cache cannot read. Use one process per machine "
+            "with keras.distribution.DataParallel over its devices, or TensorFlow's "
+            "MultiWorkerMirroredStrategy (docs/scaling.rst).")
     strategy = getattr(model, "distribute_strategy", None)  # TensorFlow; JAX: the mesh
     replicas = max(int(getattr(strategy, "num_replicas_in_sync", 1)),
                    _backend.data_parallel_replicas(), role.workers)
