@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from transferkit import _backend
@@ -71,7 +72,8 @@ def job(args):
           "writes the outputs.", file=sys.stderr, flush=True)
     with (tempfile.TemporaryDirectory(prefix=f"transferkit-worker{role.index}-") as temp,
           open(os.devnull, "w") as null, contextlib.redirect_stdout(null), _quiet_logging(),
-          private_run_dirs(), strategy.scope()):
+          warnings.catch_warnings(), private_run_dirs(), strategy.scope()):
+        warnings.simplefilter("ignore")  # the chief gives the advice (a small test split, ...)
         args.worker_out = Path(temp)
         yield
 
