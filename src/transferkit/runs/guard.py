@@ -71,6 +71,7 @@ def run_lock(folder: str | os.PathLike | None):
         yield None
         return
     path = Path(folder)
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     owned = _acquire(path)
     try:
@@ -79,6 +80,9 @@ def run_lock(folder: str | os.PathLike | None):
         if owned:
             with contextlib.suppress(FileNotFoundError):
                 (path / LOCK_FILE).unlink()
+            if created:  # a run refused before writing anything leaves no folder behind
+                with contextlib.suppress(OSError):
+                    path.rmdir()  # only if empty
 
 
 def _acquire(path: Path) -> bool:
