@@ -42,6 +42,10 @@ def test_two_workers_make_a_job_one_needs_the_flag_and_only_tensorflow(monkeypat
     args.distribute = True
     check(args)
     assert args.role == Role(workers=1, index=0, is_chief=True)
+    args.budget = 600
+    with pytest.raises(ConfigurationError, match="--budget is not supported in a multi-worker"):
+        check(args)
+    args.budget = None
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     with pytest.raises(ConfigurationError, match="on TensorFlow .KERAS_BACKEND=jax"):
         check(args)

@@ -32,7 +32,8 @@ def check(args) -> None:
 
     Raises:
         ConfigurationError: A malformed ``TF_CONFIG``; ``--distribute`` without
-            one; a multi-worker job on a backend other than TensorFlow.
+            one; a multi-worker job with ``--budget``, or on a backend other than
+            TensorFlow.
     """
     role = read_tf_config()
     # run NAME takes it among the experiment's options, parsed later
@@ -45,6 +46,11 @@ def check(args) -> None:
             '"worker", "index": 0}}\' on the first machine and "index": 1 on the second '
             "(docs/scaling.rst).")
     args.role = role if role is not None and (role.multi_worker or args.distribute) else None
+    budget = getattr(args, "budget", None) is not None or "--budget" in getattr(args, "options", ())
+    if args.role is not None and budget:
+        raise ConfigurationError("--budget is not supported in a multi-worker job (each worker "
+                                 "would time its own steps and could stop at another epoch): "
+                                 "give --epochs instead.")
     if args.role is not None and _backend.configured() != "tensorflow":
         raise ConfigurationError(
             f"{ENV} names a multi-worker job, which the command line runs on TensorFlow "
