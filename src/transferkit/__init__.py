@@ -117,6 +117,7 @@ _EXPORTS = {
     "DataNotFoundError": "errors",
     "MissingDependencyError": "errors",
     "RunDirectoryExistsError": "errors",
+    "RunDirectoryBusyError": "errors",
     "TransferkitError": "errors",
     "UnknownNameError": "errors",
     "WeightsNotFoundError": "errors",

@@ -55,6 +55,10 @@ class RunDirectoryExistsError(TransferkitError, FileExistsError):
     """A run directory already holds a run and neither overwrite nor resume was asked."""
 
 
+class RunDirectoryBusyError(TransferkitError, FileExistsError):
+    """Another live process holds the run directory's lock: it is writing a run there."""
+
+
 def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameError:
     """Build an :class:`UnknownNameError` that lists close matches and valid names.
 

@@ -8,6 +8,7 @@ imported by then.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -41,6 +42,9 @@ CASES = [
     (["train", "--resume", "--out", "{tmp}/empty"], "holds no transferkit run to continue"),
     (["train", "--resume", "--out", "{tmp}/stopped", "--backbone", "mobilenet_v1_025"],
      "was started with --backbone mobilenet_v2, not mobilenet_v1_025 (from the command line)"),
+    (["train", "{photos}", "--distribute"], "--distribute needs TF_CONFIG naming the job's"),
+    (["train", "{photos}", "--weights", "none", "--out", "{tmp}/busy", "--overwrite"],
+     "{tmp}/busy is being written by another job (process"),
     (["predict", "{tmp}/missing.keras", "x.jpg"], "does not exist"),
     (["predict", "{tmp}/notes.txt", "{photos}"], "notes.txt is not a Keras model file"),
     (["predict", "{tmp}/fake.keras", "{photos}"], "fake.keras is not a Keras model file"),
@@ -60,6 +64,7 @@ CASES = [
     (["run", "backbones", "--weights", "resnet9={tmp}/fake.h5"], "Unknown backbone 'resnet9'"),
     (["run", "two_stage", "--data", "{tmp}/missing"], "does not exist"),
     (["run", "two_stage", "--per-class", "0"], "--per-class must be 1 or more"),
+    (["run", "--distribute", "two_stage"], "--distribute needs TF_CONFIG"),
 ]
 
 RUNNER = """
@@ -106,6 +111,10 @@ def inputs(tmp_path_factory):
         z.writestr("config.json", "{}")
     (tmp / "keras-home" / "models").mkdir(parents=True)
     (tmp / "typo.toml").write_text(f'images = "{tmp / "photos"}"\nhead-epoch = 3\n')
+    (tmp / "busy").mkdir()  # a run folder this (live) test process holds the lock of
+    (tmp / "busy" / "run.json").write_text("{}")
+    (tmp / "busy" / ".lock").write_text(json.dumps({"host": socket.gethostname(),
+                                                    "pid": os.getpid()}))
     (tmp / "stopped").mkdir()  # what a killed `train` leaves: its options
     (tmp / "stopped" / "config.toml").write_text(
         f'# transferkit train: the options of the run in this folder\nimages = "{tmp / "photos"}"\n'

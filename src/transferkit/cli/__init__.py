@@ -75,11 +75,20 @@ def _run(args) -> int:
     with warnings.catch_warnings():
         if not args.debug:  # advice reads like the other messages, without source lines
             warnings.showwarning = functools.partial(_show_warning, flags=args.flags)
+        if args.command in ("train", "run"):  # TF_CONFIG: checked before TensorFlow reads it
+            from transferkit.cli._distribute import check
+
+            check(args)
         if getattr(args, "precheck", None):  # cheap checks first: answered in under a second
             args.precheck(args)
-        if getattr(args, "needs_tensorflow", True):
+        if getattr(args, "needs_tensorflow", True) or getattr(args, "role", None):
             import_tensorflow(args)
-        return args.func(args)
+        if getattr(args, "role", None) is None:
+            return args.func(args)
+        from transferkit.cli._distribute import job
+
+        with job(args):
+            return args.func(args)
 
 
 def _report_error(exc: Exception, args) -> int:

@@ -114,6 +114,10 @@ def run_experiment(args) -> int:
     options = experiment_parser(args.experiment).parse_args(args.options)
     check_options(options)
     options.started = started
+    if getattr(args, "worker_out", None) is not None:  # a non-chief worker: --out is the chief's
+        from transferkit.cli._distribute import out_for
+
+        options.out = str(out_for(args, options.out))
     import_tensorflow(args)
     load(args.experiment).run(options)
     return EXIT_OK

@@ -25,15 +25,10 @@ def train(args) -> int:
     With ``--resume``, a finished stage is loaded rather than trained again and
     an unfinished one continues from its backup (:mod:`~transferkit.cli._resume`).
     """
-    import keras
-
-    from transferkit.cli._outdir import clear_out_dir
-    from transferkit.cli._resume import stage_state, write_run_config
+    from transferkit.cli._distribute import out_for
     from transferkit.data.folder import load_image_folder
-    from transferkit.models.builders import build_transfer_model
-    from transferkit.runs.selection import select_run
+    from transferkit.runs.guard import run_lock
     from transferkit.training.class_weight import resolve_class_weight
-    from transferkit.training.train import train as train_model
 
     started = time.perf_counter()
     weights = args.resolved_weights  # checked before TensorFlow loaded (cli._checks)
@@ -41,7 +36,20 @@ def train(args) -> int:
                              seed=args.seed)
     _warn_small_test(data)
     resolve_class_weight(args.class_weight, data.y_train, data.class_names)  # names: before --out
-    out = out_dir(args)
+    out = out_for(args, out_dir(args))  # a non-chief worker: a temporary folder
+    with run_lock(out):  # no other job writes --out meanwhile
+        return _train_into(args, data, out, started, weights)
+
+
+def _train_into(args, data, out: Path, started: float, weights) -> int:
+    import keras
+
+    from transferkit.cli._outdir import clear_out_dir
+    from transferkit.cli._resume import stage_state, write_run_config
+    from transferkit.models.builders import build_transfer_model
+    from transferkit.runs.selection import select_run
+    from transferkit.training.train import train as train_model
+
     finished, epochs_done = stage_state(out) if args.resume else ({}, {})
     _say_resumed(args, out, finished, epochs_done)
     keras.utils.set_random_seed(args.seed)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from transferkit.cli._config import RUN_CONFIG_FILE, is_run_config
 from transferkit.errors import ConfigurationError
+from transferkit.runs.guard import LOCK_FILE, check_free
 
 #: A folder holding one of these at its top is a transferkit output (a run or a command's --out).
 MARKERS = ("run.json", "metrics.json")
@@ -28,6 +29,7 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
         inputs: Paths the command reads (images, data): never inside a folder it clears.
 
     Raises:
+        RunDirectoryBusyError: Another live job holds the lock of ``out`` or of a stage in it.
         ConfigurationError: ``out`` is a file; it is not empty and ``overwrite`` is
             False; or ``overwrite`` would delete a folder that is not a transferkit
             output, or one holding the command's own inputs.
@@ -36,8 +38,10 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) 
         return
     if not out.is_dir():
         raise ConfigurationError(f"--out {out} is a file, not a folder.")
-    if not any(p.is_file() for p in out.rglob("*")):  # empty, or only empty folders
-        return
+    for folder in (out, *(p for p in out.iterdir() if p.is_dir())):  # --out and its stages
+        check_free(folder)  # another live job writes there: refused whatever the flags
+    if not any(p.is_file() and p.name != LOCK_FILE for p in out.rglob("*")):  # empty (a stale
+        return  # lock left by a killed run counts as nothing)
     if not overwrite:
         if is_run_config(out / RUN_CONFIG_FILE) and not (out / "metrics.json").is_file():
             raise ConfigurationError(f"--out {out} holds a run that did not finish: pass "
@@ -77,6 +81,8 @@ def clear_out_dir(out: Path) -> None:
     if not out.is_dir() or not is_transferkit_output(out):
         return
     for entry in out.iterdir():
+        if entry.name == LOCK_FILE:
+            continue  # this process's lock (check_out_dir refused another live one)
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:

@@ -193,7 +193,16 @@ def _add_train(sub) -> None:
                    help="also write TensorBoard logs, one subfolder per stage (DIR/frozen_head, "
                    "DIR/fine_tuned); needs TensorFlow installed, whatever the backend")
     t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    _add_distribute(t)
     t.set_defaults(func=_lazy("train", "_images"), precheck=_lazy("check_train", "_checks"))
+
+
+def _add_distribute(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--distribute", action="store_true",
+                        help="run as one worker of a multi-worker TensorFlow job described by "
+                        "TF_CONFIG (implied when TF_CONFIG names 2 or more workers): the batch "
+                        "size is global, only the chief (worker 0) writes --out; see "
+                        "docs/scaling.rst")
 
 
 def _add_overwrite(parser: argparse.ArgumentParser) -> None:

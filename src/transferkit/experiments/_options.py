@@ -38,6 +38,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Bu
                         help="'imagenet' (Keras cache or download), 'none' (random "
                         "initialisation), a weights file path, or NAME=FILE[,NAME=FILE] "
                         "per backbone (a file is used for the network it belongs to)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="run as one worker of a multi-worker TensorFlow job described by "
+                        "TF_CONFIG (implied when TF_CONFIG names 2 or more workers); only the "
+                        "chief (worker 0) writes --out; see docs/scaling.rst")
     parser.set_defaults(full_budget=full, quick_budget=quick)
 
 

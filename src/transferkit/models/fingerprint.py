@@ -32,6 +32,7 @@ import numpy as np
 
 from transferkit._cache import FeatureStore
 from transferkit._progress import format_size
+from transferkit._workers import current_role
 
 logger = logging.getLogger("transferkit")
 
@@ -123,7 +124,8 @@ class OutputCache:
         image_size: The size images reach the backbone at.
         resize: How the data's images were resized to their stored size, where known.
         store: Where the outputs are kept; default: the store the environment names
-            (:func:`transferkit._cache.cache_root`), if the cache is on.
+            (:func:`transferkit._cache.cache_root`), if the cache is on. None in a
+            multi-worker job, whatever is given.
 
     Example:
         >>> import tempfile
@@ -140,6 +142,10 @@ class OutputCache:
     def __init__(self, part: keras.Model, *, kind: str, layer: str, image_size,
                  resize: str | None = None, store: FeatureStore | None = None) -> None:
         self.store = FeatureStore.from_environment() if store is None else store
+        if current_role(part).multi_worker:
+            # The workers compute the outputs together (one distributed predict): a hit in
+            # one worker's cache and a miss in another's would leave them waiting for ever.
+            self.store = None
         self.part, self.kind = part, kind
         self.fields = {"format": KEY_FORMAT, "kind": kind, "layer": layer,
                        "image_size": image_size, "resize": resize}

@@ -10,6 +10,8 @@ A run folder (``train(..., run_dir=...)``, ``transferkit train --out``) holds::
                       model.keras when the last epoch was the best
     backup/           Keras' BackupAndRestore state while a run is unfinished
                       (removed once it finishes: only an interrupted run needs it)
+    .lock             while a run writes the folder: its host and pid
+                      (transferkit.runs.guard)
 
 Everything that names these files, or decides whether a folder may be
 written, lives here.
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from transferkit._atomic import remove_stale_temp_files
 from transferkit.errors import ConfigurationError, RunDirectoryExistsError
+from transferkit.runs.guard import LOCK_FILE, check_free
 
 logger = logging.getLogger("transferkit")
 
@@ -49,21 +52,25 @@ def prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
 
     A folder that already holds a run is refused unless one of the two is set;
     resuming removes temporaries left by an interrupted save and cuts a
-    half-written history row.
+    half-written history row. A folder another live job holds the lock of
+    (:mod:`transferkit.runs.guard`) is refused whatever is asked, and
+    overwriting keeps this process's own lock file.
 
     Raises:
         ConfigurationError: If both ``overwrite`` and ``resume`` are set.
         RunDirectoryExistsError: If the folder holds a run and neither is set.
+        RunDirectoryBusyError: If another job is writing the folder.
     """
     if run_dir is None:
         return None
     if overwrite and resume:
         raise ConfigurationError("Pass overwrite=True or resume=True, not both.")
     path = Path(run_dir)
+    check_free(path)
     markers = [path / RUN_FILE, path / HISTORY_FILE, path / BACKUP_DIR]
     if any(m.exists() for m in markers):
         if overwrite:
-            shutil.rmtree(path)
+            _clear(path)
         elif not resume:
             raise RunDirectoryExistsError(
                 f"{path} already holds a run. Pass overwrite=True to replace it or "
@@ -75,6 +82,17 @@ def prepare_run_dir(run_dir, *, overwrite: bool, resume: bool) -> Path | None:
             repair_history(path / HISTORY_FILE)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _clear(path: Path) -> None:
+    """Delete everything in ``path`` but its lock file (held by this process: it was checked)."""
+    for entry in path.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:

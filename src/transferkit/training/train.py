@@ -16,13 +16,15 @@ from pathlib import Path
 
 import keras
 
-from transferkit import _backend
+from transferkit import _backend, _workers
 from transferkit._atomic import atomic_link
+from transferkit._multiworker import keras_workarounds
 from transferkit._progress import progress_verbose
 from transferkit._text import plural
 from transferkit.data.splits import SPLITS, DataSplits
-from transferkit.errors import DataError
+from transferkit.errors import ConfigurationError, DataError
 from transferkit.models.anatomy import check_model_input
+from transferkit.runs.guard import run_lock
 from transferkit.runs.layout import (
     BEST_MODEL_FILE,
     HISTORY_FILE,
@@ -165,6 +167,16 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     class_weight = resolve_class_weight(options.class_weight, data.y_train, data.class_names)
     _backend.check_data_parallel(options.batch_size, [len(data.split(s)[1]) for s in SPLITS])
     _backend.check_replica_batches(model, options.batch_size, [len(data.y_train), len(data.y_val)])
+    role = _workers.current_role(model)
+    _check_job(model, options, role)
+    # Only the chief writes the run folder (under its lock); the other workers write to a
+    # temporary folder, and all of them restore the chief's backup when the job resumes.
+    with (_workers.writable_run_dir(options.run_dir, role, resume=options.resume) as run_dir,
+          run_lock(run_dir), keras_workarounds(model)):
+        return _run(model, data, options, recipe, class_weight, run_dir, started)
+
+
+def _run(model, data, options, recipe, class_weight, run_dir, started) -> Run:
     logger.info("== %s: %s on %s ==", options.name or model.name,
                 f"a {format_duration(options.budget.seconds)} budget" if options.budget
                 else plural(options.epochs, "epoch"), plural(len(data.y_train), "training image"))
@@ -175,7 +187,7 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
     if not len(data.y_val) and monitor.startswith("val_"):
         monitor = monitor[4:]
     plan = Plan(model, data, options,
-                prepare_run_dir(options.run_dir, overwrite=options.overwrite,
+                prepare_run_dir(run_dir, overwrite=options.overwrite,
                                 resume=options.resume),
                 monitor, progress_verbose(options.verbose), recipe, class_weight=class_weight)
     if class_weight is not None:
@@ -196,6 +208,31 @@ def run_training(model: keras.Model, data: DataSplits, options: TrainOptions, *,
         history = read_history(plan.run_path / HISTORY_FILE) or history
     timings["total"] = time.perf_counter() - started
     return _record(plan, path, history, evaluation, timings)
+
+
+def _check_job(model: keras.Model, options: TrainOptions, role: _workers.Role) -> None:
+    """A multi-worker job: TensorFlow's, a global batch its replicas share evenly, no budget."""
+    if not role.multi_worker:
+        return
+    if role.task_type == "process":
+        # Measured with Keras 3.15.1 and JAX 0.10.2: fit works, but predict returns arrays that
+        # span the other processes' devices, which the test evaluation and the feature cache
+        # read as local NumPy arrays (RuntimeError: Fetching value ... non-addressable devices).
+        raise ConfigurationError(
+            f"transferkit does not train in a multi-process JAX job yet ({role.describe()}): "
+            "Keras' predict there returns arrays spread over the other processes' devices, which "
+            "the test evaluation and the feature cache cannot read. Use one process per machine "
+            "with keras.distribution.DataParallel over its devices, or TensorFlow's "
+            "MultiWorkerMirroredStrategy (docs/scaling.rst).")
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow; JAX: the mesh
+    replicas = max(int(getattr(strategy, "num_replicas_in_sync", 1)),
+                   _backend.data_parallel_replicas(), role.workers)
+    _workers.check_global_batch(options.batch_size, replicas, role)
+    if options.budget is not None:
+        # Each worker would time its own steps and could stop at another epoch than the
+        # rest, leaving them waiting for it in a collective for ever.
+        raise ConfigurationError("A time budget is not supported in a multi-worker job: give "
+                                 "epochs instead.")
 
 
 def _compile(plan: Plan) -> None:
