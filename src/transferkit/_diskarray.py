@@ -62,7 +62,7 @@ def disk_array(shape: tuple[int, ...], dtype, folder: str | os.PathLike | None =
 
 def is_on_disk(array) -> bool:
     """Whether ``array`` is memory-mapped (a :func:`disk_array` or a store entry opened mapped)."""
-    return isinstance(array, np.memmap) or isinstance(getattr(array, "base", None), mmap.mmap)
+    return _mapping(array) is not None
 
 
 def release(array) -> None:

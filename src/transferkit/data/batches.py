@@ -53,8 +53,8 @@ class StreamBatches(keras.utils.PyDataset):
     def _load(self, index: int):
         idx = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
         images = self.x[idx]
-        if not isinstance(self.x, ImageFiles):
-            images = np.asarray(images)  # a memory-mapped array: a copy in memory
+        if not isinstance(self.x, ImageFiles):  # a memory-mapped array: the rows, in memory
+            images = np.asarray(images, np.float32 if images.dtype == np.float16 else None)
         return images if self.y is None else (images, self.y[idx])
 
     def __getitem__(self, index: int):

@@ -18,6 +18,7 @@ when it is read, never pixels of another image.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -105,6 +106,8 @@ class ImageFiles:
         self.mtimes = np.asarray(mtimes, np.int64).reshape(-1)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.image_size, self.resize = image_size, resize
+        self.failure: Exception | None = None
+        """The last file that changed or could not be decoded (see :func:`watched`)."""
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -187,6 +190,13 @@ class ImageFiles:
             raise _changed_error(changed)
 
     def _decode(self, i: int) -> np.ndarray:
+        try:
+            return self._read(i)
+        except (DataChangedError, CorruptDataError, DataError) as exc:
+            self.failure = exc  # a backend's data pipeline may wrap it: watched() unwraps it
+            raise
+
+    def _read(self, i: int) -> np.ndarray:
         path = self.paths[i]
         try:
             with open(path, "rb") as f:
@@ -283,6 +293,30 @@ def _header(path: str) -> tuple[int, int] | None:
         return stored_size(path)
     except Exception:  # noqa: BLE001 - any reader failure means "unreadable"
         return None
+
+
+@contextlib.contextmanager
+def watched(data, *, verify: bool = True):
+    """Around training on ``data``: check streamed files first, and raise their own errors.
+
+    A file that changed since listing raises :class:`DataChangedError` before
+    anything runs (``verify``). One that changes while training runs fails inside
+    Keras' data pipeline, which on TensorFlow wraps the error in its own: the
+    file's error is raised instead, with the backend's as its cause.
+    """
+    files = streamed_splits(data)
+    if verify:
+        for x in files:
+            x.verify()
+    try:
+        yield
+    except (DataChangedError, CorruptDataError):
+        raise
+    except Exception as exc:
+        failure = next((x.failure for x in files if x.failure is not None), None)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def list_files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[int], list[int]]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 
+from transferkit._diskarray import disk_array, release
 from transferkit._progress import Progress, progress_verbose
 from transferkit.data.splits import DataSplits, check_images
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import unknown_name
 from transferkit.models.anatomy import check_model_input, find_backbone, require_classifier
 from transferkit.models.registry import BACKBONES
 
+STREAM_CHUNK_BYTES = 64 * 2**20
+"""Float32 images converted and predicted at once when they stream from disk."""
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 
@@ -53,9 +59,9 @@ def extract_features(
                              label=label)
 
 
-def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = False,
-                      batch_size: int = 256, dtype=np.float32, verbose: int = 0,
-                      label: str = "Predicting") -> np.ndarray:
+def predict_in_chunks(model: keras.Model, images: np.ndarray | ImageFiles, *,
+                      flip: bool = False, batch_size: int = 256, dtype=np.float32,
+                      verbose: int = 0, label: str = "Predicting") -> np.ndarray:
     """``model.predict`` of raw images (or their mirror images) into one preallocated array.
 
     One ``model.predict`` call over everything would keep every batch's output
@@ -63,19 +69,32 @@ def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = Fa
     ``16 * batch_size`` images is converted to float, predicted and written in place.
     With ``verbose``, progress is shown as ``label: done/total images ...``.
 
+    Streamed images (:class:`~transferkit.data.stream.ImageFiles`) are decoded a
+    chunk of at most :data:`STREAM_CHUNK_BYTES` (as float32) at a time, and the
+    outputs go to a memory-mapped file (:func:`~transferkit._diskarray.disk_array`),
+    not to memory.
+
     Example:
         >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()])
         >>> predict_in_chunks(m, np.ones((3, 4, 4, 3), np.uint8), dtype=np.float16).dtype
         dtype('float16')
     """
-    out = np.empty((len(images), *model.output_shape[1:]), dtype)
-    progress = Progress(label, len(images), "image", verbose=verbose) if verbose else None
+    shape = (len(images), *model.output_shape[1:])
     chunk = 16 * batch_size
+    if isinstance(images, ImageFiles):
+        out = disk_array(shape, dtype)
+        per_image = 4 * math.prod(images.image_shape)
+        chunk = max(1, min(chunk, STREAM_CHUNK_BYTES // per_image))
+        batch_size = min(batch_size, chunk)
+    else:
+        out = np.empty(shape, dtype)
+    progress = Progress(label, len(images), "image", verbose=verbose) if verbose else None
     for start in range(0, len(images), chunk):
         part = images[start:start + chunk].astype(np.float32)
         if flip:
             part = part[:, :, ::-1]
         out[start:start + len(part)] = model.predict(part, batch_size=batch_size, verbose=0)
+        release(out)  # written: on disk (a no-op in memory)
         if progress is not None:
             progress.update(start + len(part))
     return out

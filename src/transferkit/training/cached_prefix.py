@@ -32,14 +32,16 @@ import time
 import keras
 import numpy as np
 
+from transferkit._diskarray import is_on_disk, release
 from transferkit._progress import format_size
 from transferkit.data.augment import crop_flip
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError
 from transferkit.models.features import predict_in_chunks
 from transferkit.models.fingerprint import OutputCache
 from transferkit.models.parts import Classifier
 from transferkit.runs.evaluation import evaluate
-from transferkit.training.core import fit
+from transferkit.training.core import fit, validation_input
 from transferkit.training.plan import Plan
 
 logger = logging.getLogger("transferkit")
@@ -105,6 +107,8 @@ class ShiftedViews(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.labels))
+        for view in self.views:  # memory-mapped (streamed images): hand the pages back
+            release(view)
 
     def __getitem__(self, index: int):
         idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
@@ -144,7 +148,7 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
         # output shape is the prefix's.
         shape = model.backbone.get_layer(frozen).output.shape[1:]
         need = cache_bytes(shape, len(data.y_train))
-        if not fits_in_memory(need):
+        if not fits_in_memory(need) and not isinstance(data.x_train, ImageFiles):
             reason = f"its activations ({format_size(need)}) would not fit in memory"
     if reason is None:
         return frozen
@@ -181,7 +185,9 @@ class CachedPrefix:
         views = [activations(data.x_train, "train"), activations(data.x_train, "train", True)]
         val = None
         if len(data.y_val):
-            val = (activations(data.x_val, "val").astype(np.float32), data.y_val)
+            val = activations(data.x_val, "val")
+            val = validation_input(val if is_on_disk(val) else val.astype(np.float32), data.y_val,
+                                   plan.batch_size)
         timings["features"] = time.perf_counter() - t
         plan.test_model = model  # the test evaluation runs the prefix too: a budget times it
         cache.log_summary()
