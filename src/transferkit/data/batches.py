@@ -25,6 +25,7 @@ class StreamBatches(keras.utils.PyDataset):
         batch_size: Images per batch.
         shuffle: Reshuffle every epoch.
         seed: Seed of the order.
+        flip: Mirror every image horizontally (features of the mirror images).
 
     Example:
         >>> batches = StreamBatches(data.x_train, data.y_train, 64, shuffle=True)  # doctest: +SKIP
@@ -32,8 +33,9 @@ class StreamBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, x, y=None, batch_size: int = 64, *, shuffle: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, flip: bool = False) -> None:
         super().__init__()
+        self.flip = flip
         self.x, self.y = x, None if y is None else np.asarray(y)
         self.batch_size, self.shuffle = int(batch_size), shuffle
         self._rng = np.random.default_rng(seed)
@@ -55,6 +57,8 @@ class StreamBatches(keras.utils.PyDataset):
         images = self.x[idx]
         if not isinstance(self.x, ImageFiles):  # a memory-mapped array: the rows, in memory
             images = np.asarray(images, np.float32 if images.dtype == np.float16 else None)
+        if self.flip:
+            images = images[:, :, ::-1]
         return images if self.y is None else (images, self.y[idx])
 
     def __getitem__(self, index: int):

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
 from transferkit._diskarray import disk_array, release
 from transferkit._progress import Progress, progress_verbose
+from transferkit.data.batches import StreamBatches
 from transferkit.data.splits import DataSplits, check_images
 from transferkit.data.stream import ImageFiles
 from transferkit.errors import unknown_name
 from transferkit.models.anatomy import check_model_input, find_backbone, require_classifier
 from transferkit.models.registry import BACKBONES
 
-STREAM_CHUNK_BYTES = 64 * 2**20
-"""Float32 images converted and predicted at once when they stream from disk."""
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 
@@ -69,10 +66,10 @@ def predict_in_chunks(model: keras.Model, images: np.ndarray | ImageFiles, *,
     ``16 * batch_size`` images is converted to float, predicted and written in place.
     With ``verbose``, progress is shown as ``label: done/total images ...``.
 
-    Streamed images (:class:`~transferkit.data.stream.ImageFiles`) are decoded a
-    chunk of at most :data:`STREAM_CHUNK_BYTES` (as float32) at a time, and the
-    outputs go to a memory-mapped file (:func:`~transferkit._diskarray.disk_array`),
-    not to memory.
+    Streamed images (:class:`~transferkit.data.stream.ImageFiles`) reach the
+    model a uint8 batch at a time (:class:`~transferkit.data.batches.StreamBatches`,
+    no float copy of a chunk), and the outputs go to a memory-mapped file
+    (:func:`~transferkit._diskarray.disk_array`), not to memory.
 
     Example:
         >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()])
@@ -80,20 +77,20 @@ def predict_in_chunks(model: keras.Model, images: np.ndarray | ImageFiles, *,
         dtype('float16')
     """
     shape = (len(images), *model.output_shape[1:])
-    chunk = 16 * batch_size
-    if isinstance(images, ImageFiles):
-        out = disk_array(shape, dtype)
-        per_image = 4 * math.prod(images.image_shape)
-        chunk = max(1, min(chunk, STREAM_CHUNK_BYTES // per_image))
-        batch_size = min(batch_size, chunk)
-    else:
-        out = np.empty(shape, dtype)
+    streamed = isinstance(images, ImageFiles)
+    out = disk_array(shape, dtype) if streamed else np.empty(shape, dtype)
     progress = Progress(label, len(images), "image", verbose=verbose) if verbose else None
+    chunk = 16 * batch_size
     for start in range(0, len(images), chunk):
-        part = images[start:start + chunk].astype(np.float32)
-        if flip:
-            part = part[:, :, ::-1]
-        out[start:start + len(part)] = model.predict(part, batch_size=batch_size, verbose=0)
+        if streamed:
+            part = images.take(np.arange(start, min(start + chunk, len(images))))
+            result = model.predict(StreamBatches(part, None, batch_size, flip=flip), verbose=0)
+        else:
+            part = images[start:start + chunk].astype(np.float32)
+            if flip:
+                part = part[:, :, ::-1]
+            result = model.predict(part, batch_size=batch_size, verbose=0)
+        out[start:start + len(part)] = result
         release(out)  # written: on disk (a no-op in memory)
         if progress is not None:
             progress.update(start + len(part))
