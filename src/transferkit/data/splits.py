@@ -198,6 +198,7 @@ class DataSplits:
 
         Raises:
             DataError: If the split is empty.
+            ConfigurationError: If the split streams from disk.
             ModuleNotFoundError: If TensorFlow is not installed.
 
         Example:
@@ -209,6 +210,11 @@ class DataSplits:
         x, y = self.split(split)
         if len(x) == 0:
             raise DataError(f"The {split!r} split is empty.")
+        if isinstance(x, ImageFiles):  # tf.constant would decode every image into memory
+            raise ConfigurationError(
+                "This split streams from disk (load_image_folder(in_memory=False)): feed it to "
+                "Keras as transferkit.StreamBatches(data.x_train, data.y_train, batch_size), "
+                "or load it with in_memory=True for as_tf_dataset.")
         try:
             import tensorflow as tf
         except ModuleNotFoundError as exc:

@@ -49,7 +49,8 @@ logger = logging.getLogger("transferkit")
 SHIFT = 1
 """Largest random shift of the activation map, in cells (each way)."""
 MEMORY_FRACTION = 0.25
-"""Cache only when both views fit in this fraction of the machine's memory."""
+"""Cache only when both views fit in this fraction of the machine's memory (images in memory;
+those of streamed images go to disk, memory-mapped)."""
 PHOTO_REASON = ("augment='photo' crops and rescales every image anew each epoch, so the "
                 "frozen layers see new inputs; cached activations only stand in for crop + "
                 "flip (augment=True), by shifting them")
