@@ -14,6 +14,8 @@ TensorFlow themselves carry ``@requires_tensorflow``.
 from __future__ import annotations
 
 import io
+import logging
+import os
 from pathlib import Path
 
 import keras
@@ -55,6 +57,22 @@ def png_bytes(image: np.ndarray) -> bytes:
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_undone():
+    """An in-process ``main([...])`` routes the transferkit logger to the stderr pytest
+    captured for that test (closed after it) and stops propagation (caplog sees nothing):
+    each test starts from the logger as it was."""
+    log = logging.getLogger("transferkit")
+    saved = (list(log.handlers), log.propagate, log.level, os.environ.get("TRANSFERKIT_VERBOSITY"))
+    yield
+    log.handlers[:], log.propagate = saved[0], saved[1]
+    log.setLevel(saved[2])
+    if saved[3] is None:
+        os.environ.pop("TRANSFERKIT_VERBOSITY", None)
+    else:
+        os.environ["TRANSFERKIT_VERBOSITY"] = saved[3]
 
 
 @pytest.fixture

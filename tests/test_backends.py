@@ -287,3 +287,16 @@ def test_library_use_prints_no_tensorflow_start_up_lines():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["before", "after"]
+
+
+def test_importing_transferkit_picks_tensorflows_bfc_cpu_allocator_unless_the_user_chose():
+    # The default CPU allocator returns each batch's buffers to the kernel and faults them
+    # in again every step (benchmarks/cpu_time.py); the choice must precede TensorFlow.
+    script = "import os, sys, transferkit; print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'], " \
+             "'tensorflow' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    for given, expected in ((None, "true False"), ("false", "false False")):
+        proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                              env=env if given is None else {**env, "TF_CPU_ALLOCATOR_USE_BFC": given},
+                              text=True, timeout=120)
+        assert proc.stdout.strip() == expected, proc.stderr

@@ -26,6 +26,7 @@ CASES = [
     (["train", "{photos}", "--epochs", "-1"], "--epochs must be 0 or more"),
     (["train", "{photos}", "--backbone", "mobilenet_v9"], "Unknown backbone 'mobilenet_v9'"),
     (["train", "{photos}", "--budget", "soon"], "--budget 'soon' is not a duration"),
+    (["run", "transfer_vs_baseline", "--budget", "0"], "--budget must be more than 0 seconds"),
     (["train", "{photos}", "--class-weight", "a=-1"], "a weight must be a number >= 0"),
     (["train", "{photos}", "--weights", "{tmp}/notes.txt"], "notes.txt is not a Keras weights file"),
     (["train", "{photos}", "--weights", "{tmp}/fake.h5"], "does not hold HDF5 data"),

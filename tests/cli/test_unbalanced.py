@@ -66,7 +66,7 @@ def test_train_warns_about_unbalanced_classes_and_weighs_them_on_request(unbalan
     monkeypatch.setattr("transferkit.models.builders.build_transfer_model", _tiny_transfer_model)
     out = tmp_path / "run"
     assert main(["train", str(unbalanced), "--image-size", "20", "--head-epochs", "1",
-                 "--epochs", "0", "--class-weight", "balanced", "--out", str(out)]) == 0
+                 "--epochs", "1", "--class-weight", "balanced", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     warning = next(line for line in captured.err.splitlines() if "Unbalanced classes" in line)
     assert warning.startswith("transferkit: warning: Unbalanced classes: common has ")
@@ -74,6 +74,8 @@ def test_train_warns_about_unbalanced_classes_and_weighs_them_on_request(unbalan
     ratio = float(re.search(r"\((\d+\.\d)x\)", warning).group(1))  # largest / smallest class
     assert "Class weights (balanced): 0." in captured.err  # the log says they are in effect
     assert "balanced 0." in captured.out or "balanced 1." in captured.out  # each stage's line
+    # The stage kept is chosen on what class weights are for: the small classes too.
+    assert "balanced validation accuracy" in re.search(r"Kept .*", captured.out).group(0)
     config = json.loads((out / "run.json").read_text())["config"]
     weights = config["class_weight"]["weights"]
     assert config["class_weight"]["given"] == "balanced"

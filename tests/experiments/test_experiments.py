@@ -29,7 +29,9 @@ KEY_RUN = {
 }
 # backbones: resnet50's weights are missing (made so below, whatever the machine has) and
 # skipped when asked, so the quick run also covers --missing-weights skip.
-EXTRA_ARGS = {"mobilenetv2_frozen": ["--native-32px"],
+# mobilenetv2_frozen's two runs also share a --budget: generous, so the epochs still end them
+# and the first run's unused time passes to the second (_specific_checks).
+EXTRA_ARGS = {"mobilenetv2_frozen": ["--native-32px", "--budget", "30m"],
               "backbones": ["--backbones", "resnet50,mobilenet_v2", "--missing-weights", "skip"]}
 
 
@@ -100,6 +102,11 @@ def _specific_checks(name, out, metrics):
     elif name == "mobilenetv2_frozen":
         assert metrics["reload_matches"] is True
         assert "mobilenet_v2_frozen_32px" in metrics["runs"] and "resize_gain_points" in metrics
+        assert metrics["budget"] == {"seconds": 1800, "runs": 2, "reserve_s": 20}
+        assert metrics["wall_time_s"] < 1800
+        shares = [json.loads((out / name / "run.json").read_text())["config"]["budget"]["seconds"]
+                  for name in ("mobilenet_v2_frozen", "mobilenet_v2_frozen_32px")]
+        assert shares[0] <= (1800 - 20) / 2 < shares[1]  # what the first left, the second got
     elif name == "two_stage":
         assert set(metrics["stages"]) == {"stage1", "stage2", "stage2_finetuned", "stage2_scratch"}
         assert metrics["runs"]["stage1"]["classes"] == list(metrics["classes"]["stage1"])

@@ -6,6 +6,7 @@ from transferkit.models.builders import build_transfer_model
 from transferkit.reporting.image_plots import (
     plot_feature_maps,
     plot_feature_maps_by_depth,
+    plot_grad_cam,
     plot_predictions,
 )
 from transferkit.reporting.plots import (
@@ -182,6 +183,27 @@ def test_prediction_grids(evaluation):
         plot_predictions(images[:3], evaluation)
     pairs = most_confused_pairs(evaluation)
     assert all(t != p for t, p, _ in pairs) and pairs == sorted(pairs, key=lambda x: -x[2])
+
+
+def test_grad_cam_overlays_say_true_vs_predicted_and_right_or_wrong(tmp_path):
+    rng = np.random.default_rng(0)
+    images, maps = rng.integers(0, 256, (10, 12, 16, 3)).astype(np.uint8), rng.random((10, 12, 16))
+    true, pred = [0, 1] * 5, [0] * 10
+    fig = plot_grad_cam(images, maps, predicted=pred, true=true, class_names=["cat", "dog"],
+                        confidence=np.full(10, 0.75), name="net", path=tmp_path / "cam.png")
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 20 and len(fig.axes) == 2 * 2 * 8  # rows of 8: image above overlay
+    titled = [ax for ax in shown if ax.get_title()]
+    assert [ax.get_title() for ax in titled[:2]] == ["true: cat\npred: cat 0.75 (right)",
+                                                     "true: dog\npred: cat 0.75 (WRONG)"]
+    assert [ax.title.get_color() for ax in titled[:2]] == ["green", "red"]
+    overlay = [ax for ax in shown if len(ax.images) == 2][0]  # grey image under the map
+    assert overlay.images[1].get_clim() == (0, 1) and "net: Grad-CAM" in fig.get_suptitle()
+    assert text_overlaps(fig) == [] and (tmp_path / "cam.png").stat().st_size > 0
+    alone = plot_grad_cam(images[:1], maps[:1], predicted=[1], titles=["x.png"])
+    assert alone.axes[0].get_title() == "x.png\npred: 1" and alone.axes[0].title.get_color() == "black"
+    with pytest.raises(ConfigurationError, match="maps must be"):
+        plot_grad_cam(images, maps[:, :8], predicted=pred)
 
 
 def test_feature_maps_by_depth_rows_share_a_scale():

@@ -72,7 +72,10 @@ def test_report_has_every_section_with_embedded_figures(runs_and_data, tmp_path)
     assert checker.h2 == list(REPORT_SECTIONS)
     assert "<td>frozen</td>" in text and "macro avg" in text
     assert "<th>Balanced accuracy</th>" in text and "<th>Class (test recall)</th>" in text
-    assert len(checker.srcs) >= 1 + 1 + 2 + 2 + 1 + 4  # time, curves, 2 CMs, 2 bars, maps, predictions
+    assert len(checker.srcs) >= 1 + 1 + 2 + 2 + 1 + 1 + 4  # time, curves, CMs, bars, maps, cams, preds
+    cams = text[text.index("<h2>Where the model looks (Grad-CAM)</h2>"):text.index("<h2>Sample predictions")]
+    assert re.search(r'alt="(frozen|scratch): Grad-CAM of \d+ right predictions? and \d+ wrong', cams)
+    assert cams.count("<img") == 1 and "Wrong predictions show what misled it" in cams
     assert "No run carries" not in text and 'alt="figure"' not in text and "Quick run" not in text
 
 
@@ -86,6 +89,21 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert text.count("QUICK RUN") == 10 and text.count("resnet50") >= 2
     assert "0.0010000000474974513" not in text and "1 epochs" not in text
     assert not re.search(r"features \d+ of \d+", text) and "see the backbone study" not in text
+    sees = text[text.index("What the network sees</h2>"):text.index("Limitations, pitfalls")]
+    assert "Grad-CAM of" in sees and sees.count("<img") == 1  # the best run's right and wrong
+
+
+def test_report_cli_loads_saved_runs_in_a_fresh_process(runs_and_data, tmp_path):
+    """Nothing has imported transferkit's model classes there: loading must register them."""
+    import subprocess
+    import sys
+
+    _, _, root = runs_and_data
+    out = tmp_path / "fresh.html"
+    done = subprocess.run([sys.executable, "-m", "transferkit", "report", str(root / "frozen"),
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {out}" in done.stdout and out.is_file()
 
 
 def test_report_cli_from_saved_runs(runs_and_data, tmp_path, capsys):

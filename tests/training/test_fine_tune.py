@@ -226,3 +226,10 @@ def test_real_one_epoch_fine_tune_of_a_fresh_model_learns(cifar):
     run = fine_tune(model, data, epochs=1, batch_size=256, seed=0, verbose=0)
     assert run.config["recipe"]["lr"] == pytest.approx(1e-3)
     assert run.evaluation.accuracy > 0.4, run.evaluation.accuracy  # chance: 0.1
+
+
+def test_a_backbone_of_any_size_fine_tunes_its_last_layers_without_the_prefix_cache(tiny):
+    # (None, None) inputs: the frozen layer's activations have no size to plan memory for.
+    model = _upscaling_model(tiny)
+    run = fine_tune(model, tiny, unfreeze="conv_b", epochs=1, progressive=False, verbose=0)
+    assert run.epochs_run == 1

@@ -72,6 +72,17 @@ def check_predict(args) -> None:
     args.files = image_files(args.paths, IMAGE_EXTENSIONS)
 
 
+def check_explain(args) -> None:
+    """``explain``: MODEL (a Keras model file), every IMAGE, --out; keeps ``args.files``."""
+    from transferkit.data.images import IMAGE_EXTENSIONS
+    from transferkit.models.files import check_model_file
+
+    check_model_file(args.model)
+    args.files = image_files(args.paths, IMAGE_EXTENSIONS)
+    if Path(args.out).expanduser().is_file():
+        raise ConfigurationError(f"--out {args.out!r} is a file; give a folder for the PNG files.")
+
+
 def check_evaluate(args) -> None:
     """``evaluate``: MODEL (a Keras model file) and DATA."""
     from transferkit.models.files import check_model_file

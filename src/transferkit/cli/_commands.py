@@ -110,8 +110,10 @@ def run_experiment(args) -> int:
     from transferkit.experiments._options import check_options
 
     # --help, bad options and missing files answer before the experiment's module imports Keras.
+    started = time.monotonic()  # --budget's clock: reading the data counts
     options = experiment_parser(args.experiment).parse_args(args.options)
     check_options(options)
+    options.started = started
     import_tensorflow(args)
     load(args.experiment).run(options)
     return EXIT_OK

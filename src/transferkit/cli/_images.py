@@ -1,4 +1,4 @@
-"""Handlers of ``train``, ``predict`` and ``evaluate``: your own images, end to end."""
+"""Handlers of ``train``, ``predict``, ``evaluate`` and ``explain``: your own images, end to end."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def train(args) -> int:
         runs += ([finished["fine_tuned"]] if "fine_tuned" in finished else
                  _fine_tune(args, head.model, data, out, {**continued, **batch}, started,
                             head_first=False if epochs_done.get("fine_tuned") else "auto"))
-    kept, why = select_run(runs)
+    # With class weights the small classes are the point: choose on balanced accuracy.
+    kept, why = select_run(runs, balanced_on=(data.x_val, data.y_val) if args.class_weight else None)
     metrics = _write_outputs(args, out, runs, kept, why, data, started)
     print()
     for r in runs:
@@ -248,6 +249,65 @@ def evaluate(args) -> int:
                                                  **ev.to_dict(include_predictions=False)})
         print(f"Wrote {out}/metrics.json and confusion_matrix.png")
     return EXIT_OK
+
+
+GRID_IMAGES = 32
+"""Images in ``explain``'s grid (the first ones; every image gets its own PNG)."""
+
+
+def explain(args) -> int:
+    """Grad-CAM overlay of each image file, and a grid of the first :data:`GRID_IMAGES`."""
+    from transferkit.data.images import decode_images
+    from transferkit.models.gradcam import grad_cam_and_probabilities, target_layer
+    from transferkit.reporting.image_plots import plot_grad_cam
+
+    model, names, resize = _load(args.model, args.resize)
+    target_layer(model)  # a model without convolutions: its one-line error before any decoding
+    out, files = Path(args.out).expanduser(), args.files  # listed by cli._checks.check_explain
+    grid: dict[str, list] = {"images": [], "maps": [], "pred": [], "conf": [], "titles": []}
+    written, unreadable, taken = 0, [], set()
+    for start in range(0, len(files), 64):  # decode and explain 64 at a time: bounded memory
+        chunk = files[start:start + 64]
+        images, bad = decode_images([p.read_bytes for p in chunk], model.input_shape[1:3], resize)
+        unreadable += [chunk[i] for i in bad]
+        kept = [(path, im) for path, im in zip(chunk, images) if im is not None]
+        if not kept:
+            continue
+        x = np.stack([im for _, im in kept])
+        maps, probs = grad_cam_and_probabilities(model, x)
+        for (path, image), cam, p in zip(kept, maps, probs):
+            k = int(p.argmax())
+            target = out / _unique(f"{path.stem}_gradcam.png", taken)
+            plot_grad_cam(image[None], cam[None], predicted=[k], class_names=names,
+                          confidence=[p[k]], titles=[path.name], path=target)
+            print(f"{path}\t{names[k]} {p[k]:.4f}\t{target}")
+            written += 1
+            if len(grid["titles"]) < GRID_IMAGES:
+                for key, value in zip(grid, (image, cam, k, p[k], path.name)):
+                    grid[key].append(value)
+    if not written:
+        raise DataError(f"None of the {len(files)} file(s) could be read as an image: "
+                        + ", ".join(map(str, unreadable[:5])))
+    plot_grad_cam(np.stack(grid["images"]), np.stack(grid["maps"]), predicted=grid["pred"],
+                  class_names=names, confidence=grid["conf"], titles=grid["titles"],
+                  name=Path(args.model).name, path=out / "grad_cam_grid.png")
+    shown = "" if written <= GRID_IMAGES else f" (the first {GRID_IMAGES} images)"
+    print(f"Wrote {plural(written, 'Grad-CAM overlay')} and grad_cam_grid.png{shown} to {out}")
+    if unreadable:
+        print(f"transferkit: warning: skipped {len(unreadable)} unreadable image(s): "
+              + ", ".join(map(str, unreadable[:5])), file=sys.stderr)
+    return EXIT_OK
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with ``_2``, ``_3`` ... before its suffix if taken; then taken."""
+    stem, suffix = name.rsplit(".", 1)
+    k, candidate = 1, name
+    while candidate in taken:
+        k += 1
+        candidate = f"{stem}_{k}.{suffix}"
+    taken.add(candidate)
+    return candidate
 
 
 def _load(model_path: str, resize: str | None):

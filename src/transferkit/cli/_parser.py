@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_explain(sub)
     _add_export(sub)
     _add_run(sub)
     _add_report(sub)
@@ -246,6 +247,21 @@ def _add_stream(parser: argparse.ArgumentParser) -> None:
                         help="read the images from disk batch by batch instead of decoding them "
                         "all into memory first, for folders larger than memory (default: "
                         "chosen by the images' decoded size); same splits and pixels")
+
+
+def _add_explain(sub) -> None:
+    x = _sub(sub, "explain", "show where a saved model looks in images (Grad-CAM)",
+             description="Grad-CAM of image files or folders (searched recursively) with a "
+             "model.keras: for each image, a PNG of the image and its heat map for the "
+             "predicted class (bright = where the model found the evidence), and one grid "
+             "of them all. Class names come from the run.json beside the model.")
+    x.add_argument("model", metavar="MODEL", help="a .keras file written by transferkit")
+    x.add_argument("paths", metavar="IMAGE", nargs="+", help="image files or folders")
+    x.add_argument("--out", default="gradcam", metavar="DIR",
+                   help="folder for the PNG files (default %(default)s)")
+    x.add_argument("--resize", choices=("crop", "pad", "squash"),
+                   help="how images fit the model input (default: as in training, else crop)")
+    x.set_defaults(func=_lazy("explain", "_images"), precheck=_lazy("check_explain", "_checks"))
 
 
 def _add_tta(parser: argparse.ArgumentParser) -> None:

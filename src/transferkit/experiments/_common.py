@@ -9,6 +9,7 @@ Every experiment takes the same core options (``--data --out --epochs
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from transferkit.reporting.plots import (
 )
 from transferkit.reporting.report import write_report
 from transferkit.runs.record import Run
+from transferkit.training.budget import BudgetShares
 
 
 def clamp_unfreeze(unfreeze: str | int, model) -> str | int:
@@ -88,9 +90,31 @@ def output_dir(args: argparse.Namespace) -> Path:
     return out
 
 
+REPORTS_S = 20.0
+"""Seconds ``--budget`` keeps back for the figures and reports written after the last run."""
+
+
+def time_budget(args: argparse.Namespace, runs: int) -> BudgetShares | None:
+    """Share ``--budget`` between the experiment's ``runs`` training calls.
+
+    The clock started with the command (``args.started``, set by ``transferkit
+    run``), so reading the data counts. :func:`run_dir` hands the shares to each
+    call; pass ``budget=args.shares`` to calls that take no ``run_dir``.
+    """
+    seconds = getattr(args, "budget", None)
+    started = getattr(args, "started", None) or time.monotonic()
+    args.shares = None if seconds is None else BudgetShares(
+        float(seconds), runs, reserve=REPORTS_S, started=started)
+    return args.shares
+
+
 def run_dir(args: argparse.Namespace, name: str) -> dict:
-    """``train`` keywords that put a run in ``--out/name``, replacing an older one."""
-    return {"run_dir": Path(args.out) / name, "overwrite": True, "name": name, "seed": args.seed}
+    """``train`` keywords that put a run in ``--out/name``, replacing an older one
+    (and give it its share of ``--budget``, see :func:`time_budget`)."""
+    options = {"run_dir": Path(args.out) / name, "overwrite": True, "name": name, "seed": args.seed}
+    if getattr(args, "shares", None) is not None:
+        options["budget"] = args.shares
+    return options
 
 
 def finish(
@@ -137,6 +161,7 @@ def finish(
         "epochs": b.epochs,
         "seed": args.seed,
         "weights": args.weights,
+        "budget": None if getattr(args, "shares", None) is None else args.shares.record(),
         "data": repr(data) if data is not None else None,
         "comparison": comparison.to_dict(),
         "runs": {run.name: _run_summary(run) for run in runs},
@@ -145,6 +170,11 @@ def finish(
         "machine": _machine.describe_devices(),
     }
     atomic_write_json(out / "metrics.json", metrics)
+    shares = getattr(args, "shares", None)
+    if shares is not None and metrics["wall_time_s"] > shares.seconds:
+        print(f"transferkit: warning: the experiment took {metrics['wall_time_s']:.0f} s, more "
+              f"than --budget {shares.seconds:.0f}: the runs' shares were too short for one epoch "
+              "each on this machine (the log says which).", file=sys.stderr)
     print()
     print(comparison.to_markdown())
     print(f"\nWrote {out}/metrics.json, report.html, figures and run folders "

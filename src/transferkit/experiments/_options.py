@@ -27,6 +27,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, name: str, *, full: Bu
                         f"test (default {per_class}; {quick.per_class} with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data choice, weights, "
                         "shuffling and dropout (default 0)")
+    parser.add_argument("--budget", metavar="TIME",
+                        help="time for the whole experiment, e.g. 600, 90s, 10m, 1h: each "
+                        "training run takes an equal share of what is left when it starts "
+                        "(time a run leaves unused goes to the next) and plans its steps to end "
+                        "on time; --epochs stays the most a run trains")
     parser.add_argument("--quick", action="store_true",
                         help="a small real subset and a few epochs: checks the pipeline, not the figures")
     parser.add_argument("--weights", default="imagenet",
@@ -64,14 +69,15 @@ def check_options(args: argparse.Namespace) -> None:
     """The shared options' cheap checks, before Keras loads: counts, --data, --weights files.
 
     Raises:
-        ConfigurationError: For --epochs or --per-class below 1, or a file that
-            is not a Keras weights file.
+        ConfigurationError: For --epochs or --per-class below 1, an unreadable
+            --budget (kept in seconds), or a file that is not a Keras weights file.
         DataNotFoundError: For a --data path that does not exist.
         WeightsNotFoundError: For a --weights file that does not exist.
         UnknownNameError: For an unknown backbone in NAME=FILE.
     """
     from pathlib import Path
 
+    from transferkit._validation import parse_duration
     from transferkit.errors import ConfigurationError, DataNotFoundError
     from transferkit.models.files import check_weights_arg
     from transferkit.models.registry import get_backbone_spec
@@ -80,6 +86,8 @@ def check_options(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be 1 or more, got {value}.")
+    if args.budget is not None:
+        args.budget = parse_duration(args.budget, "--budget")
     if args.data is not None and not Path(args.data).expanduser().exists():
         raise DataNotFoundError(f"Data path {args.data!r} does not exist.")
     if args.weights.lower() in ("imagenet", "none"):

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     epochs = c.budget(args).epochs
     ft_epochs = args.fine_tune_epochs or (1 if args.quick else 4)
     models, skipped = _build_all(args, names, data)  # every weights file found before training
+    c.time_budget(args, runs=2 * len(models) + 1)
     runs, purposes = [], {}
     for name, model in models.items():
         purposes[name] = get_backbone_spec(name).purpose

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     data = c.load_data(args)
     out = c.output_dir(args)
+    c.time_budget(args, runs=2)
     train_base(args, data)
     fine_tune_base(args, data)
 

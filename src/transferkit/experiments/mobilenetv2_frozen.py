@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> dict:
     variants = {"mobilenet_v2_frozen": None}  # None: the library's default upscale (96 px)
     if args.native_32px:
         variants["mobilenet_v2_frozen_32px"] = data.image_shape[0]
+    c.time_budget(args, runs=len(variants))
 
     runs = []
     for name, image_size in variants.items():

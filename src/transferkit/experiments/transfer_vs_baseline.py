@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> dict:
     data = c.load_data(args)
     epochs = c.budget(args).epochs
     out = c.output_dir(args)
+    ft_epochs = QUICK_FT_EPOCHS if args.quick else FT_EPOCHS
+    ft_epochs = ft_epochs if args.fine_tune_epochs is None else args.fine_tune_epochs
+    c.time_budget(args, runs=3 if ft_epochs else 2)
 
     c.seed(args)
     transfer = build_transfer_model("mobilenet_v2", data.num_classes, input_shape=data.image_shape,
@@ -55,8 +58,6 @@ def run(args: argparse.Namespace) -> dict:
     plot_feature_maps(image[0], maps[layer][0], layer=layer, path=out / "feature_maps.png")
 
     runs = [transfer_run]
-    ft_epochs = QUICK_FT_EPOCHS if args.quick else FT_EPOCHS
-    ft_epochs = ft_epochs if args.fine_tune_epochs is None else args.fine_tune_epochs
     if ft_epochs:
         # A copy from disk, so the frozen run keeps its own model.
         tuned = keras.saving.load_model(out / "mobilenet_v2_frozen" / "model.keras")

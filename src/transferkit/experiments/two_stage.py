@@ -43,12 +43,13 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     data = c.load_data(args)
     epochs = c.budget(args).epochs
+    shares = c.time_budget(args, runs=4)  # stage 1, stage 2, stage 2 fine-tuned, scratch
     c.seed(args)
     cnn = build_baseline_cnn(len(FIRST), input_shape=data.image_shape, residual=True,
                              name="stage1_cnn")
     result = two_stage(data, FIRST, SECOND, epochs=epochs, seed=args.seed,
                        run_dir=c.output_dir(args), overwrite=True, cnn=cnn, first_recipe=True,
-                       fine_tune=True)
+                       fine_tune=True, budget=shares)
     target = data.subset(SECOND)
     runs = [result.first, result.second, result.fine_tuned]
     c.seed(args)

@@ -13,6 +13,10 @@ import keras
 from transferkit.errors import ConfigurationError, DataError
 from transferkit.models.parts import Classifier
 
+CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
+              keras.layers.Conv2DTranspose)
+"""The 2-D convolution layer types (what makes a layer's output a spatial feature map)."""
+
 
 def find_backbone(model: keras.Model) -> keras.Model:
     """Return the nested backbone model of a transfer or baseline model.

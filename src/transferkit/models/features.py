@@ -11,10 +11,13 @@ from transferkit.data.batches import StreamBatches
 from transferkit.data.splits import DataSplits, check_images
 from transferkit.data.stream import ImageFiles
 from transferkit.errors import unknown_name
-from transferkit.models.anatomy import check_model_input, find_backbone, require_classifier
+from transferkit.models.anatomy import (
+    CONV_TYPES,
+    check_model_input,
+    find_backbone,
+    require_classifier,
+)
 from transferkit.models.registry import BACKBONES
-
-_CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 
 def extract_features(
@@ -103,7 +106,7 @@ def default_feature_layers(model: keras.Model, count: int = 3) -> list[str]:
     spec = BACKBONES.get(base.name)
     if spec is not None and spec.feature_layer in {layer.name for layer in base.layers}:
         return [spec.feature_layer]
-    convs = [layer.name for layer in base.layers if isinstance(layer, _CONV_TYPES)]
+    convs = [layer.name for layer in base.layers if isinstance(layer, CONV_TYPES)]
     if len(convs) <= count:
         return convs
     picks = np.linspace(0, len(convs) - 1, count).round().astype(int)

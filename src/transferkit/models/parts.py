@@ -97,10 +97,16 @@ class Classifier(keras.Model):
         head = keras.Model(head_in, self._head(head_in, pooled=True), name=f"{self.name}_head")
         return features, head
 
-    def split_at(self, layer_name: str) -> tuple[keras.Model, keras.Model]:
+    def split_at(self, layer_name: str, *, logits: bool = False) -> tuple[keras.Model, keras.Model]:
         """``(prefix, suffix)`` at a backbone layer: images to its activations, and those to classes.
 
-        The backbone runs in inference mode in both, as in the classifier.
+        The backbone runs in inference mode in both, as in the classifier. The
+        layer may be the backbone's last (the suffix is then pooling and head).
+
+        Args:
+            layer_name: A layer of the backbone.
+            logits: The suffix ends at the class scores before the softmax
+                (what Grad-CAM differentiates: they do not saturate).
 
         Example:
             >>> from transferkit.models.classifier import TransferClassifier
@@ -111,11 +117,13 @@ class Classifier(keras.Model):
         """
         base = self.backbone
         cut = base.get_layer(layer_name).output
-        inner_prefix, inner_suffix = keras.Model(base.input, cut), keras.Model(cut, base.output)
+        last = cut is base.outputs[0]  # Keras refuses a model whose output is its input
+        inner_prefix = base if last else keras.Model(base.input, cut)
         prefix = keras.Model(self.inputs, inner_prefix(self.backbone_input, training=False),
                              name=f"{self.name}_prefix")
         activations = keras.Input(cut.shape[1:], name="prefix_activations")
-        outputs = self._head(inner_suffix(activations, training=False))
+        x = activations if last else keras.Model(cut, base.output)(activations, training=False)
+        outputs = self._head(x, logits=logits)
         return prefix, keras.Model(activations, outputs, name=f"{self.name}_suffix")
 
     def resolution_view(self, image_size: int) -> keras.Model:
@@ -150,10 +158,30 @@ class Classifier(keras.Model):
         outputs = self._head(inner(x, training=False))
         return keras.Model(inputs, outputs, name=f"{self.name}_{image_size}px")
 
-    def _head(self, x, *, pooled: bool = False):
-        """The head layers applied to pooled features ``x`` (with pooling first unless ``pooled``)."""
+    def _head(self, x, *, pooled: bool = False, logits: bool = False):
+        """The head layers applied to pooled features ``x`` (with pooling first unless ``pooled``).
+
+        ``logits``: the softmax output layer gives its scores before the softmax.
+        """
         if not pooled:
             x = self.pool(x)
-        for layer in self.head_layers:
+        *layers, last = self.head_layers
+        for layer in layers:
             x = layer(x)
-        return x
+        if logits and getattr(last, "activation", None) is keras.activations.softmax:
+            return _Logits(last, name=f"{last.name}_logits")(x)
+        return last(x)
+
+
+class _Logits(keras.layers.Layer):
+    """A softmax ``Dense`` layer's scores before the softmax, computed with its own weights."""
+
+    def __init__(self, dense: keras.layers.Dense, **kwargs):
+        super().__init__(dtype=dense.dtype_policy, **kwargs)
+        self.dense = dense
+
+    def call(self, x):
+        return keras.ops.add(keras.ops.matmul(x, self.dense.kernel), self.dense.bias)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.dense.units)

@@ -1,4 +1,4 @@
-"""HTML pieces shared by the report and the slide deck: numbers, tables, text, feature maps."""
+"""HTML pieces shared by the report and the slide deck: numbers, tables, text, feature maps, Grad-CAM."""
 
 from __future__ import annotations
 
@@ -269,3 +269,63 @@ def feature_maps(runs, data, *, limit: int | None = None) -> str:
                        f"of layers {', '.join(layers)}, shallow to deep"))
     return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
                             "folders hold no <code>model.keras</code>.</p>")
+
+
+def same_test_split(run, data) -> bool:
+    """Whether ``run`` was evaluated on exactly ``data``'s test split (labels in order)."""
+    import numpy as np
+
+    ev = run.evaluation
+    return (data is not None and ev is not None and len(ev.y_true) > 0
+            and np.array_equal(np.asarray(ev.y_true), np.asarray(data.y_test)))
+
+
+GRAD_CAM_NOTE = ("Grad-CAM: bright regions are where the network found the evidence for the class "
+                 "it predicted (the gradient-weighted feature maps of its last convolutional "
+                 "layer). Wrong predictions show what misled it.")
+
+
+def grad_cam_examples(runs, data, *, right: int = 4, wrong: int = 4, limit: int = 512) -> str:
+    """Grad-CAM overlays of the best run with a model on some right and some wrong test images.
+
+    The right ones are spread over the test split, the wrong ones are the most
+    confident mistakes. Predictions come from the run's evaluation when it
+    scored this very test split, else from the model on the first ``limit``
+    test images.
+    """
+    import numpy as np
+
+    from transferkit.models.gradcam import grad_cam
+    from transferkit.reporting.image_plots import plot_grad_cam
+    from transferkit.runs.evaluation import predict
+
+    if data is None or not len(data.x_test):
+        return ("<p>Grad-CAM is drawn on test images: give the dataset "
+                "(<code>transferkit report ... --data PATH</code>).</p>")
+    with_model = [r for r in runs if r.model is not None]
+    if not with_model:
+        return "<p>Grad-CAM needs the trained models; these run folders hold no model.keras.</p>"
+    run = max(with_model, key=lambda r: r.evaluation.accuracy if r.evaluation else -1.0)
+    if same_test_split(run, data):
+        x, y, probs = data.x_test, data.y_test, np.asarray(run.evaluation.probabilities)
+    else:
+        x, y = data.x_test[:limit], data.y_test[:limit]
+        probs = predict(run.model, x)
+    pred = probs.argmax(1)
+    confidence = probs[np.arange(len(pred)), pred]
+    mistakes = np.flatnonzero(pred != y)
+    mistakes = mistakes[np.argsort(-confidence[mistakes])][:wrong]
+    hits = np.flatnonzero(pred == y)
+    count = min(len(hits), right + wrong - len(mistakes))
+    hits = hits[np.linspace(0, len(hits) - 1, count).astype(int)] if count else hits[:0]
+    pick = np.concatenate([hits, mistakes]).astype(int)
+    try:
+        maps = grad_cam(run.model, x[pick], pred[pick])
+    except TransferkitError as exc:
+        logger.info("No Grad-CAM for %s: %s", run.name, exc)
+        return f"<p>No Grad-CAM for {esc(run.name)}: {esc(exc)}</p>"
+    fig = plot_grad_cam(x[pick], maps, predicted=pred[pick], true=y[pick],
+                        class_names=list(data.class_names), confidence=confidence[pick],
+                        name=run.name)
+    return img(fig, f"{run.name}: Grad-CAM of {plural(len(hits), 'right prediction')} and "
+               f"{plural(len(mistakes), 'wrong one')} on test images")

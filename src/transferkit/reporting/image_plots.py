@@ -1,4 +1,4 @@
-"""Figures made of images: feature maps by depth and prediction grids.
+"""Figures made of images: feature maps by depth, prediction grids and Grad-CAM overlays.
 
 :func:`save_figure` is how every reporting figure is written. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
@@ -220,3 +220,89 @@ def _pick(y_true, y_pred, probs, count, mode) -> list[int]:
         loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1))
         return np.argsort(-loss)[:count].tolist()
     raise ConfigurationError(f"Unknown mode {mode!r}; use 'sample', 'errors' or 'loss'.")
+
+
+def plot_grad_cam(
+    images: np.ndarray,
+    maps: np.ndarray,
+    *,
+    predicted: Sequence[int],
+    true: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    confidence: Sequence[float] | None = None,
+    titles: Sequence[str] | None = None,
+    name: str | None = None,
+    alpha: float = 0.5,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Each image above its Grad-CAM overlay, titled with the true and predicted class.
+
+    A title says ``true: cat`` / ``pred: dog 0.83`` and, where the true class
+    is known, ``right`` (green) or ``WRONG`` (red). The overlay is the image in
+    grey under the map in a heat colour scale (bright = strongest evidence for
+    the predicted class, see :func:`~transferkit.models.gradcam.grad_cam`).
+
+    Args:
+        images: Raw images ``(n, h, w, c)``.
+        maps: Their Grad-CAM maps ``(n, h, w)`` in ``[0, 1]``.
+        predicted: Predicted class index of each image (the class each map explains).
+        true: True class indices, when known.
+        class_names: Names of the classes (default: the indices).
+        confidence: Probability of each predicted class, shown after its name.
+        titles: A first title line per image (e.g. its file name).
+        name: The model or run, named in the figure title.
+        alpha: Opacity of the map over the image.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with two axes per image (image, overlay), 8 images per row at most.
+
+    Example:
+        >>> fig = plot_grad_cam(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8)),
+        ...                     predicted=[0, 1], true=[0, 0], class_names=["cat", "dog"])
+        >>> len(fig.axes)
+        4
+    """
+    images, maps = np.asarray(images), np.asarray(maps)
+    if maps.ndim != 3 or len(maps) != len(images) or maps.shape[1:] != images.shape[1:3]:
+        raise ConfigurationError(f"maps must be (n, h, w) for images {images.shape}, got {maps.shape}.")
+    cols = min(8, len(images)) or 1
+    rows = int(np.ceil(len(images) / cols))
+    fig = Figure(figsize=(1.9 * cols, 4.1 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(2 * rows, cols, squeeze=False)
+    for i in range(rows * cols):
+        top, bottom = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        if i >= len(images):
+            top.set_visible(False)
+            bottom.set_visible(False)
+            continue
+        _show_image(top, images[i])
+        bottom.imshow(_grey(images[i]), cmap="gray", vmin=0, vmax=255)
+        bottom.imshow(maps[i], cmap="inferno", vmin=0, vmax=1, alpha=alpha)
+        text, colour = _cam_title(i, predicted, true, class_names, confidence, titles)
+        top.set_title(text, fontsize="x-small", color=colour)
+        _bare(top)
+        _bare(bottom)
+    label = f"{name}: " if name else ""
+    fig.suptitle(f"{label}Grad-CAM, where the model found its predicted class "
+                 "(bright = strongest evidence)", fontsize="medium")
+    return save_figure(fig, path)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    return image[..., 0] if image.shape[-1] == 1 else image @ np.array([0.299, 0.587, 0.114])
+
+
+def _cam_title(i, predicted, true, names, confidence, titles) -> tuple[str, str]:
+    """One panel's title and its colour: green right, red wrong, black unknown."""
+    def label(k):
+        return str(names[k]) if names is not None else str(k)
+
+    pred = f"pred: {label(predicted[i])}" + (f" {confidence[i]:.2f}" if confidence is not None else "")
+    lines = [str(titles[i])] if titles is not None else []
+    if true is None:
+        return "\n".join([*lines, pred]), "black"
+    right = int(true[i]) == int(predicted[i])
+    lines += [f"true: {label(true[i])}", f"{pred} ({'right' if right else 'WRONG'})"]
+    return "\n".join(lines), "green" if right else "red"

@@ -4,7 +4,7 @@
 ``slides=True``, the 10-slide deck of :mod:`transferkit.reporting.slides`.
 :func:`load_report_inputs` opens run folders or a whole experiment folder and
 :func:`rebuild_test_data` reloads the dataset a run recorded, so a report made
-later can add feature maps and per-image predictions.
+later can add feature maps, Grad-CAM and per-image predictions.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from transferkit._atomic import atomic_write_text
 from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
+from transferkit.reporting._parts import same_test_split
 from transferkit.reporting.slides import deck_html
 from transferkit.runs.layout import RUN_FILE
 from transferkit.runs.record import Run
@@ -30,7 +29,8 @@ logger = logging.getLogger("transferkit")
 
 REPORT_SECTIONS = (
     "Summary", "Data", "Models and training", "Results", "Learning curves",
-    "Confusion matrices", "Per-class metrics", "Feature maps", "Sample predictions",
+    "Confusion matrices", "Per-class metrics", "Feature maps", "Where the model looks (Grad-CAM)",
+    "Sample predictions",
     "Limitations, pitfalls and ethics", "Configuration",
 )
 
@@ -142,6 +142,8 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
             + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)
          or "<p>No run was evaluated.</p>"),
         ("Feature maps", parts.feature_maps(runs, ctx["data"])),
+        ("Where the model looks (Grad-CAM)", parts.grad_cam_examples(runs, ctx["data"])
+         + f'<p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'),
         ("Sample predictions", predictions(runs, ctx["data"])),
         ("Limitations, pitfalls and ethics",
          "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
@@ -164,13 +166,6 @@ def summary(runs, ctx, cont) -> str:
     for name, reason in ctx["skipped"].items():
         out.append(f"<p>Skipped backbone <b>{parts.esc(name)}</b>: {parts.esc(reason)}</p>")
     return "".join(out)
-
-
-def same_test_split(run: Run, data: DataSplits | None) -> bool:
-    """Whether ``run`` was evaluated on exactly ``data``'s test split (labels in order)."""
-    ev = run.evaluation
-    return (data is not None and ev is not None and len(ev.y_true) > 0
-            and np.array_equal(np.asarray(ev.y_true), np.asarray(data.y_test)))
 
 
 def predictions(runs, data) -> str:

@@ -190,19 +190,17 @@ def _steps(runs, cont) -> str:
 
 
 def _network_sees(runs, ctx, best) -> str:
-    """Feature maps of the first run with a model; else the best run's per-class scores."""
+    """Grad-CAM of the best run on right and wrong test predictions; else its per-class scores."""
     from transferkit.reporting.plots import plot_per_class_metrics
 
-    maps = parts.feature_maps(runs, ctx["data"], limit=1) if ctx["data"] is not None else ""
-    if "<img" in maps:
-        return (f'<div class="fig">{maps}</div><p class="note">Early layers respond to edges and '
-                "colour, deeper ones to larger parts; brighter means more active (one scale per "
-                "row).</p>")
+    cams = parts.grad_cam_examples(runs, ctx["data"]) if ctx["data"] is not None else ""
+    if "<img" in cams:
+        return f'<div class="fig">{cams}</div><p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'
     if best is None:
-        return maps or "<p>No evaluated run.</p>"
+        return cams or "<p>No evaluated run.</p>"
     scores = parts.img(plot_per_class_metrics(best.evaluation, name=best.name),
                        f"Precision, recall and F1 per class for {best.name}")
-    return ('<p class="note">No feature maps (they need the dataset and a saved model); '
+    return ('<p class="note">No Grad-CAM (it needs the dataset and a saved model); '
             f'per-class scores of the best run instead.</p><div class="fig">{scores}</div>')
 
 

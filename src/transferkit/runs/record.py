@@ -26,6 +26,7 @@ from transferkit._atomic import (
 )
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.models.anatomy import find_backbone, parameter_counts
+from transferkit.models.builders import load_model as load_keras_model
 from transferkit.runs.evaluation import Evaluation
 from transferkit.runs.layout import MODEL_FILE, PREDICTIONS_FILE, RUN_FILE
 
@@ -145,7 +146,9 @@ class Run:
             evaluation = Evaluation.from_dict(ev)
         model = None
         if load_model and (directory / MODEL_FILE).exists():
-            model = keras.saving.load_model(directory / MODEL_FILE)
+            # Not keras.saving.load_model: in a fresh process (``transferkit report``) nothing
+            # may have registered transferkit's classes yet; the builders' load_model does.
+            model = load_keras_model(directory / MODEL_FILE)
         return cls(
             name=d["name"],
             config=d["config"],

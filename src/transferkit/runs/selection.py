@@ -16,7 +16,17 @@ def final_validation(run: Run) -> tuple[float, float]:
     return float(acc[-1]), float(loss[-1])
 
 
-def select_run(runs: Sequence[Run]) -> tuple[Run, str]:
+def balanced_validation(run: Run, x_val, y_val) -> tuple[float, float]:
+    """``(balanced accuracy, loss)`` of the run's model on the validation images."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from transferkit.models.features import predict_in_chunks
+
+    predicted = predict_in_chunks(run.model, x_val).argmax(axis=-1)
+    return float(balanced_accuracy_score(y_val, predicted)), final_validation(run)[1]
+
+
+def select_run(runs: Sequence[Run], *, balanced_on=None) -> tuple[Run, str]:
     """The run whose final model scores best on validation, and a sentence saying why.
 
     Higher validation accuracy wins; a tie goes to the lower validation loss,
@@ -26,6 +36,9 @@ def select_run(runs: Sequence[Run]) -> tuple[Run, str]:
 
     Args:
         runs: Runs in the order they were trained, each with a ``val_accuracy`` history.
+        balanced_on: ``(x_val, y_val)`` to choose by each run model's balanced
+            accuracy on them instead: for runs trained with class weights, whose
+            point is the small classes, which plain accuracy hardly sees.
 
     Returns:
         ``(kept run, reason)``; the last run when no run has validation scores.
@@ -41,12 +54,17 @@ def select_run(runs: Sequence[Run]) -> tuple[Run, str]:
     """
     if not runs:
         raise ValueError("select_run needs at least one run.")
-    scored = [(run, *final_validation(run)) for run in runs]
+    measure = "validation accuracy"
+    if balanced_on is not None and len(balanced_on[1]) and all(r.model is not None for r in runs):
+        scored = [(run, *balanced_validation(run, *balanced_on)) for run in runs]
+        measure = "balanced validation accuracy"
+    else:
+        scored = [(run, *final_validation(run)) for run in runs]
     if all(np.isnan(acc) for _, acc, _ in scored):
         return runs[-1], f"{runs[-1].name}: the last run (no validation split to choose with)"
     order = sorted(range(len(scored)), key=lambda i: (-np.nan_to_num(scored[i][1], nan=-1),
                                                       np.nan_to_num(scored[i][2], nan=np.inf), i))
     best = scored[order[0]]
     others = ", ".join(f"{r.name} {acc:.4f}" for r, acc, _ in (scored[i] for i in order[1:]))
-    reason = f"{best[0].name}: validation accuracy {best[1]:.4f}"
+    reason = f"{best[0].name}: {measure} {best[1]:.4f}"
     return best[0], reason + (f" vs {others}" if others else "")

@@ -46,16 +46,27 @@ MARGIN = 0.02
 
 @dataclass(frozen=True)
 class Budget:
-    """A time budget and the moment its call started (``time.monotonic``)."""
+    """A time budget and the moment its call started (``time.monotonic``).
+
+    ``one_epoch_at_least``: a share of a larger budget (:class:`BudgetShares`)
+    trains one epoch even when it does not fit, taking the time from the calls
+    after it, rather than failing a command half done.
+    """
 
     seconds: float
     started: float = field(default_factory=time.monotonic)
+    one_epoch_at_least: bool = False
 
     @classmethod
     def start(cls, value) -> Budget | None:
-        """The budget of a call starting now; None for ``None`` (no budget)."""
+        """The budget of a call starting now; None for ``None`` (no budget).
+
+        A :class:`BudgetShares` hands out its next share.
+        """
         if value is None or isinstance(value, Budget):
             return value
+        if isinstance(value, BudgetShares):
+            return value.next()
         return cls(parse_duration(value, "budget"))
 
     def elapsed(self) -> float:
@@ -67,12 +78,58 @@ class Budget:
 
     def check_left(self) -> None:
         """Raise :class:`BudgetTooShortError` if the budget is spent before training began."""
-        if self.elapsed() >= self.seconds * (1 - MARGIN):
+        if self.elapsed() >= self.seconds * (1 - MARGIN) and not self.one_epoch_at_least:
             raise BudgetTooShortError(
                 f"A budget of {format_duration(self.seconds)} was spent before training began: "
                 f"{format_duration(self.elapsed())} went on preparing (reading images, "
                 "features, compiling). Give more than that, plus the epochs to train, on this "
                 "machine.")
+
+
+@dataclass
+class BudgetShares:
+    """One budget for several training calls (``transferkit run NAME --budget``).
+
+    Pass the same object as ``budget=`` to each call: each takes an equal share
+    of what is left when it starts, so time a call does not use (it ran out of
+    epochs first) goes to the calls after it. A share too short for one epoch
+    trains one epoch anyway (a warning says so), so the command finishes,
+    later than asked, instead of failing with runs half done.
+
+    Args:
+        seconds: The whole budget.
+        runs: How many training calls share it.
+        reserve: Seconds kept back for what follows the last call (reports).
+        started: When the budget's clock started (``time.monotonic``).
+
+    Example:
+        >>> shares = BudgetShares(300, runs=2, reserve=20, started=time.monotonic())
+        >>> round(shares.next().seconds / 10) * 10  # half of 300 s less 20 s
+        140
+    """
+
+    seconds: float
+    runs: int
+    reserve: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    taken: int = 0
+
+    def next(self) -> Budget:
+        """The next call's budget, starting now (one epoch at least)."""
+        elapsed = time.monotonic() - self.started
+        left = self.seconds - self.reserve - elapsed
+        runs_left = max(1, self.runs - self.taken)
+        self.taken += 1
+        if left <= 0:
+            logger.warning("The budget of %s is spent (%s have gone, %s are kept for the "
+                           "reports) and %s remain: each trains one epoch.",
+                           format_duration(self.seconds), format_duration(elapsed),
+                           format_duration(self.reserve), plural(runs_left, "training run"))
+        return Budget(max(left, 0.0) / runs_left, one_epoch_at_least=True)
+
+    def record(self) -> dict:
+        return {"seconds": round(self.seconds, 1), "runs": self.runs,
+                "reserve_s": round(self.reserve, 1)}
 
 
 @dataclass
@@ -207,7 +264,13 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
     max_steps = taken + max_epochs * steps_per_epoch
     total = taken + steps_that_fit(budget.for_training(costs), costs, steps_per_epoch,
                                    max_steps - taken)
-    if total - taken < min(steps_per_epoch, max_steps - taken):
+    one_epoch = min(steps_per_epoch, max_steps - taken)
+    if total - taken < one_epoch and budget.one_epoch_at_least:
+        logger.warning("A share of %s is too short for one epoch here (about %s): training "
+                       "one epoch, taking the time from the runs after it.",
+                       format_duration(budget.seconds), format_duration(costs.epoch(steps_per_epoch)))
+        total = taken + one_epoch
+    if total - taken < one_epoch:
         needed = budget.elapsed() + costs.epoch(steps_per_epoch) + costs.final
         raise BudgetTooShortError(
             f"A budget of {format_duration(budget.seconds)} is too short for one epoch here: "

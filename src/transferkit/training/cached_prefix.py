@@ -148,8 +148,10 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
         # The backbone was built at the size the model feeds it: its layer's
         # output shape is the prefix's.
         shape = model.backbone.get_layer(frozen).output.shape[1:]
-        need = cache_bytes(shape, len(data.y_train))
-        if not fits_in_memory(need) and not isinstance(data.x_train, ImageFiles):
+        need = None if None in shape else cache_bytes(shape, len(data.y_train))
+        if need is None:  # a backbone built for any size (None, None): no size to plan for
+            reason = f"layer {frozen!r} has no fixed output size {tuple(shape)}"
+        elif not fits_in_memory(need) and not isinstance(data.x_train, ImageFiles):
             reason = f"its activations ({format_size(need)}) would not fit in memory"
     if reason is None:
         return frozen
