@@ -38,6 +38,9 @@ _EXPORTS = {
     "load_cifar10": "data.cifar",
     # transferkit.data.folder
     "load_image_folder": "data.folder",
+    # transferkit.data.stream, transferkit.data.batches
+    "ImageFiles": "data.stream",
+    "StreamBatches": "data.batches",
     # transferkit.data.splits
     "DataSplits": "data.splits",
     "augmentation": "data.splits",
@@ -113,6 +116,7 @@ _EXPORTS = {
     "BudgetTooShortError": "errors",
     "ConfigurationError": "errors",
     "CorruptDataError": "errors",
+    "DataChangedError": "errors",
     "DataError": "errors",
     "DataNotFoundError": "errors",
     "MissingDependencyError": "errors",

@@ -53,6 +53,7 @@ ENTRIES = "features-v1"
 STALE_TEMP_S = 3600.0
 """A temporary file this old is a killed write's leftover, not a write in progress."""
 
+_CHUNK_BYTES = 16 * 2**20  # mapped entries are read and written this much at a time
 _TRAILER = struct.Struct("<8sQI")  # magic, data bytes, CRC-32 of the data
 _MAGIC = b"TKCACHE1"
 _KEY = re.compile(r"^[0-9a-f]{16,64}$")
@@ -155,11 +156,15 @@ class FeatureStore:
             raise ConfigurationError(f"A cache key is 16-64 lowercase hex digits, got {key!r}.")
         return self.folder / f"{key}.npy"
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The array stored under ``key``, or None (absent, or damaged: then it is removed)."""
+    def get(self, key: str, *, mmap: bool = False) -> np.ndarray | None:
+        """The array stored under ``key``, or None (absent, or damaged: then it is removed).
+
+        ``mmap``: checked, then memory-mapped read-only rather than read into memory
+        (outputs of images streamed from disk; see :mod:`transferkit._diskarray`).
+        """
         path = self.path(key)
         try:
-            array = read_entry(path)
+            array = read_entry(path, mmap=mmap)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError, struct.error) as exc:
@@ -257,17 +262,37 @@ class FeatureStore:
 
 
 def write_entry(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as ``.npy`` followed by the trailer :func:`read_entry` checks."""
+    """Write ``array`` as ``.npy`` followed by the trailer :func:`read_entry` checks.
+
+    A memory-mapped array is written a chunk of rows at a time, its pages handed
+    back after each (:func:`transferkit._diskarray.release`): it never all
+    comes into memory.
+    """
+    from transferkit._diskarray import is_on_disk, release
+
     array = np.ascontiguousarray(array)
     with open(path, "wb") as f:
-        np.lib.format.write_array(f, array, allow_pickle=False)
-        f.write(_TRAILER.pack(_MAGIC, array.nbytes, zlib.crc32(_bytes(array))))
+        if not is_on_disk(array) or array.ndim == 0:
+            np.lib.format.write_array(f, array, allow_pickle=False)
+            crc = zlib.crc32(_bytes(array))
+        else:
+            np.lib.format.write_array_header_2_0(
+                f, np.lib.format.header_data_from_array_1_0(array))
+            crc, rows = 0, max(1, _CHUNK_BYTES // max(1, array[0].nbytes))
+            for start in range(0, len(array), rows):
+                chunk = np.ascontiguousarray(array[start:start + rows])
+                f.write(_bytes(chunk))
+                crc = zlib.crc32(_bytes(chunk), crc)
+                release(array)
+        f.write(_TRAILER.pack(_MAGIC, array.nbytes, crc))
 
 
-def read_entry(path: str | os.PathLike) -> np.ndarray:
+def read_entry(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
     """Read an entry written by :func:`write_entry`, checking its size and CRC-32.
 
     ``numpy.load`` reads an entry too (it ignores the trailer), unchecked.
+    ``mmap``: check the entry a chunk at a time, then return it memory-mapped
+    read-only (``numpy.load(path, mmap_mode="r")``) instead of in memory.
 
     Raises:
         ValueError: If the entry is truncated, padded or damaged.
@@ -285,6 +310,14 @@ def read_entry(path: str | os.PathLike) -> np.ndarray:
         actual = os.fstat(f.fileno()).st_size
         if actual != expected:
             raise ValueError(f"{actual} bytes where its header says {expected}")
+        if mmap:
+            crc = 0
+            for start in range(0, nbytes, _CHUNK_BYTES):
+                crc = zlib.crc32(f.read(min(_CHUNK_BYTES, nbytes - start)), crc)
+            magic, stored, stored_crc = _TRAILER.unpack(f.read(_TRAILER.size))
+            if magic != _MAGIC or stored != nbytes or stored_crc != crc:
+                raise ValueError("checksum mismatch")
+            return np.load(path, mmap_mode="r")
         array = np.empty(shape, dtype)
         if f.readinto(_bytes(array)) != nbytes:  # read in place: no second copy of the data
             raise ValueError("truncated while reading")

@@ -28,6 +28,10 @@ class CorruptDataError(TransferkitError, ValueError):
     """An archive or image file could not be read."""
 
 
+class DataChangedError(DataError):
+    """An image file changed or disappeared between listing a folder and reading it (streaming)."""
+
+
 class UnknownNameError(TransferkitError, KeyError):
     """A name (backbone, class, layer) is not known; lists close matches."""
 

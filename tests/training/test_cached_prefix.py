@@ -114,3 +114,45 @@ def test_recipe_records_which_augmentation_ran(tiny):
     recorded = {a: Recipe.resolve(tiny, augment=a, **choices).record()["augment"]
                 for a in (True, "flip", "photo", False)}
     assert recorded == {True: "crop+flip", "flip": "flip", "photo": "photo", False: None}
+
+
+
+@pytest.fixture
+def streamed_photos(tmp_path):
+    """3 colour classes of 32-px PNG files, 12 each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["a", "b", "c"]):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(12):
+            image = rng.integers(0, 90, (32, 32, 3), np.uint8)
+            image[..., c] += 150
+            Image.fromarray(image).save(tmp_path / "photos" / name / f"{i}.png")
+    return tmp_path / "photos"
+
+
+@pytest.mark.filterwarnings("ignore:Few training images")
+def test_activations_of_streamed_images_go_to_disk_and_equal_those_in_memory(mobilenet,
+                                                                             streamed_photos):
+    from transferkit._diskarray import is_on_disk
+    from transferkit.data.folder import load_image_folder
+
+    streamed = load_image_folder(streamed_photos, image_size=None, in_memory=False)
+    in_memory = load_image_folder(streamed_photos, image_size=None, in_memory=True)
+    prefix, _ = mobilenet.split_at("block_5_add")
+    on_disk = cache_activations(prefix, streamed.x_train, flip=True)
+    assert is_on_disk(on_disk) and on_disk.dtype == np.float16
+    np.testing.assert_array_equal(on_disk, cache_activations(prefix, in_memory.x_train, flip=True))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Few training images")
+def test_fine_tune_on_a_streamed_folder_trains_on_activations_on_disk(streamed_photos):
+    from transferkit.data.folder import load_image_folder
+
+    streamed = load_image_folder(streamed_photos, image_size=None, in_memory=False)
+    model = build_transfer_model("mobilenet_v2", streamed, weights=None)
+    run = fine_tune(model, streamed, epochs=1, seed=0, verbose=0, cache_prefix=True)
+    assert run.config["recipe"]["cached_prefix"] == "block_5_add"
+    assert len(run.evaluation.y_true) == len(streamed.y_test) and run.epochs_run == 1

@@ -14,7 +14,7 @@ import numpy as np
 from transferkit._text import plural
 from transferkit.cli import EXIT_OK
 from transferkit.cli._checks import out_dir, stem
-from transferkit.errors import DataError
+from transferkit.errors import ConfigurationError, DataError
 
 logger = logging.getLogger("transferkit")
 
@@ -33,7 +33,7 @@ def train(args) -> int:
     started = time.perf_counter()
     weights = args.resolved_weights  # checked before TensorFlow loaded (cli._checks)
     data = load_image_folder(args.images, image_size=args.image_size, resize=args.resize,
-                             seed=args.seed)
+                             seed=args.seed, in_memory=False if args.stream else None)
     _warn_small_test(data)
     resolve_class_weight(args.class_weight, data.y_train, data.class_names)  # names: before --out
     out = out_for(args, out_dir(args))  # a non-chief worker: a temporary folder
@@ -221,21 +221,27 @@ def predict(args) -> int:
 def evaluate(args) -> int:
     """Accuracy and per-class report of a saved model on labelled images."""
     from transferkit._atomic import atomic_write_json
-    from transferkit.data.folder import list_entries, read_image_tree
+    from transferkit.data.folder import image_groups, list_entries, read_image_tree
+    from transferkit.data.stream import concatenate, file_tree
     from transferkit.reporting.plots import plot_confusion_matrix
     from transferkit.runs.evaluation import evaluate_predictions, predict
 
     model, names, resize = _load(args.model, args.resize)
     root = Path(args.data).expanduser()  # it exists: cli._checks.check_evaluate
-    tree = read_image_tree(list_entries(root), root, image_size=tuple(model.input_shape[1:3]),
-                           resize=resize, strict=False)
+    if args.stream and not root.is_dir():
+        raise ConfigurationError(f"--stream reads folders, and {root} is an archive: extract it "
+                                 "first, or leave --stream out.")
+    read = file_tree if args.stream else read_image_tree
+    entries = list_entries(root)
+    tree = read(image_groups(entries, root) if args.stream else entries, root,
+                image_size=tuple(model.input_shape[1:3]), resize=resize, strict=False)
     split = "test" if "test" in tree else None
     groups = tree["test"] if split else _merge(tree)
     unknown = sorted(set(groups) - set(names))
     if unknown:
         raise DataError(f"{root}: class folders {unknown} are not classes of this model "
                         f"({', '.join(names)}).")
-    x = np.concatenate([groups[c] for c in sorted(groups)])
+    x = concatenate([groups[c] for c in sorted(groups)])
     y = np.concatenate([np.full(len(groups[c]), names.index(c)) for c in sorted(groups)])
     probs = predict(model, x, batch_size=64, tta=args.tta)
     ev = evaluate_predictions(y, probs, names, split=split or "all", tta=args.tta)
@@ -329,8 +335,10 @@ def _load(model_path: str, resize: str | None):
 
 
 def _merge(tree: dict) -> dict:
+    from transferkit.data.stream import concatenate
+
     merged: dict[str, list] = {}
     for classes in tree.values():
         for name, images in classes.items():
             merged.setdefault(name, []).append(images)
-    return {name: np.concatenate(parts) for name, parts in merged.items()}
+    return {name: concatenate(parts) for name, parts in merged.items()}

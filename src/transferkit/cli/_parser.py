@@ -167,6 +167,7 @@ def _add_train(sub) -> None:
                    "and upscaled inside the model)")
     t.add_argument("--resize", choices=("crop", "pad", "squash"), default="crop",
                    help="how other aspect ratios fit: crop the centre (default), pad, or squash")
+    _add_stream(t)
     t.add_argument("--head-epochs", type=int, default=5,
                    help="epochs of the head on the frozen backbone (default 5)")
     t.add_argument("--epochs", type=int,
@@ -244,9 +245,17 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--resize", choices=("crop", "pad", "squash"),
                    help="how images fit the model input (default: as in training, else crop)")
     e.add_argument("--out", help="folder for confusion_matrix.png and metrics.json")
+    _add_stream(e)
     _add_tta(e)
     e.set_defaults(func=_lazy("evaluate", "_images"),
                    precheck=_lazy("check_evaluate", "_checks"))
+
+
+def _add_stream(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream", action="store_true",
+                        help="read the images from disk batch by batch instead of decoding them "
+                        "all into memory first, for folders larger than memory (default: "
+                        "chosen by the images' decoded size); same splits and pixels")
 
 
 def _add_explain(sub) -> None:

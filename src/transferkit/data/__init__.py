@@ -2,7 +2,8 @@
 
 Owns everything before the model: the split container and its checks
 (``splits``), CIFAR-10 (``cifar``), your own image folders and archives
-(``folder``), decoding and header sizes (``images``), the image size chosen
+(``folder``), folders streamed from disk when they outgrow memory (``stream``,
+fed to Keras by ``batches``), decoding and header sizes (``images``), the image size chosen
 from the data (``sizing``), warnings about class counts (``checks``),
 generated images (``synthetic``) and the NumPy augmentation that runs
 outside the compiled step (``augment``). Needs nothing else of

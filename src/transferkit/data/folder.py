@@ -28,7 +28,9 @@ from transferkit.data.splits import (
     _check_fraction,
     _train_val,
     stratified_split,
+    take,
 )
+from transferkit.data.stream import concatenate, file_tree, streams
 from transferkit.errors import (
     ConfigurationError,
     CorruptDataError,
@@ -64,6 +66,7 @@ def load_image_folder(
     class_names: Sequence[str] | None = None,
     seed: int = 0,
     strict: bool = False,
+    in_memory: bool | None = None,
 ) -> DataSplits:
     """Load a class-per-folder image dataset (a folder or a ``.tar.gz``/``.zip``).
 
@@ -95,9 +98,16 @@ def load_image_folder(
         class_names: Label order; defaults to the sorted folder names.
         seed: Seed for the splits.
         strict: Raise on an unreadable image instead of skipping it with a warning.
+        in_memory: True decodes every image into memory now; False streams them
+            from the folder (each split an :class:`~transferkit.data.stream.ImageFiles`
+            decoded batch by batch, for folders larger than memory); None (default)
+            streams when the decoded images, estimated from the headers, would take
+            more than :data:`~transferkit.data.stream.MEMORY_SHARE` of the available
+            memory. Splits, seeds and class order are the same either way.
+            Archives are always read into memory.
 
     Returns:
-        A :class:`DataSplits` of uint8 images.
+        A :class:`DataSplits` of uint8 images (or of streamed image files).
 
     Raises:
         DataNotFoundError: If ``path`` does not exist.
@@ -106,7 +116,8 @@ def load_image_folder(
             test split (in the validation split too with ``strict=True``;
             otherwise that only warns).
         CorruptDataError: For an unreadable archive, or an unreadable image with
-            ``strict=True``.
+            ``strict=True`` (streamed: an image whose header is unreadable).
+        ConfigurationError: For ``in_memory=False`` on an archive.
         UnknownNameError: If ``class_names`` names a folder that does not exist.
 
     Every argument, the folder's existence and ``class_names`` are checked
@@ -132,7 +143,11 @@ def load_image_folder(
         _check_class_names(class_names, entries)
     choice = _size_choice(entries) if image_size == "auto" else None
     size = _as_size(choice.image_size) if choice else size
-    tree = read_image_tree(entries, root, image_size=size, resize=resize, strict=strict)
+    if _streams(in_memory, root, entries, size):
+        tree = file_tree(image_groups(entries, root), root, image_size=size, resize=resize,
+                         strict=strict)
+    else:
+        tree = read_image_tree(entries, root, image_size=size, resize=resize, strict=strict)
     if "val" in tree and "test" not in tree:
         # Score on val/; early stopping gets a slice of train/ instead.
         tree["test"] = tree.pop("val")
@@ -162,6 +177,21 @@ def load_image_folder(
     return data
 
 
+def _streams(in_memory: bool | None, root: Path, entries: Entries,
+             size: tuple[int, int] | None) -> bool:
+    """Whether to stream: asked for, or (None) the decoded images would not fit in memory."""
+    if in_memory not in (None, True, False):
+        raise ConfigurationError(f"in_memory must be True, False or None, got {in_memory!r}.")
+    if in_memory is not None or _is_archive(root):
+        if in_memory is False and _is_archive(root):
+            raise ConfigurationError(
+                f"{root} is an archive: only folders stream from disk. Extract it, then load "
+                "the folder (or pass in_memory=True).")
+        return in_memory is False
+    images = [read for parts, read in sorted(entries.items()) if is_image(parts)]
+    return streams(images, size)
+
+
 def _check_class_names(class_names: Sequence[str], entries: Entries) -> None:
     """Every name in ``class_names`` is a class folder holding images (read from names only)."""
     if isinstance(class_names, str):
@@ -180,8 +210,8 @@ def _split_tree(tree, names, validation_split, test_split, seed) -> tuple[np.nda
         x_te, y_te = _labelled(tree, "test", names)
     else:
         keep, held = stratified_split(y_pool, test_split, seed=seed + 1)
-        x_te, y_te = x_pool[held], y_pool[held]
-        x_pool, y_pool = x_pool[keep], y_pool[keep]
+        x_te, y_te = take(x_pool, held), y_pool[held]
+        x_pool, y_pool = take(x_pool, keep), y_pool[keep]
     if "val" in tree:
         x_tr, y_tr = x_pool, y_pool
         x_val, y_val = _labelled(tree, "val", names)
@@ -199,7 +229,7 @@ def _labelled(tree, split: str, names) -> tuple[np.ndarray, np.ndarray]:
     """One split's images and labels (each class's index in ``names``)."""
     classes = tree.get(split, {})
     present = [(label, classes[name]) for label, name in enumerate(names) if name in classes]
-    return (np.concatenate([x for _, x in present]),
+    return (concatenate([x for _, x in present]),
             np.concatenate([np.full(len(x), label, np.int64) for label, x in present]))
 
 
@@ -311,6 +341,22 @@ def is_image(parts: tuple[str, ...]) -> bool:
     return Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def image_groups(entries: Entries, root: Path) -> dict[tuple[str, str], list]:
+    """:func:`classify_entries`, warning about skipped files; DataError if no image is left."""
+    groups, skipped = classify_entries(entries)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images in a "
+                      f"<class>/ folder: {shown}", stacklevel=4)
+    if not groups:
+        raise DataError(
+            f"{root} holds no images in class folders. Expected <class>/<image> or "
+            f"train/<class>/<image>, images being photos ({', '.join(PHOTO_EXTENSIONS)}) "
+            "or another picture format Pillow reads."
+        )
+    return groups
+
+
 def read_image_tree(entries: Entries, root: Path, *, image_size: tuple[int, int] | None,
                     strict: bool, resize: str = "crop") -> dict[str, dict[str, np.ndarray]]:
     """Decode :func:`list_entries` of ``root`` into ``{split: {class: uint8 array}}``.
@@ -319,17 +365,7 @@ def read_image_tree(entries: Entries, root: Path, *, image_size: tuple[int, int]
     are not images in a class folder are skipped with a warning, and so are unreadable
     images unless ``strict`` (then :class:`CorruptDataError`).
     """
-    groups, skipped = classify_entries(entries)
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images in a "
-                      f"<class>/ folder: {shown}", stacklevel=3)
-    if not groups:
-        raise DataError(
-            f"{root} holds no images in class folders. Expected <class>/<image> or "
-            f"train/<class>/<image>, images being photos ({', '.join(PHOTO_EXTENSIONS)}) "
-            "or another picture format Pillow reads."
-        )
+    groups = image_groups(entries, root)
     flat = [(key, name, read) for key, files in groups.items() for name, read in files]
     images, bad = decode_images([read for _, _, read in flat], image_size, resize)
     if bad:

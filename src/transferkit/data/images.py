@@ -123,8 +123,10 @@ def decode_image(
         return np.asarray(im, dtype=np.uint8)
 
 
-def stored_size(blob: bytes) -> tuple[int, int]:
+def stored_size(blob: bytes | str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an encoded image as it will be decoded (upright), from its header.
+
+    ``blob``: the file's bytes, or its path (then only the header is read from disk).
 
     Nothing is decoded: Pillow reads the header only, so sizing a folder of large
     photos costs milliseconds per file.
@@ -140,7 +142,7 @@ def stored_size(blob: bytes) -> tuple[int, int]:
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(blob)) as im:
+    with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as im:
         width, height = im.size
         orientation = im.getexif().get(0x0112, 1)  # EXIF 5-8: stored turned by 90 degrees
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)

@@ -18,6 +18,7 @@ import numpy as np
 
 from transferkit._validation import check_scalar
 from transferkit.data.checks import class_indices
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError, DataError
 
 logger = logging.getLogger("transferkit")
@@ -146,8 +147,8 @@ class DataSplits:
         arrays = {}
         for split in SPLITS:
             x, y = self.split(split)
-            keep = lookup[y] >= 0
-            arrays[f"x_{split}"] = x[keep]
+            keep = np.flatnonzero(lookup[y] >= 0)
+            arrays[f"x_{split}"] = take(x, keep)
             arrays[f"y_{split}"] = lookup[y[keep]]
         names = tuple(self.class_names[i] for i in indices)
         return DataSplits(**arrays, class_names=names, source=f"{self.source} [subset {names}]",
@@ -169,7 +170,7 @@ class DataSplits:
         for i, split in enumerate(SPLITS):
             x, y = self.split(split)
             idx = _limit_indices(y, per_class, seed + i)
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = x[idx], y[idx]
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = take(x, idx), y[idx]
         return DataSplits(**arrays, class_names=self.class_names, source=self.source,
                           provenance=_then(self.provenance, {"limit": per_class, "seed": seed}))
 
@@ -197,6 +198,7 @@ class DataSplits:
 
         Raises:
             DataError: If the split is empty.
+            ConfigurationError: If the split streams from disk.
             ModuleNotFoundError: If TensorFlow is not installed.
 
         Example:
@@ -208,6 +210,11 @@ class DataSplits:
         x, y = self.split(split)
         if len(x) == 0:
             raise DataError(f"The {split!r} split is empty.")
+        if isinstance(x, ImageFiles):  # tf.constant would decode every image into memory
+            raise ConfigurationError(
+                "This split streams from disk (load_image_folder(in_memory=False)): feed it to "
+                "Keras as transferkit.StreamBatches(data.x_train, data.y_train, batch_size), "
+                "or load it with in_memory=True for as_tf_dataset.")
         try:
             import tensorflow as tf
         except ModuleNotFoundError as exc:
@@ -275,16 +282,17 @@ def check_images(x: object, *, what: str = "images") -> np.ndarray:
     """Check that ``x`` is a batch of raw images: uint8, shape ``(n, h, w, 1 or 3)``.
 
     Args:
-        x: The array to check.
+        x: The array to check (or an :class:`~transferkit.data.stream.ImageFiles`,
+            whose images decode when read).
         what: Its name in error messages.
 
     Returns:
-        ``x`` as a NumPy array.
+        ``x`` itself.
 
     Raises:
         DataError: Naming what is wrong and how to fix it.
     """
-    if not isinstance(x, np.ndarray):
+    if not isinstance(x, (np.ndarray, ImageFiles)):
         raise DataError(f"{what} must be a NumPy array, got {type(x).__name__}.")
     if x.ndim != 4:
         raise DataError(f"{what} must have shape (n, height, width, channels), got shape "
@@ -383,7 +391,12 @@ def _limit_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 def _train_val(x: np.ndarray, y: np.ndarray, validation_split: float,
                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     keep, held = stratified_split(y, validation_split, seed=seed)
-    return x[keep], y[keep], x[held], y[held]
+    return take(x, keep), y[keep], take(x, held), y[held]
+
+
+def take(x: np.ndarray | ImageFiles, indices: np.ndarray) -> np.ndarray | ImageFiles:
+    """``x[indices]`` (an int index array), which stays undecoded for streamed images."""
+    return x.take(np.asarray(indices, np.int64), axis=0)
 
 
 def _then(provenance: dict, step: dict) -> dict:

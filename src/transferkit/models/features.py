@@ -5,8 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from transferkit._diskarray import disk_array, release
 from transferkit._progress import Progress, progress_verbose
+from transferkit.data.batches import StreamBatches
 from transferkit.data.splits import DataSplits, check_images
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import unknown_name
 from transferkit.models.anatomy import (
     CONV_TYPES,
@@ -56,9 +59,9 @@ def extract_features(
                              label=label)
 
 
-def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = False,
-                      batch_size: int = 256, dtype=np.float32, verbose: int = 0,
-                      label: str = "Predicting") -> np.ndarray:
+def predict_in_chunks(model: keras.Model, images: np.ndarray | ImageFiles, *,
+                      flip: bool = False, batch_size: int = 256, dtype=np.float32,
+                      verbose: int = 0, label: str = "Predicting") -> np.ndarray:
     """``model.predict`` of raw images (or their mirror images) into one preallocated array.
 
     One ``model.predict`` call over everything would keep every batch's output
@@ -66,19 +69,32 @@ def predict_in_chunks(model: keras.Model, images: np.ndarray, *, flip: bool = Fa
     ``16 * batch_size`` images is converted to float, predicted and written in place.
     With ``verbose``, progress is shown as ``label: done/total images ...``.
 
+    Streamed images (:class:`~transferkit.data.stream.ImageFiles`) reach the
+    model a uint8 batch at a time (:class:`~transferkit.data.batches.StreamBatches`,
+    no float copy of a chunk), and the outputs go to a memory-mapped file
+    (:func:`~transferkit._diskarray.disk_array`), not to memory.
+
     Example:
         >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D()])
         >>> predict_in_chunks(m, np.ones((3, 4, 4, 3), np.uint8), dtype=np.float16).dtype
         dtype('float16')
     """
-    out = np.empty((len(images), *model.output_shape[1:]), dtype)
+    shape = (len(images), *model.output_shape[1:])
+    streamed = isinstance(images, ImageFiles)
+    out = disk_array(shape, dtype) if streamed else np.empty(shape, dtype)
     progress = Progress(label, len(images), "image", verbose=verbose) if verbose else None
     chunk = 16 * batch_size
     for start in range(0, len(images), chunk):
-        part = images[start:start + chunk].astype(np.float32)
-        if flip:
-            part = part[:, :, ::-1]
-        out[start:start + len(part)] = model.predict(part, batch_size=batch_size, verbose=0)
+        if streamed:
+            part = images.take(np.arange(start, min(start + chunk, len(images))))
+            result = model.predict(StreamBatches(part, None, batch_size, flip=flip), verbose=0)
+        else:
+            part = images[start:start + chunk].astype(np.float32)
+            if flip:
+                part = part[:, :, ::-1]
+            result = model.predict(part, batch_size=batch_size, verbose=0)
+        out[start:start + len(part)] = result
+        release(out)  # written: on disk (a no-op in memory)
         if progress is not None:
             progress.update(start + len(part))
     return out

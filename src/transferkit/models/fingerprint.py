@@ -33,6 +33,7 @@ import numpy as np
 from transferkit._cache import FeatureStore
 from transferkit._progress import format_size
 from transferkit._workers import current_role
+from transferkit.data.stream import ImageFiles
 
 logger = logging.getLogger("transferkit")
 
@@ -156,7 +157,7 @@ class OutputCache:
         self._part_digests: dict | None = None
         self._data_digests: dict[int, tuple[np.ndarray, str]] = {}
 
-    def key(self, images: np.ndarray, *, flip: bool = False) -> str:
+    def key(self, images: np.ndarray | ImageFiles, *, flip: bool = False) -> str:
         """The key of the part's outputs for ``images`` (their mirror images with ``flip``)."""
         if self._part_digests is None:  # once per call: the weights do not change during it
             self._part_digests = {"weights": weights_digest(self.part),
@@ -165,14 +166,15 @@ class OutputCache:
         # array is kept with its digest, so its id cannot be reused by another array.
         held, digest = self._data_digests.get(id(images), (None, None))
         if held is not images:
-            digest = array_digest(images)
+            # Streamed images are known by their files (hashing pixels would decode them all).
+            digest = images.digest() if isinstance(images, ImageFiles) else array_digest(images)
             self._data_digests[id(images)] = (images, digest)
         fields = {**self.fields, **self._part_digests, "view": "flip" if flip else "plain",
                   "data": digest}
         return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(),
                                digest_size=16).hexdigest()
 
-    def get_or_compute(self, images: np.ndarray, compute: Callable[[], np.ndarray], *,
+    def get_or_compute(self, images: np.ndarray | ImageFiles, compute: Callable[[], np.ndarray], *,
                        flip: bool = False, label: str) -> np.ndarray:
         """The cached outputs for ``images``, else ``compute()``'s, which are then stored.
 
@@ -186,7 +188,8 @@ class OutputCache:
             return compute()
         label = f"{label}, mirrored" if flip else label
         key = self.key(images, flip=flip)
-        found = self.store.get(key)
+        # Outputs of streamed images stay on disk: the entry is read memory-mapped.
+        found = self.store.get(key, mmap=isinstance(images, ImageFiles))
         if found is not None:
             self.hits.append(label)
             self._bytes["hit"] += found.nbytes

@@ -15,7 +15,9 @@ from sklearn.metrics import (
 )
 
 from transferkit._validation import check_scalar
+from transferkit.data.batches import StreamBatches
 from transferkit.data.splits import DataSplits, check_images, check_labels
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError, DataError
 from transferkit.models.anatomy import check_model_input
 
@@ -198,7 +200,8 @@ def predict(model, images: np.ndarray, *, batch_size: int = 256, tta: bool = Fal
 
     Args:
         model: A Keras classifier taking raw uint8 images and returning probabilities.
-        images: Raw uint8 images, ``(n, height, width, channels)``.
+        images: Raw uint8 images, ``(n, height, width, channels)`` (or streamed
+            :class:`~transferkit.data.stream.ImageFiles`).
         batch_size: Images per forward pass.
         tta: Average each image's probabilities with its mirror image's.
 
@@ -222,6 +225,8 @@ def predict(model, images: np.ndarray, *, batch_size: int = 256, tta: bool = Fal
     if not isinstance(tta, (bool, np.bool_)):
         raise ConfigurationError(f"tta must be True or False, got {tta!r}.")
     if not tta:
+        if isinstance(images, ImageFiles):  # streamed from disk: decoded a batch at a time
+            return model.predict(StreamBatches(images, None, batch_size), verbose=0)
         return model.predict(images, batch_size=batch_size, verbose=0)  # uint8 in, every backend
     out = np.empty((len(images), model.output_shape[-1]), np.float32)
     for start in range(0, len(images), batch_size):

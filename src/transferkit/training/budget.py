@@ -302,7 +302,7 @@ def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_siz
         per_image = step / batch_size / 3  # a forward pass: about a third of a step
         validation = 0.0
     else:
-        x_val, y_val = val
+        x_val, y_val = (val.x, val.y) if isinstance(val, keras.utils.PyDataset) else val
         batch = slice(0, min(batch_size, len(y_val)))
         fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0)  # compiles
         started = time.perf_counter()

@@ -16,12 +16,14 @@ import time
 
 import numpy as np
 
+from transferkit._diskarray import concatenate_rows, is_on_disk
+from transferkit.data.batches import StreamBatches
 from transferkit.errors import ConfigurationError
 from transferkit.models.anatomy import require_classifier
 from transferkit.models.features import extract_features
 from transferkit.models.fingerprint import OutputCache
 from transferkit.runs.evaluation import evaluate_predictions
-from transferkit.training.core import fit
+from transferkit.training.core import fit, validation_input
 from transferkit.training.plan import Plan
 
 logger = logging.getLogger("transferkit")
@@ -81,18 +83,25 @@ class CachedHead:
                                                  flip=flip))
 
         feats = {s: features(s) for s in ("train", "val", "test") if len(data.split(s)[1])}
+        on_disk = is_on_disk(feats["train"])  # streamed images: memory-mapped features
         y_train = data.y_train
         if self.flip:  # the mirror images' features: a second view the head trains on
-            feats["train"] = np.concatenate([feats["train"], features("train", flip=True)])
+            views = [feats["train"], features("train", flip=True)]
+            feats["train"] = concatenate_rows(views) if on_disk else np.concatenate(views)
             y_train = np.concatenate([y_train, y_train])
         timings["features"] = time.perf_counter() - t
         cache.log_summary(timings["features"])
         _, head = model.split_at_pool()
         head.compile_from_config(model.get_compile_config())
-        val = (feats["val"], data.y_val) if "val" in feats else None
-        # Arrays through Keras' own path: it reshuffles every epoch on every backend.
+        val = validation_input(feats["val"], data.y_val, plan.batch_size) if "val" in feats else None
+        # Arrays through Keras' own path: it reshuffles every epoch on every backend. Keras
+        # copies arrays whole into the backend: features on disk go a batch at a time.
         train_data = {"x": feats["train"], "y": y_train, "batch_size": plan.batch_size,
                       "shuffle": True}
+        if on_disk:
+            train_data = {"x": StreamBatches(feats["train"], y_train, plan.batch_size,
+                                             shuffle=True, seed=plan.options.seed or 0),
+                          "shuffle": False}
         history = fit(plan, head, train_data, val)
         if not model.optimizer.built:
             # The head trained with its own optimizer; build the full model's so a
@@ -100,7 +109,8 @@ class CachedHead:
             model.optimizer.build(model.trainable_variables)
 
         def score():
-            probs = head.predict(feats["test"], batch_size=1024, verbose=0)
+            test = StreamBatches(feats["test"], None, 1024) if on_disk else feats["test"]
+            probs = head.predict(test, batch_size=None if on_disk else 1024, verbose=0)
             return evaluate_predictions(data.y_test, probs, data.class_names)
 
         return history, score

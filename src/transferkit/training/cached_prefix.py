@@ -32,14 +32,16 @@ import time
 import keras
 import numpy as np
 
+from transferkit._diskarray import is_on_disk, release
 from transferkit._progress import format_size
 from transferkit.data.augment import crop_flip
+from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError
 from transferkit.models.features import predict_in_chunks
 from transferkit.models.fingerprint import OutputCache
 from transferkit.models.parts import Classifier
 from transferkit.runs.evaluation import evaluate
-from transferkit.training.core import fit
+from transferkit.training.core import fit, validation_input
 from transferkit.training.plan import Plan
 
 logger = logging.getLogger("transferkit")
@@ -47,7 +49,8 @@ logger = logging.getLogger("transferkit")
 SHIFT = 1
 """Largest random shift of the activation map, in cells (each way)."""
 MEMORY_FRACTION = 0.25
-"""Cache only when both views fit in this fraction of the machine's memory."""
+"""Cache only when both views fit in this fraction of the machine's memory (images in memory;
+those of streamed images go to disk, memory-mapped)."""
 PHOTO_REASON = ("augment='photo' crops and rescales every image anew each epoch, so the "
                 "frozen layers see new inputs; cached activations only stand in for crop + "
                 "flip (augment=True), by shifting them")
@@ -105,6 +108,8 @@ class ShiftedViews(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.labels))
+        for view in self.views:  # memory-mapped (streamed images): hand the pages back
+            release(view)
 
     def __getitem__(self, index: int):
         idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
@@ -146,7 +151,7 @@ def prefix_cut(model, data, frozen, augment, cache_prefix, progressive) -> str |
         need = None if None in shape else cache_bytes(shape, len(data.y_train))
         if need is None:  # a backbone built for any size (None, None): no size to plan for
             reason = f"layer {frozen!r} has no fixed output size {tuple(shape)}"
-        elif not fits_in_memory(need):
+        elif not fits_in_memory(need) and not isinstance(data.x_train, ImageFiles):
             reason = f"its activations ({format_size(need)}) would not fit in memory"
     if reason is None:
         return frozen
@@ -183,7 +188,9 @@ class CachedPrefix:
         views = [activations(data.x_train, "train"), activations(data.x_train, "train", True)]
         val = None
         if len(data.y_val):
-            val = (activations(data.x_val, "val").astype(np.float32), data.y_val)
+            val = activations(data.x_val, "val")
+            val = validation_input(val if is_on_disk(val) else val.astype(np.float32), data.y_val,
+                                   plan.batch_size)
         timings["features"] = time.perf_counter() - t
         plan.test_model = model  # the test evaluation runs the prefix too: a budget times it
         cache.log_summary()

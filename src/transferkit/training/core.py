@@ -14,7 +14,10 @@ from pathlib import Path
 import keras
 
 from transferkit import _backend
+from transferkit._diskarray import is_on_disk
 from transferkit.data.augment import AugmentedBatches
+from transferkit.data.batches import StreamBatches
+from transferkit.data.stream import ImageFiles
 from transferkit.runs.record import metric_mode
 from transferkit.training.budget import plan_budget
 from transferkit.training.callbacks import default_callbacks, lr_callback
@@ -102,10 +105,27 @@ def image_inputs(plan: Plan) -> tuple[dict, tuple | None]:
         batches = AugmentedBatches(data.x_train, data.y_train, plan.batch_size,
                                    seed=plan.options.seed or 0, augment=augment)
         train_data = {"x": batches, "shuffle": False}  # it reshuffles itself
+    elif isinstance(data.x_train, ImageFiles):  # streamed from disk, decoded a batch at a time
+        train_data = {"x": StreamBatches(data.x_train, data.y_train, plan.batch_size,
+                                         shuffle=True, seed=plan.options.seed or 0),
+                      "shuffle": False}
     else:
         train_data = {"x": data.x_train, "y": data.y_train, "batch_size": plan.batch_size,
                       "shuffle": True}
-    return train_data, (data.x_val, data.y_val) if len(data.y_val) else None
+    return train_data, validation_input(data.x_val, data.y_val, plan.batch_size)
+
+
+def validation_input(x, y, batch_size: int):
+    """``fit``'s ``validation_data``: the arrays, or batches where they stay on disk; None if empty.
+
+    Keras copies validation arrays into the backend whole; streamed images and
+    memory-mapped features go as :class:`~transferkit.data.batches.StreamBatches`.
+    """
+    if not len(y):
+        return None
+    if isinstance(x, ImageFiles) or is_on_disk(x):
+        return StreamBatches(x, y, batch_size)
+    return x, y
 
 
 def _restore_iterations(view, backup: Path, steps_per_epoch: int) -> None:

@@ -22,6 +22,7 @@ from transferkit._multiworker import keras_workarounds
 from transferkit._progress import progress_verbose
 from transferkit._text import plural
 from transferkit.data.splits import SPLITS, DataSplits
+from transferkit.data.stream import watched
 from transferkit.errors import ConfigurationError, DataError
 from transferkit.models.anatomy import check_model_input
 from transferkit.runs.guard import run_lock
@@ -196,13 +197,14 @@ def _run(model, data, options, recipe, class_weight, run_dir, started) -> Run:
     timings: dict[str, float] = {}
     # The one distribution scope of every path: what it builds (head, suffix, views) and
     # compiles, and the optimizer variables fit creates, land on the model's devices.
-    with _backend.distribution_scope(model):
+    with _backend.distribution_scope(model), watched(data):  # watched: files streamed from disk
         _compile(plan)
         t = time.perf_counter()
         history, evaluate_on = path.fit(plan, timings)
     timings["fit"] = time.perf_counter() - t - timings.get("features", 0.0)
     t = time.perf_counter()
-    evaluation = evaluate_on() if len(data.y_test) else None
+    with watched(data, verify=False):
+        evaluation = evaluate_on() if len(data.y_test) else None
     timings["evaluate"] = time.perf_counter() - t
     if plan.run_path is not None:
         history = read_history(plan.run_path / HISTORY_FILE) or history
