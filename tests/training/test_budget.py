@@ -74,6 +74,22 @@ def test_adjustable_schedule_is_keras_warmup_cosine_and_reloads(tmp_path):
     assert isinstance(load_model(tmp_path / "m.keras").optimizer._learning_rate, WarmupCosine)
 
 
+def test_a_short_fine_tune_peaks_where_a_full_warm_up_would_be():
+    # 12 steps: a 6-step warm-up, which without the cap climbed to 1e-3 and wrecked a
+    # trained head (issue 21). Both schedules, Keras' and the budget's, rise no faster
+    # than 30 steps to 1e-3 and peak at 1e-3 * 7 / 31; a long run still reaches 1e-3.
+    fixed = recipe_optimizer("adamw", 1e-3, 12, gentle=True)._learning_rate
+    planned = WarmupCosine(1e-3, 50, 25, gentle=True)
+    planned.set_total_steps(12, step=0)
+    for schedule in (fixed, planned):
+        rates = [float(schedule(step)) for step in range(12)]
+        assert max(rates) == pytest.approx(1e-3 * 7 / 31, rel=1e-5)
+        assert rates[0] == pytest.approx(1e-3 / 31, rel=1e-5)
+    assert float(recipe_optimizer("adamw", 1e-3, 12)._learning_rate(6)) == pytest.approx(1e-3)
+    long = recipe_optimizer("adamw", 1e-3, 2000, gentle=True)._learning_rate
+    assert max(float(long(step)) for step in (99, 100, 101)) == pytest.approx(1e-3)
+
+
 def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, caplog, monkeypatch):
     # The timed steps "take" 1 s each, so the plan binds after a few epochs whatever the
     # machine's load (a real 10 s budget failed when compiling took 17 s on a busy

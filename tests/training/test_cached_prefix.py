@@ -73,7 +73,8 @@ def test_fine_tune_caches_the_frozen_prefix_by_default(tiny, tmp_path):
     assert run.config["recipe"]["cached_prefix"] == "block_5_add"
     assert run.config["recipe"]["phases"] is None and run.timings["features"] > 0
     np.testing.assert_array_equal(base.get_layer("block_5_project").get_weights()[0], frozen_before)
-    assert not np.allclose(base.get_layer("block_6_expand").get_weights()[0], trained_before)
+    # Four steps of a short run peak at 3/31 of the rate: the change is small, but a change.
+    assert not np.array_equal(base.get_layer("block_6_expand").get_weights()[0], trained_before)
     reloaded = load_model(tmp_path / "ft" / "model.keras")
     np.testing.assert_allclose(reloaded.predict(tiny.x_test, verbose=0),
                                model.predict(tiny.x_test, verbose=0), rtol=1e-5, atol=1e-6)

@@ -42,7 +42,12 @@ from transferkit.training.budget import Budget
 from transferkit.training.class_weight import resolve_class_weight
 from transferkit.training.fastpath import FineTuneRequest
 from transferkit.training.losses import recipe_loss
-from transferkit.training.optim import recipe_optimizer
+from transferkit.training.optim import (
+    FASTEST_WARMUP,
+    recipe_optimizer,
+    short_run_peak,
+    warmup_steps,
+)
 from transferkit.training.plan import TrainOptions, resolve_epochs
 from transferkit.training.train import run_training, train
 
@@ -97,10 +102,16 @@ class Recipe:
 
         ``adjustable``: a schedule a time budget can re-plan while training.
         """
+        warm = warmup_steps(self.warmup, total_steps)
+        if self.fine_tune is not None and 0 < warm < FASTEST_WARMUP and not adjustable:
+            logger.info("A short run (%d steps): the learning rate rises to %.2g, not %.2g "
+                        "(a faster rise wrecks what the head learned).", total_steps,
+                        short_run_peak(self.lr, warm), self.lr)
         model.compile(optimizer=recipe_optimizer(self.optimizer, self.lr, total_steps,
                                                  warmup=self.warmup,
                                                  weight_decay=self.weight_decay,
-                                                 adjustable=adjustable),
+                                                 adjustable=adjustable,
+                                                 gentle=self.fine_tune is not None),
                       loss=recipe_loss(self.label_smoothing), metrics=["accuracy"])
 
     def record(self, path=None) -> dict:
@@ -172,7 +183,9 @@ def fine_tune(
             schedule ends exactly with the budget (:mod:`~transferkit.training.budget`);
             progressive resizing is off. The plan is logged and recorded in
             ``run.config["budget"]``.
-        warmup: Fraction of the steps spent warming up (0 for a plain cosine).
+        warmup: Fraction of the steps spent warming up (0 for a plain cosine); at
+            least 100 steps, or half of a shorter run, which then peaks lower than
+            ``lr`` (:func:`~transferkit.training.optim.short_run_peak`).
         batch_size: Images per batch; default 256 with 10,000 training images
             or more, else 64 (small sets then still get enough steps).
         augment: ``True``: random crop (reflect-padded by 1/8 of the side) +
