@@ -38,6 +38,29 @@ def test_a_ctrl_c_that_a_finalizer_swallowed_is_sent_again():
     assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
+class _Raises:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def __del__(self):
+        raise self.exc
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_prints_no_traceback(monkeypatch):
+    # A newcomer saw "Exception ignored in: <function WeakKeyDictionary...remove>" and a
+    # traceback on Ctrl-C: the watchdog resends the signal, so the dropped one says nothing.
+    seen = []
+    record = seen.append
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: record(type(u.exc_value)))
+    hook = sys.unraisablehook
+    with catching_interrupts():
+        _Raises(KeyboardInterrupt)  # deleted at once: Python hands it to the hook
+        _Raises(ValueError)  # any other error in a finalizer is still shown
+    _Raises(KeyboardInterrupt)  # outside a command: shown, as Python does
+    assert seen == [ValueError, KeyboardInterrupt]
+    assert sys.unraisablehook is hook
+
+
 def test_an_interrupted_command_exits_130_saying_what_it_left(monkeypatch, capsys):
     import transferkit.cli._commands as commands
 

@@ -3,9 +3,10 @@
 Python raises KeyboardInterrupt wherever the main thread is when it handles
 SIGINT. If that is a finalizer (a ``__del__`` or weakref callback, which
 TensorFlow runs by the thousand while it traces a model's first step), the
-exception is printed as "Exception ignored in ..." and dropped, and training
-goes on: one Ctrl-C in four during fine-tuning was lost that way. So while a
-command runs, a SIGINT also starts a watchdog: until the command has caught
+exception is dropped (Python would print it as "Exception ignored in ..." with
+a traceback; while a command runs, those KeyboardInterrupts are dropped
+silently) and training goes on: one Ctrl-C in four during fine-tuning was lost
+that way. So while a command runs, a SIGINT also starts a watchdog: until the command has caught
 the KeyboardInterrupt, the signal is sent again every :data:`RESEND_S`
 seconds, and after :data:`GIVE_UP_S` (the main thread stuck in one long
 TensorFlow call) the process ends with exit code 130.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -73,8 +75,21 @@ def catching_interrupts(on_give_up: Callable[[], None] | None = None) -> Iterato
         yield interrupts
         return
     previous = signal.signal(signal.SIGINT, interrupts.handle)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_interrupts(previous_hook)
     try:
         yield interrupts
     finally:
         interrupts.stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        sys.unraisablehook = previous_hook
+
+
+def _quiet_interrupts(previous: Callable) -> Callable:
+    """An unraisable hook that drops KeyboardInterrupts (the watchdog resends them)."""
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+
+    return hook
