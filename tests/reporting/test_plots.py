@@ -204,6 +204,11 @@ def test_grad_cam_overlays_say_true_vs_predicted_and_right_or_wrong(tmp_path):
     assert alone.axes[0].get_title() == "x.png\npred: 1" and alone.axes[0].title.get_color() == "black"
     with pytest.raises(ConfigurationError, match="maps must be"):
         plot_grad_cam(images, maps[:, :8], predicted=pred)
+    # Photo file names as `transferkit explain` titles them ran into each other.
+    names = [f"daisy-{9595857626 + k}_979c45e5bf_n.jpg" for k in range(3)]
+    named = plot_grad_cam(images[:3], maps[:3], predicted=[0] * 3, titles=names)
+    assert text_overlaps(named) == []
+    assert named.axes[0].get_title().startswith("daisy-") and ".jpg\npred" in named.axes[0].get_title()
 
 
 def test_feature_maps_by_depth_rows_share_a_scale():

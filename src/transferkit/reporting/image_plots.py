@@ -294,13 +294,30 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return image[..., 0] if image.shape[-1] == 1 else image @ np.array([0.299, 0.587, 0.114])
 
 
+TITLE_CHARS = 20
+"""A Grad-CAM panel's first title line (a file name) is cut to this many characters."""
+
+
+def _middle_cut(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` cut in the middle to ``width`` characters, keeping its start and its extension.
+
+    Example:
+        >>> _middle_cut("daisy-9595857626_979c45e5bf_n.jpg")
+        'daisy-959…5bf_n.jpg'
+    """
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[:width - 1 - tail] + "…" + text[-tail:]
+
+
 def _cam_title(i, predicted, true, names, confidence, titles) -> tuple[str, str]:
     """One panel's title and its colour: green right, red wrong, black unknown."""
     def label(k):
         return str(names[k]) if names is not None else str(k)
 
     pred = f"pred: {label(predicted[i])}" + (f" {confidence[i]:.2f}" if confidence is not None else "")
-    lines = [str(titles[i])] if titles is not None else []
+    lines = [_middle_cut(str(titles[i]))] if titles is not None else []
     if true is None:
         return "\n".join([*lines, pred]), "black"
     right = int(true[i]) == int(predicted[i])
