@@ -265,7 +265,8 @@ def most_confused_pairs(evaluation, top: int = 5) -> list[tuple[str, str, int]]:
     flat = np.argsort(-off, axis=None)[:top]
     names = evaluation.class_names
     pairs = [np.unravel_index(f, cm.shape) for f in flat]
-    return [(names[i], names[j], int(cm[i, j])) for i, j in pairs if cm[i, j] > 0]
+    # off, not cm: with fewer mistakes than ``top`` the zeroed diagonal sorts in too.
+    return [(names[i], names[j], int(cm[i, j])) for i, j in pairs if off[i, j] > 0]
 
 
 def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows: int = 40) -> Figure:
