@@ -139,8 +139,8 @@ def report(args) -> int:
             print("transferkit: --data does not rebuild the test split these runs were scored on "
                   "(other subset, limit or seed): feature maps only, no per-image predictions.",
                   file=sys.stderr)
-    title = args.title or ctx["title"] or "transferkit report"
-    path = write_report(runs, args.output, title=title, data=data, slides=args.slides,
+    # No --title: the report names the dataset and what the runs compare.
+    path = write_report(runs, args.output, title=args.title, data=data, slides=args.slides,
                         quick=ctx["quick"], skipped=ctx["skipped"], figures=ctx["figures"])
     print(f"Wrote {path}")
     return EXIT_OK

@@ -147,7 +147,6 @@ def finish(
         if run.evaluation is not None:
             plot_confusion_matrix(run.evaluation, name=run.name, path=out / f"confusion_{run.name}.png")
             atomic_write_text(out / f"classification_report_{run.name}.txt", run.evaluation.report)
-    title = title or f"transferkit: {experiment}"
     options = {"title": title, "data": data, "quick": bool(args.quick), "skipped": skipped,
                "figures": figures}
     write_report(runs, out / "report.html", **options)
