@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.skipif(
 CHECK_JS = """<script>addEventListener('load',function(){setTimeout(function(){
 var d=document.documentElement;d.classList.add('static');
 var slides=[].slice.call(document.querySelectorAll('.slide'));
-var boxes=slides.length?slides:[document.body],out={count:slides.length,overflow:[],broken:[],external:[]};
+var boxes=slides.length?slides:[document.body],out={count:slides.length,overflow:[],broken:[],external:[],
+text:slides.map(function(s){return s.innerText;})};
 boxes.forEach(function(box,k){var r=box.getBoundingClientRect(),right=slides.length?r.right:d.clientWidth,
 bottom=slides.length?r.bottom:Infinity,left=slides.length?r.left:0;
 box.querySelectorAll('*').forEach(function(e){var b=e.getBoundingClientRect();
@@ -86,6 +87,8 @@ def pages(tmp_path_factory):
             fine_tune(model, data, epochs=1, unfreeze=20, verbose=0, name="mobilenet_v2_finetuned"),
             train(build_baseline_cnn(3, filters=(8, 16)), data, epochs=3, verbose=0,
                   name="baseline_cnn_scratch")]
+    for run in runs[:2]:  # stand in for ImageNet runs: no weights offline
+        run.config["backbone"].update(weights="imagenet", pretrained=True)
     root = tmp_path_factory.mktemp("render")
     options = {"data": data, "title": "Transfer learning on a test set: a backbone study",
                "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
@@ -128,3 +131,26 @@ def test_the_checks_see_a_clipped_slide_and_a_broken_image(pages, tmp_path):
     found = layout_check(bad)
     assert found["overflow"] and found["overflow"][0][0] == 1
     assert "missing" in found["broken"]
+
+
+SNAKE_CASE = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+"""An identifier (``mobilenet_v2_finetuned``, ``class_0``): code, not words for an audience."""
+TYPED = re.compile(r"\S*/\S*|\S+\.(?:html|keras|png|json|csv|txt)\b")
+"""Paths and file names a person must type as they are: exempt."""
+
+
+def test_no_slide_shows_an_identifier(pages):
+    found = layout_check(pages[0])
+    assert len(found["text"]) == 10
+    for k, text in enumerate(found["text"], start=1):
+        assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text), text[:500])
+    assert "MobileNetV2, fine-tuned" in found["text"][5]  # the results slide names runs as words
+    assert found["text"][0].startswith("Transfer learning on a test set")
+
+
+def test_the_identifier_check_sees_a_run_name(pages, tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text(pages[0].read_text(encoding="utf-8").replace(
+        '<div class="body">', '<div class="body"><p>mobilenet_v2_finetuned</p>', 1), encoding="utf-8")
+    texts = layout_check(bad)["text"]
+    assert SNAKE_CASE.findall(TYPED.sub(" ", texts[0])) == ["mobilenet_v2_finetuned"]

@@ -7,6 +7,7 @@ import pytest
 from transferkit.cli import main
 from transferkit.errors import ConfigurationError
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.reporting import story
 from transferkit.reporting.report import REPORT_SECTIONS, write_report
 from transferkit.reporting.slides import SLIDES
 from transferkit.training.train import train
@@ -92,6 +93,11 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert not re.search(r"features \d+ of \d+", text) and "see the backbone study" not in text
     sees = text[text.index("What the network sees</h2>"):text.index("Limitations, pitfalls")]
     assert "Grad-CAM of" in sees and sees.count("<img") == 1  # the best run's right and wrong
+    slides = text.split('<section class="slide"')[1:]
+    verdict = story.verdict(runs)
+    assert "training from scratch" in verdict.lower() and verdict in slides[0]
+    assert text.count(verdict) == 1  # once: the conclusion states findings, not the verdict again
+    assert re.search(r"Best run: (MobileNetV2, frozen head|CNN from scratch) \(\d+\.\d% test", slides[-1])
 
 
 def test_report_cli_loads_saved_runs_in_a_fresh_process(runs_and_data, tmp_path):

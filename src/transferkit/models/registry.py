@@ -58,7 +58,7 @@ class BackboneSpec:
 
     @property
     def display_name(self) -> str:
-        """The name people read: :attr:`label`, else the constructor's ("ResNet50")."""
+        """The name people read, :attr:`label` or else the constructor's ("ResNet50")."""
         return self.label or self.constructor
 
     @property

@@ -65,7 +65,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -
 
 
 def results_table(runs, cont, *, compact: bool = False) -> str:
-    """The results, a row per run; ``compact`` (the slides) keeps run, kind, accuracy, epochs, time."""
+    """The results, a row per run; ``compact`` (the slides) keeps run, accuracy, epochs, time."""
     rows, names = [], display_names(runs)
     for r in runs:
         ev = r.evaluation
@@ -81,8 +81,8 @@ def results_table(runs, cont, *, compact: bool = False) -> str:
     return table(header if not compact else [header[i] for i in _COMPACT], rows, "results")
 
 
-_COMPACT = (0, 1, 2, 5, 7)
-"""The columns of the slides' results table."""
+_COMPACT = (0, 2, 5, 7)
+"""The columns of the slides' results table (no kind: the run's label says it)."""
 
 RECALL_NOTE = ("Recall: the share of each class's test images the model named correctly. "
                "Balanced accuracy is their mean, so a class the model ignores costs its "

@@ -123,7 +123,7 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
 
     cont, label = continuations(runs), display_names(runs)
     evaluated = [r for r in runs if r.evaluation]
-    names = ", ".join(label.values())
+    names = "; ".join(label.values())  # the labels hold commas
     arch = "".join(f"<h3>{parts.esc(cap)}</h3>{parts.img(p, cap)}" for cap, p in ctx["figures"].items())
     return [
         ("Summary", summary(runs, ctx, cont)),

@@ -119,7 +119,7 @@ def _contents(runs, ctx) -> dict[str, str]:
     cont, names = continuations(runs), display_names(runs)
     scored = [r for r in runs if r.evaluation]
     best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
-    listed = ", ".join(names.values())
+    listed = "; ".join(names.values())  # the labels hold commas
     curves = parts.img(plot_learning_curves(runs),
                        f"Accuracy and loss per epoch, train and validation, for {listed}")
     timing = parts.img(plot_accuracy_vs_time(runs),
@@ -158,7 +158,8 @@ def _overview(runs, ctx, verdict: str, names) -> str:
     return (f"<h1>{parts.esc(ctx['title'])}</h1>"
             + "".join(f'<p class="banner">{parts.esc(b)}</p>' for b in banners)
             + f'<p class="big">{parts.esc(verdict)}</p>'
-            + f"<p>{plural(len(runs), 'run')}: {parts.esc(', '.join(names.values()))}.</p>"
+            # Semicolons: the labels hold commas ("MobileNetV2, fine-tuned").
+            + f"<p>{plural(len(runs), 'run')}: {parts.esc('; '.join(names.values()))}.</p>"
             + (f"<p>Skipped: {parts.esc(skipped)} (weights unavailable; see slide 4).</p>"
                if skipped else ""))
 

@@ -57,7 +57,7 @@ def verdict(runs: Sequence) -> str:
     winner, loser = (("Transfer learning", "training from scratch") if delta > 0
                      else ("Training from scratch", "transfer learning"))
     return (f"{winner} beats {loser} by {abs(delta):.1f} points of test accuracy "
-            f"({_pct(t)} vs {_pct(s)}).")
+            f"({_pct(max(t, s))} vs {_pct(min(t, s))}).")
 
 
 def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
