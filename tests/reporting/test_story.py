@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from transferkit.reporting import story
-from transferkit.reporting.naming import display_names, humanize, report_title
+from transferkit.models.registry import BACKBONES, list_backbones
+from transferkit.reporting.naming import backbone_label, display_names, humanize, report_title
 from transferkit.reporting.plots import continuations
 from transferkit.runs.evaluation import evaluate_predictions
 from transferkit.runs.record import Run
@@ -56,6 +57,14 @@ def _study(tuned_wrong=None, *, tuned_seconds=180.0):
 ])
 def test_identifiers_read_as_words(identifier, words):
     assert humanize(identifier) == words
+
+
+def test_every_backbone_has_a_display_name_people_read():
+    assert backbone_label("mobilenet_v1_025") == "MobileNet v1 0.25"
+    assert backbone_label("convnext_tiny") == "ConvNeXt-Tiny" and backbone_label("resnet50") == "ResNet50"
+    assert all("_" not in spec.display_name for spec in BACKBONES.values())
+    assert {r["name"]: r["display_name"] for r in list_backbones()}["mobilenet_v2"] == "MobileNetV2"
+    assert backbone_label("stage1_block") == "Stage1 block"  # a block transferred from a CNN
 
 
 def test_runs_are_named_from_their_records_not_their_identifiers():

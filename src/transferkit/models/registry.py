@@ -234,7 +234,7 @@ def list_backbones() -> list[dict]:
     """Describe every registered backbone.
 
     Returns:
-        One dict per backbone with its spec fields plus ``default_size``,
+        One dict per backbone with its spec fields plus ``display_name``, ``default_size``,
         ``upscale_size`` and whether its ImageNet weights are in the Keras cache
         for the default upscale size (``weights_cached``).
 
@@ -245,6 +245,7 @@ def list_backbones() -> list[dict]:
     rows = []
     for spec in BACKBONES.values():
         row = asdict(spec)
+        row["display_name"] = spec.display_name
         row["default_size"] = spec.default_size
         row["upscale_size"] = spec.upscale_size
         row["weights_cached"] = weights_cache_path(spec.name, spec.upscale_size).exists()
