@@ -154,3 +154,52 @@ def test_the_identifier_check_sees_a_run_name(pages, tmp_path):
         '<div class="body">', '<div class="body"><p>mobilenet_v2_finetuned</p>', 1), encoding="utf-8")
     texts = layout_check(bad)["text"]
     assert SNAKE_CASE.findall(TYPED.sub(" ", texts[0])) == ["mobilenet_v2_finetuned"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The deck of a backbone study from hand-made records: 4 backbones frozen then fine-tuned."""
+    import numpy as np
+
+    from transferkit.reporting.report import write_report
+    from transferkit.runs.evaluation import evaluate_predictions
+    from transferkit.runs.record import Run
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    rng = np.random.default_rng(0)
+    cifar = {"source": "/data/cifar-10-batches-py", "class_names": classes,
+             "sizes": {"train": 2700, "val": 300, "test": 1000}, "image_shape": [32, 32, 3],
+             "provenance": {"loader": "cifar10", "limit_per_class": 300, "seed": 0,
+                            "validation_split": 0.1}}
+
+    def run(name, backbone, frozen, accuracy, seconds, pretrained=True):
+        y = np.repeat(np.arange(10), 100)
+        pred = np.where(rng.random(1000) < accuracy, y, (y + rng.integers(1, 3, 1000)) % 10)
+        curve = list(np.linspace(accuracy - 0.2, accuracy, 3))
+        config = {"model": backbone, "data": cifar, "lr": 1e-3,
+                  "backbone": {"name": backbone, "frozen": frozen, "pretrained": pretrained,
+                               "layers": 150, "trainable_layers": 0 if frozen else 40}}
+        return Run(name, config, {"accuracy": curve, "val_accuracy": curve},
+                   evaluate_predictions(y, np.eye(10)[pred], classes), {"total": seconds})
+
+    runs = []
+    for k, backbone in enumerate(("mobilenet_v2", "mobilenet_v1_025", "efficientnet_b0", "resnet50")):
+        runs += [run(f"{backbone}_frozen", backbone, True, 0.7 + 0.03 * k, 60 + 40 * k),
+                 run(f"{backbone}_finetuned", backbone, False, 0.74 - 0.02 * k, 200 + 90 * k)]
+    runs.append(run("baseline_cnn_scratch", "features", False, 0.55, 150, pretrained=False))
+    skipped = {"vgg16": "ImageNet weights not cached, no network",
+               "convnext_tiny": "ImageNet weights not cached, no network"}
+    return write_report(runs, tmp_path_factory.mktemp("study") / "slides.html", slides=True,
+                        skipped=skipped)
+
+
+def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
+    found = layout_check(study)
+    assert found["count"] == 10 and found["overflow"] == [], found["overflow"][:10]
+    for k, text in enumerate(found["text"], start=1):
+        assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text))
+    assert found["text"][0].startswith("CIFAR-10: transfer learning vs training from scratch")
+    conclusion = found["text"][9]
+    assert "Fine-tuning ResNet50 did not help" in conclusion and "Fine-tuning MobileNetV2 helped" in conclusion
+    assert "Most accuracy per minute of training:" in conclusion and " → " in conclusion
+    assert "Not compared: VGG16" in conclusion

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from transferkit.reporting import story
 from transferkit.models.registry import BACKBONES, list_backbones
+from transferkit.reporting import story
 from transferkit.reporting.naming import backbone_label, display_names, humanize, report_title
 from transferkit.reporting.plots import continuations
 from transferkit.runs.evaluation import evaluate_predictions

@@ -60,8 +60,8 @@ def _labels(runs) -> dict[str, str]:
 
 
 def _names_title(runs) -> str:
-    names = list(_labels(runs).values())
-    return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + ", ".join(names[:3]) + ", ..."
+    names = list(_labels(runs).values())  # semicolons below: labels hold commas
+    return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + "; ".join(names[:3]) + "; ..."
 
 
 def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figure:

@@ -52,8 +52,9 @@ ul{margin:0;padding-left:1.1em}li{margin:0 0 .35em}
 table{border-collapse:collapse;width:100%;font-size:20px;table-layout:auto}
 td,th{border-bottom:1px solid var(--line);padding:5px 10px;text-align:left;vertical-align:top;
 overflow-wrap:break-word}th{background:#f1f3f6}
-table.results td+td,table.results th+th{text-align:right}
+table.results td+td,table.results th+th{text-align:right;white-space:nowrap}
 .small{font-size:19px}.smaller{font-size:16px}.tiny{font-size:14px}
+.small table,.smaller table,.tiny table{font-size:inherit}
 .note{color:var(--muted);font-size:18px}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
@@ -167,7 +168,7 @@ def _overview(runs, ctx, verdict: str, names) -> str:
 def _results(runs, cont, timing: str) -> str:
     note = ('<p class="note">A fine-tuned run\'s time comes on top of its frozen head\'s: '
             "it continues that run.</p>" if cont else "")
-    return (f'<div class="cols wide"><div class="{_fit_class(len(runs) + 9)}">'
+    return (f'<div class="cols wide"><div class="{_fit_class(len(runs) + 3)}">'
             f"{parts.results_table(runs, cont, compact=True)}{note}</div>"
             f'<div class="fig">{timing}</div></div>')
 
@@ -214,8 +215,7 @@ def _conclusion(runs, ctx, cont, names) -> str:
     """What the runs show (:func:`transferkit.reporting.story.findings`), not the verdict again."""
     found = story.findings(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
     skipped = [f"Not compared: {backbone_label(k)} ({v})." for k, v in ctx["skipped"].items()]
-    rows = len(found) + len(skipped) + 1
     return (f'<p class="big">{parts.esc(found[0])}</p>'
-            + parts.bullets([*found[1:], *skipped], _fit_class(rows + 2))
+            + parts.bullets([*found[1:], *skipped], _fit_class(len(found) + len(skipped)))
             + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."],
                             "note"))
