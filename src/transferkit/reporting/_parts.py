@@ -13,7 +13,13 @@ from pathlib import Path
 from transferkit._text import plural
 from transferkit.errors import TransferkitError
 from transferkit.models.registry import BACKBONES
-from transferkit.reporting.naming import backbone_label, class_label, display_names, run_label
+from transferkit.reporting.naming import (
+    backbone_label,
+    backbone_words,
+    class_label,
+    display_names,
+    run_label,
+)
 from transferkit.reporting.naming import pretrained_backbone as backbone_name  # noqa: F401 (slides)
 from transferkit.reporting.naming import run_kind as kind
 
@@ -145,7 +151,7 @@ def purposes_rows(runs, skipped: Mapping[str, str] | None) -> list[list[str]]:
     for name, reason in (skipped or {}).items():
         spec = BACKBONES.get(name)
         rows.append([backbone_label(name), spec.purpose if spec else "-", "/".join(map(str, spec.pretrained_sizes))
-                     + " px" if spec else "-", f"skipped: {reason}"])
+                     + " px" if spec else "-", f"skipped: {backbone_words(reason)}"])
     return rows
 
 

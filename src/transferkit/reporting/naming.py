@@ -59,6 +59,22 @@ def backbone_label(name: str) -> str:
     return spec.display_name if spec else humanize(name)
 
 
+def backbone_words(text: str) -> str:
+    """``text`` with each registered backbone's identifier as its display name.
+
+    For messages written for the command line ("ImageNet weights for
+    mobilenet_v3_small at 96px ...") shown on a slide; file names in them
+    (``mobilenet_v2_weights_..._no_top.h5``) stay as they are, to be typed.
+
+    Example:
+        >>> backbone_words("weights for mobilenet_v3_small at 96px: put resnet50_notop.h5 there")
+        'weights for MobileNetV3-Small at 96px: put resnet50_notop.h5 there'
+    """
+    for name in sorted(BACKBONES, key=len, reverse=True):  # mobilenet_v3_small before shorter ones
+        text = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w.])", BACKBONES[name].display_name, text)
+    return text
+
+
 def class_label(name: object) -> str:
     """A class name as read on a slide: folder names like ``golden_retriever`` with spaces."""
     return str(name).replace("_", " ")

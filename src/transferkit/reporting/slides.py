@@ -214,7 +214,9 @@ def _network_sees(runs, ctx, best, names) -> str:
 def _conclusion(runs, ctx, cont, names) -> str:
     """What the runs show (:func:`transferkit.reporting.story.findings`), not the verdict again."""
     found = story.findings(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
-    skipped = [f"Not compared: {backbone_label(k)} ({v})." for k, v in ctx["skipped"].items()]
+    # Why they were left out is on slide 4: here, only which.
+    left_out = "; ".join(map(backbone_label, ctx["skipped"]))
+    skipped = [f"Not compared: {left_out} (see slide 4)."] if left_out else []
     return (f'<p class="big">{parts.esc(found[0])}</p>'
             + parts.bullets([*found[1:], *skipped], _fit_class(len(found) + len(skipped)))
             + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."],
