@@ -71,11 +71,14 @@ def test_runs_are_named_from_their_records_not_their_identifiers():
     runs = _study()
     runs += [_run("frozen_head", "resnet50", pretrained=True, frozen=False, model="r"),
              _run("mobilenet_v2_scratch", "mobilenet_v2", pretrained=False, model="s"),
+             _run("random_head", "mobilenet_v2", pretrained=False, frozen=True, model="w"),
              _run("transfer_mobilenet_v2", model=None)]  # records nothing: its name, as words
     assert list(display_names(runs).values()) == [
         "MobileNetV2, frozen head", "MobileNetV2, fine-tuned", "CNN from scratch",
         "ResNet50, fine-tuned",  # the record, not the name, says it was fine-tuned
-        "MobileNetV2 from scratch", "Transfer MobileNetV2"]
+        "MobileNetV2 from scratch",
+        "MobileNetV2 (random weights), frozen head",  # --weights none: not transfer, not scratch
+        "Transfer MobileNetV2"]
 
 
 def test_runs_the_record_cannot_tell_apart_keep_their_identifier():

@@ -121,11 +121,11 @@ def dataset_rows(runs, data) -> list[list[str]]:
         names = cfg.get("class_names") or []
         shape = cfg.get("image_shape") or runs[0].config.get("input_shape") or []
     limit = prov.get("limit_per_class")
-    then = [f"limit {s['limit']} per class" if "limit" in s else f"subset {', '.join(s['subset'])}"
+    then = [f"limit {s['limit']} per class" if "limit" in s else f"subset {', '.join(map(class_label, s['subset']))}"
             for s in prov.get("then", [])]
     subset = ", ".join(filter(None, [
         f"{limit} images per class (train and test)" if limit else "",
-        "classes chosen: " + ", ".join(map(str, prov["classes"])) if prov.get("classes") else "",
+        "classes chosen: " + ", ".join(map(class_label, prov["classes"])) if prov.get("classes") else "",
         *then])) or "all images"
     source = prov.get("path") or cfg.get("source") or getattr(data, "source", "?")
     rows = [["Source", str(source)],

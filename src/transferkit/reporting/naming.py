@@ -114,10 +114,20 @@ def run_label(run, cont: Mapping) -> str:
     if name:
         return f"{backbone_label(name)}, {'fine-tuned' if fine_tuned(run, cont) else 'frozen head'}"
     if bb.get("name") in BACKBONES:  # a registered architecture from random weights
-        return f"{backbone_label(bb['name'])} from scratch"
+        return _random_backbone_label(run, bb, cont)
     if bb or run.config.get("model"):
         return "CNN from scratch"
     return humanize(run.name)
+
+
+def _random_backbone_label(run, bb: Mapping, cont: Mapping) -> str:
+    """A registered network without pretrained weights: frozen, partly trained, or from scratch."""
+    label = backbone_label(bb["name"])
+    if bb.get("frozen"):
+        return f"{label} (random weights), frozen head"
+    if run.name in cont or bb.get("trainable_layers", bb.get("layers")) != bb.get("layers"):
+        return f"{label} (random weights), fine-tuned"
+    return f"{label} from scratch"
 
 
 def display_names(runs: Sequence) -> dict[str, str]:
