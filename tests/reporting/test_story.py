@@ -5,7 +5,13 @@ import pytest
 
 from transferkit.models.registry import BACKBONES, list_backbones
 from transferkit.reporting import story
-from transferkit.reporting.naming import backbone_label, display_names, humanize, report_title
+from transferkit.reporting.naming import (
+    backbone_label,
+    dataset_label,
+    display_names,
+    humanize,
+    report_title,
+)
 from transferkit.reporting.plots import continuations
 from transferkit.runs.evaluation import evaluate_predictions
 from transferkit.runs.record import Run
@@ -96,6 +102,17 @@ def test_the_title_names_the_dataset_and_what_the_runs_compare():
             _run("fine_tuned", "mobilenet_v2", pretrained=True)]
     assert report_title(runs) == "cd data: MobileNetV2, frozen head vs fine-tuned"
     assert report_title(runs[:1]) == "cd data: transfer learning with MobileNetV2"
+
+
+@pytest.mark.parametrize("data, label", [
+    ({"source": "keras.datasets.cifar10 download"}, "CIFAR-10"),
+    ({"source": "synthetic [subset ['cat', 'dog']]"}, "Synthetic images"),
+    ({"source": "/home/me/my_pets [subset ['cat']]"}, "my pets"),
+    ({"source": "arrays"}, "Your images"),
+    ({}, "Your images"),
+])
+def test_the_dataset_is_named_as_people_name_it(data, label):
+    assert dataset_label([_run("r", "features", data=data)]) == label
 
 
 def test_the_verdict_compares_in_points_and_says_who_won():

@@ -153,12 +153,13 @@ def dataset_label(runs: Sequence, data=None) -> str:
     """The dataset as people name it: "CIFAR-10", an image folder's name, "Synthetic images"."""
     cfg = (runs[0].config.get("data") or {}) if runs else {}
     prov = cfg.get("provenance") or getattr(data, "provenance", None) or {}
-    source = str(cfg.get("source") or getattr(data, "source", "") or "")
+    # A subset says so after the source ("synthetic [subset ['cat', 'dog']]"): the slides say it.
+    source = str(cfg.get("source") or getattr(data, "source", "") or "").split(" [subset ")[0]
     if prov.get("loader") == "cifar10" or "cifar" in source.lower():
         return "CIFAR-10"
     if source == "synthetic":
         return "Synthetic images"
-    path = prov.get("path") or source
+    path = prov.get("path") or ("" if source == "arrays" else source)  # "arrays": given in Python
     folder = Path(path).name if path else ""
     return re.sub(r"[_\s]+", " ", folder).strip() or "Your images"
 
