@@ -20,7 +20,7 @@ from transferkit.reporting.naming import (
     display_names,
     run_label,
 )
-from transferkit.reporting.naming import pretrained_backbone as backbone_name  # noqa: F401 (slides)
+from transferkit.reporting.naming import pretrained_backbone as backbone_name
 from transferkit.reporting.naming import run_kind as kind
 
 logger = logging.getLogger("transferkit")
