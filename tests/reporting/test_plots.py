@@ -127,7 +127,11 @@ def test_fine_tuning_continues_the_frozen_curve():
     assert list(tuned.get_xdata()) == [3, 4]  # joined to epoch 3, its own epoch is 4
     assert all(float(t).is_integer() for t in acc.get_xticks())
     assert any(list(line.get_xdata()) == [3.5, 3.5] for line in acc.lines)  # boundary marked
-    assert "mobilenet_v2_frozen" in acc.figure.get_suptitle()
+    # Title and legend name runs as people read them, not by their identifiers.
+    assert acc.figure.get_suptitle() == ("MobileNetV2, frozen head vs MobileNetV2, fine-tuned "
+                                         "vs CNN from scratch")
+    legend = [t.get_text() for t in acc.figure.legends[0].get_texts()]
+    assert legend[:3] == ["MobileNetV2, frozen head", "MobileNetV2, fine-tuned", "CNN from scratch"]
 
 
 def test_learning_curves(tmp_path):

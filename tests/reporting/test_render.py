@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.skipif(
 CHECK_JS = """<script>addEventListener('load',function(){setTimeout(function(){
 var d=document.documentElement;d.classList.add('static');
 var slides=[].slice.call(document.querySelectorAll('.slide'));
-var boxes=slides.length?slides:[document.body],out={count:slides.length,overflow:[],broken:[],external:[]};
+var boxes=slides.length?slides:[document.body],out={count:slides.length,overflow:[],broken:[],external:[],
+text:slides.map(function(s){return s.innerText;})};
 boxes.forEach(function(box,k){var r=box.getBoundingClientRect(),right=slides.length?r.right:d.clientWidth,
 bottom=slides.length?r.bottom:Infinity,left=slides.length?r.left:0;
 box.querySelectorAll('*').forEach(function(e){var b=e.getBoundingClientRect();
@@ -86,6 +87,8 @@ def pages(tmp_path_factory):
             fine_tune(model, data, epochs=1, unfreeze=20, verbose=0, name="mobilenet_v2_finetuned"),
             train(build_baseline_cnn(3, filters=(8, 16)), data, epochs=3, verbose=0,
                   name="baseline_cnn_scratch")]
+    for run in runs[:2]:  # stand in for ImageNet runs: no weights offline
+        run.config["backbone"].update(weights="imagenet", pretrained=True)
     root = tmp_path_factory.mktemp("render")
     options = {"data": data, "title": "Transfer learning on a test set: a backbone study",
                "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
@@ -128,3 +131,78 @@ def test_the_checks_see_a_clipped_slide_and_a_broken_image(pages, tmp_path):
     found = layout_check(bad)
     assert found["overflow"] and found["overflow"][0][0] == 1
     assert "missing" in found["broken"]
+
+
+SNAKE_CASE = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+"""An identifier (``mobilenet_v2_finetuned``, ``class_0``): code, not words for an audience."""
+TYPED = re.compile(r"\S*/\S*|\S+\.(?:html|keras|h5|png|json|csv|txt)\b")
+"""Paths and file names a person must type as they are: exempt."""
+
+
+def test_no_slide_shows_an_identifier(pages):
+    found = layout_check(pages[0])
+    assert len(found["text"]) == 10
+    for k, text in enumerate(found["text"], start=1):
+        assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text), text[:500])
+    assert "MobileNetV2, fine-tuned" in found["text"][5]  # the results slide names runs as words
+    assert found["text"][0].startswith("Transfer learning on a test set")
+
+
+def test_the_identifier_check_sees_a_run_name(pages, tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text(pages[0].read_text(encoding="utf-8").replace(
+        '<div class="body">', '<div class="body"><p>mobilenet_v2_finetuned</p>', 1), encoding="utf-8")
+    texts = layout_check(bad)["text"]
+    assert SNAKE_CASE.findall(TYPED.sub(" ", texts[0])) == ["mobilenet_v2_finetuned"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The deck of a backbone study from hand-made records: 4 backbones frozen then fine-tuned."""
+    import numpy as np
+
+    from transferkit.reporting.report import write_report
+    from transferkit.runs.evaluation import evaluate_predictions
+    from transferkit.runs.record import Run
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    rng = np.random.default_rng(0)
+    cifar = {"source": "/data/cifar-10-batches-py", "class_names": classes,
+             "sizes": {"train": 2700, "val": 300, "test": 1000}, "image_shape": [32, 32, 3],
+             "provenance": {"loader": "cifar10", "limit_per_class": 300, "seed": 0,
+                            "validation_split": 0.1}}
+
+    def run(name, backbone, frozen, accuracy, seconds, pretrained=True):
+        y = np.repeat(np.arange(10), 100)
+        pred = np.where(rng.random(1000) < accuracy, y, (y + rng.integers(1, 3, 1000)) % 10)
+        curve = list(np.linspace(accuracy - 0.2, accuracy, 3))
+        config = {"model": backbone, "data": cifar, "lr": 1e-3,
+                  "backbone": {"name": backbone, "frozen": frozen, "pretrained": pretrained,
+                               "layers": 150, "trainable_layers": 0 if frozen else 40}}
+        return Run(name, config, {"accuracy": curve, "val_accuracy": curve},
+                   evaluate_predictions(y, np.eye(10)[pred], classes), {"total": seconds})
+
+    runs = []
+    for k, backbone in enumerate(("mobilenet_v2", "mobilenet_v1_025", "efficientnet_b0", "resnet50")):
+        runs += [run(f"{backbone}_frozen", backbone, True, 0.7 + 0.03 * k, 60 + 40 * k),
+                 run(f"{backbone}_finetuned", backbone, False, 0.74 - 0.02 * k, 200 + 90 * k)]
+    runs.append(run("baseline_cnn_scratch", "features", False, 0.55, 150, pretrained=False))
+    skipped = {"vgg16": "ImageNet weights not cached, no network",
+               "mobilenet_v3_small": "ImageNet weights for mobilenet_v3_small at 96px are not in "
+               "Keras' cache. Put the file weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5 "
+               "into /home/me/.keras/models/, or pass --weights none."}
+    return write_report(runs, tmp_path_factory.mktemp("study") / "slides.html", slides=True,
+                        skipped=skipped)
+
+
+def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
+    found = layout_check(study)
+    assert found["count"] == 10 and found["overflow"] == [], found["overflow"][:10]
+    for k, text in enumerate(found["text"], start=1):
+        assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text))
+    assert found["text"][0].startswith("CIFAR-10: transfer learning vs training from scratch")
+    conclusion = found["text"][9]
+    assert "Fine-tuning ResNet50 did not help" in conclusion and "Fine-tuning MobileNetV2 helped" in conclusion
+    assert "Most accuracy per minute of training:" in conclusion and " → " in conclusion
+    assert "Not compared: VGG16; MobileNetV3-Small (see slide 4)." in conclusion
+    assert "ImageNet weights for MobileNetV3-Small at 96px" in found["text"][3]  # the reason, in words

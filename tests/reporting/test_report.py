@@ -7,6 +7,7 @@ import pytest
 from transferkit.cli import main
 from transferkit.errors import ConfigurationError
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
+from transferkit.reporting import story
 from transferkit.reporting.report import REPORT_SECTIONS, write_report
 from transferkit.reporting.slides import SLIDES
 from transferkit.training.train import train
@@ -70,11 +71,12 @@ def test_report_has_every_section_with_embedded_figures(runs_and_data, tmp_path)
     runs, data, _ = runs_and_data
     checker, text = _check(write_report(runs, tmp_path / "r.html", data=data, title="T"))
     assert checker.h2 == list(REPORT_SECTIONS)
-    assert "<td>frozen</td>" in text and "macro avg" in text
+    assert "<td>MobileNetV2, frozen head</td>" in text and "macro avg" in text  # named from its record
+    assert "<code>frozen</code>" in text  # the folder name, in the configuration
     assert "<th>Balanced accuracy</th>" in text and "<th>Class (test recall)</th>" in text
     assert len(checker.srcs) >= 1 + 1 + 2 + 2 + 1 + 1 + 4  # time, curves, CMs, bars, maps, cams, preds
     cams = text[text.index("<h2>Where the model looks (Grad-CAM)</h2>"):text.index("<h2>Sample predictions")]
-    assert re.search(r'alt="(frozen|scratch): Grad-CAM of \d+ right predictions? and \d+ wrong', cams)
+    assert re.search(r'alt="(MobileNetV2, frozen head|CNN from scratch): Grad-CAM of \d+ right predictions? and \d+ wrong', cams)
     assert cams.count("<img") == 1 and "Wrong predictions show what misled it" in cams
     assert "No run carries" not in text and 'alt="figure"' not in text and "Quick run" not in text
 
@@ -86,11 +88,16 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert checker.h2 == list(SLIDES[1:]) and checker.sections == 10  # slide 1 has the title
     assert "@page{size:13.333in 7.5in" in text and "break-after:page" in text
     assert "Efficient ImageNet classification" in text
-    assert text.count("QUICK RUN") == 10 and text.count("resnet50") >= 2
+    assert text.count("QUICK RUN") == 10 and text.count("ResNet50") >= 2  # its display name
     assert "0.0010000000474974513" not in text and "1 epochs" not in text
     assert not re.search(r"features \d+ of \d+", text) and "see the backbone study" not in text
     sees = text[text.index("What the network sees</h2>"):text.index("Limitations, pitfalls")]
     assert "Grad-CAM of" in sees and sees.count("<img") == 1  # the best run's right and wrong
+    slides = text.split('<section class="slide"')[1:]
+    verdict = story.verdict(runs)
+    assert "training from scratch" in verdict.lower() and verdict in slides[0]
+    assert text.count(verdict) == 1  # once: the conclusion states findings, not the verdict again
+    assert re.search(r"Best run: (MobileNetV2, frozen head|CNN from scratch) \(\d+\.\d% test", slides[-1])
 
 
 def test_report_cli_loads_saved_runs_in_a_fresh_process(runs_and_data, tmp_path):
@@ -128,8 +135,10 @@ def test_report_cli_opens_an_experiment_folder(runs_and_data, tmp_path):
     out = tmp_path / "exp.html"
     assert main(["report", str(exp), "-o", str(out)]) == 0
     text = out.read_text()
-    assert "transferkit: backbones" in text and "Quick run" in text and "vgg16" in text
-    assert text.index("<td>scratch</td>") < text.index("<td>frozen</td>")  # the recorded order
+    assert "<h1>Synthetic images: transfer learning vs training from scratch</h1>" in text
+    assert "Quick run" in text and "VGG16" in text
+    # The recorded order.
+    assert text.index("<td>CNN from scratch</td>") < text.index("<td>MobileNetV2, frozen head</td>")
 
 
 def test_report_data_rebuilds_the_test_split(tmp_path, capsys):

@@ -16,6 +16,7 @@ def quickstart(args) -> int:
     from transferkit import build_baseline_cnn, compare_runs, train
     from transferkit._atomic import atomic_write_json
     from transferkit.cli._outdir import clear_out_dir
+    from transferkit.reporting.naming import display_names
     from transferkit.reporting.plots import plot_confusion_matrix, plot_learning_curves
     from transferkit.reporting.report import write_report
 
@@ -38,11 +39,13 @@ def quickstart(args) -> int:
     ]
     comparison = compare_runs(runs)
     plot_learning_curves(runs, path=out / "learning_curves.png")
+    labels = display_names(runs)
     for run in runs:
-        plot_confusion_matrix(run.evaluation, name=run.name, path=out / f"confusion_{run.name}.png")
-    title = "transferkit quickstart: MobileNetV2 transfer vs a CNN from scratch"
-    write_report(runs, out / "report.html", title=title, data=data, notes=notes)
-    write_report(runs, out / "slides.html", title=title, data=data, notes=notes, slides=True)
+        plot_confusion_matrix(run.evaluation, name=labels[run.name], path=out / f"confusion_{run.name}.png")
+    # No title: the report names the data (CIFAR-10 or the synthetic fallback) and what the
+    # runs compare, which says "from scratch" too when ImageNet weights were unavailable.
+    write_report(runs, out / "report.html", data=data, notes=notes)
+    write_report(runs, out / "slides.html", data=data, notes=notes, slides=True)
     atomic_write_json(out / "metrics.json", {
         "data": repr(data), "weights": str(weights), "notes": notes,
         "comparison": comparison.to_dict(),
@@ -139,8 +142,8 @@ def report(args) -> int:
             print("transferkit: --data does not rebuild the test split these runs were scored on "
                   "(other subset, limit or seed): feature maps only, no per-image predictions.",
                   file=sys.stderr)
-    title = args.title or ctx["title"] or "transferkit report"
-    path = write_report(runs, args.output, title=title, data=data, slides=args.slides,
+    # No --title: the report names the dataset and what the runs compare.
+    path = write_report(runs, args.output, title=args.title, data=data, slides=args.slides,
                         quick=ctx["quick"], skipped=ctx["skipped"], figures=ctx["figures"])
     print(f"Wrote {path}")
     return EXIT_OK

@@ -159,9 +159,9 @@ def _write_outputs(args, out: Path, runs: list, kept, why: str, data, started: f
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_confusion_matrix(kept.evaluation, path=out / "confusion_matrix.png")
     atomic_write_text(out / "classification_report.txt", kept.evaluation.report)
-    title = f"transferkit: {stem(args.images)}"
-    write_report(runs, out / "report.html", title=title, data=data)
-    write_report(runs, out / "slides.html", title=title, data=data, slides=True)
+    # The title names the photo folder and what the runs compare (report_title).
+    write_report(runs, out / "report.html", data=data)
+    write_report(runs, out / "slides.html", data=data, slides=True)
     metrics = {
         "data": repr(data), "backbone": args.backbone, "image_size": list(data.image_shape[:2]),
         "size_choice": data.provenance.get("size_choice"), "resize": args.resize,

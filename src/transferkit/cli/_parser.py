@@ -341,7 +341,8 @@ def _add_report(sub) -> None:
                    help="run folders (train(run_dir=...)) or experiment --out folders")
     r.add_argument("-o", "--output", default="report.html", help="output HTML file")
     r.add_argument("--slides", action="store_true", help="write the 10-slide deck instead")
-    r.add_argument("--title", help="page title (default: the experiment's, else 'transferkit report')")
+    r.add_argument("--title", help="page title (default: the dataset and what the runs compare, e.g. "
+                   "'CIFAR-10: transfer learning vs training from scratch')")
     r.add_argument("--data", help="the dataset the runs used: it is reloaded as the runs record "
                    "(subset, per-class limit, seed, image size) to add feature maps and, when the "
                    "test split matches, per-image predictions")

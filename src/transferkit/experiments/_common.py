@@ -23,6 +23,7 @@ from transferkit.experiments._options import Budget, add_common_arguments, budge
 from transferkit.models.files import check_weights_arg
 from transferkit.models.registry import get_backbone_spec, identify_weights_file
 from transferkit.reporting.compare import compare_runs
+from transferkit.reporting.naming import display_names
 from transferkit.reporting.plots import (
     plot_accuracy_vs_time,
     plot_confusion_matrix,
@@ -143,11 +144,11 @@ def finish(
     comparison = compare_runs(runs)
     plot_learning_curves(runs, path=out / "learning_curves.png")
     plot_accuracy_vs_time(runs, path=out / "accuracy_vs_time.png")
+    labels = display_names(runs)  # figures say what a run is; file names keep its identifier
     for run in runs:
         if run.evaluation is not None:
-            plot_confusion_matrix(run.evaluation, name=run.name, path=out / f"confusion_{run.name}.png")
+            plot_confusion_matrix(run.evaluation, name=labels[run.name], path=out / f"confusion_{run.name}.png")
             atomic_write_text(out / f"classification_report_{run.name}.txt", run.evaluation.report)
-    title = title or f"transferkit: {experiment}"
     options = {"title": title, "data": data, "quick": bool(args.quick), "skipped": skipped,
                "figures": figures}
     write_report(runs, out / "report.html", **options)

@@ -40,6 +40,8 @@ class BackboneSpec:
             by measurement: see ``docs/results.md``.
         constructor_kwargs: Extra keyword arguments of the constructor, as
             ``(name, value)`` pairs (``(("alpha", 0.25),)`` for a narrow MobileNet).
+        label: The name people read in reports and slides ("MobileNet v1 0.25");
+            empty: the constructor's name ("MobileNetV2").
     """
 
     name: str
@@ -52,6 +54,12 @@ class BackboneSpec:
     purpose: str
     fine_tune_freeze: str | None = None
     constructor_kwargs: tuple[tuple[str, object], ...] = ()
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The name people read, :attr:`label` or else the constructor's ("ResNet50")."""
+        return self.label or self.constructor
 
     @property
     def default_size(self) -> int:
@@ -86,19 +94,21 @@ _SPECS = (
         "mobilenet_2_5_{size}_tf_no_top.h5",
         "The first depthwise-separable mobile network, here at width 0.25: "
         "0.2 M parameters (Howard et al., 2017).",
-        constructor_kwargs=(("alpha", 0.25),),
+        constructor_kwargs=(("alpha", 0.25),), label="MobileNet v1 0.25",
     ),
     BackboneSpec(
         "mobilenet_v3_small", "MobileNetV3Small", "none", (224,), 32, "expanded_conv_2_add",
         "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
         "Low-latency mobile classification found by architecture search, with "
         "squeeze-excite and hard-swish (Howard et al., 2019).",
+        label="MobileNetV3-Small",
     ),
     BackboneSpec(
         "mobilenet_v3_large", "MobileNetV3Large", "none", (224,), 32, "expanded_conv_5_add",
         "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
         "Higher-accuracy MobileNetV3 variant for mobile classification and "
         "detection backbones (Howard et al., 2019).",
+        label="MobileNetV3-Large",
     ),
     BackboneSpec(
         "resnet50", "ResNet50", "caffe", (224,), 32, "conv3_block4_out",
@@ -135,6 +145,7 @@ _SPECS = (
         "convnext_tiny_notop.h5",
         "A pure ConvNet modernised with Transformer design choices to match "
         "Swin Transformers on ImageNet (Liu et al., 2022).",
+        label="ConvNeXt-Tiny",
     ),
 )
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
@@ -223,7 +234,7 @@ def list_backbones() -> list[dict]:
     """Describe every registered backbone.
 
     Returns:
-        One dict per backbone with its spec fields plus ``default_size``,
+        One dict per backbone with its spec fields plus ``display_name``, ``default_size``,
         ``upscale_size`` and whether its ImageNet weights are in the Keras cache
         for the default upscale size (``weights_cached``).
 
@@ -234,6 +245,7 @@ def list_backbones() -> list[dict]:
     rows = []
     for spec in BACKBONES.values():
         row = asdict(spec)
+        row["display_name"] = spec.display_name
         row["default_size"] = spec.default_size
         row["upscale_size"] = spec.upscale_size
         row["weights_cached"] = weights_cache_path(spec.name, spec.upscale_size).exists()

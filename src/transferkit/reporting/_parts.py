@@ -13,7 +13,15 @@ from pathlib import Path
 from transferkit._text import plural
 from transferkit.errors import TransferkitError
 from transferkit.models.registry import BACKBONES
-from transferkit.runs.record import is_pretrained
+from transferkit.reporting.naming import (
+    backbone_label,
+    backbone_words,
+    class_label,
+    display_names,
+    run_label,
+)
+from transferkit.reporting.naming import pretrained_backbone as backbone_name
+from transferkit.reporting.naming import run_kind as kind
 
 logger = logging.getLogger("transferkit")
 
@@ -54,18 +62,6 @@ def img(fig_or_path, alt: str, *, dpi: int = 110) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
-def backbone_name(run) -> str | None:
-    """The backbone of a transfer run (pretrained weights); None for a run from scratch."""
-    return (run.config.get("backbone") or {}).get("name") if is_pretrained(run) else None
-
-
-def kind(run, cont: Mapping) -> str:
-    if backbone_name(run) is None:
-        return "from scratch"
-    return "fine-tuned" if run.name in cont or not (run.config.get("backbone") or {}).get("frozen") \
-        else "frozen backbone"
-
-
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
     """An HTML table; cells are escaped."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
@@ -75,12 +71,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -
 
 
 def results_table(runs, cont, *, compact: bool = False) -> str:
-    """The results, a row per run; ``compact`` (the slides) keeps run, kind, accuracy, epochs, time."""
-    rows = []
+    """The results, a row per run; ``compact`` (the slides) keeps run, accuracy, epochs, time."""
+    rows, names = [], display_names(runs)
     for r in runs:
         ev = r.evaluation
         params = (r.config.get("params") or {}).get("trainable")
-        row = [r.name, kind(r, cont), pct(ev.accuracy if ev else None),
+        row = [names[r.name], kind(r, cont), pct(ev.accuracy if ev else None),
                pct(ev.balanced_accuracy if ev else None),
                f"{ev.f1:.2f}" if ev else "-", str(r.epochs_run),
                f"{params:,}" if isinstance(params, int) else "-",
@@ -91,8 +87,8 @@ def results_table(runs, cont, *, compact: bool = False) -> str:
     return table(header if not compact else [header[i] for i in _COMPACT], rows, "results")
 
 
-_COMPACT = (0, 1, 2, 5, 7)
-"""The columns of the slides' results table."""
+_COMPACT = (0, 2, 5, 7)
+"""The columns of the slides' results table (no kind: the run's label says it)."""
 
 RECALL_NOTE = ("Recall: the share of each class's test images the model named correctly. "
                "Balanced accuracy is their mean, so a class the model ignores costs its "
@@ -109,7 +105,8 @@ def recall_table(runs) -> str:
     rows = [[name, *(pct(r.evaluation.recall_per_class.get(name)) for r in scored)]
             for name in names]
     rows.append(["Balanced accuracy", *(pct(r.evaluation.balanced_accuracy) for r in scored)])
-    return (table(["Class (test recall)", *(r.name for r in scored)], rows, "results")
+    labels = display_names(scored)
+    return (table(["Class (test recall)", *(labels[r.name] for r in scored)], rows, "results")
             + f'<p class="note">{esc(RECALL_NOTE)}</p>')
 
 
@@ -124,15 +121,15 @@ def dataset_rows(runs, data) -> list[list[str]]:
         names = cfg.get("class_names") or []
         shape = cfg.get("image_shape") or runs[0].config.get("input_shape") or []
     limit = prov.get("limit_per_class")
-    then = [f"limit {s['limit']} per class" if "limit" in s else f"subset {', '.join(s['subset'])}"
+    then = [f"limit {s['limit']} per class" if "limit" in s else f"subset {', '.join(map(class_label, s['subset']))}"
             for s in prov.get("then", [])]
     subset = ", ".join(filter(None, [
         f"{limit} images per class (train and test)" if limit else "",
-        "classes chosen: " + ", ".join(map(str, prov["classes"])) if prov.get("classes") else "",
+        "classes chosen: " + ", ".join(map(class_label, prov["classes"])) if prov.get("classes") else "",
         *then])) or "all images"
     source = prov.get("path") or cfg.get("source") or getattr(data, "source", "?")
     rows = [["Source", str(source)],
-            ["Classes", f"{len(names)}: {', '.join(names)}"],
+            ["Classes", f"{len(names)}: {', '.join(map(class_label, names))}"],
             ["Images", " / ".join(f"{sizes.get(s, '?'):,} {s}" if isinstance(sizes.get(s), int)
                                   else f"? {s}" for s in ("train", "val", "test"))],
             ["Image size", "x".join(map(str, shape[:2])) + (f", {shape[2]} channels" if len(shape) > 2 else "")],
@@ -148,18 +145,23 @@ def purposes_rows(runs, skipped: Mapping[str, str] | None) -> list[list[str]]:
     for name in dict.fromkeys(filter(None, (backbone_name(r) for r in runs))):
         spec = BACKBONES.get(name)
         if spec is None:  # a block transferred from another model (two-stage transfer)
-            rows.append([name, "transferred from a model trained earlier", "-", "used"])
+            rows.append([backbone_label(name), "transferred from a model trained earlier", "-", "used"])
             continue
-        rows.append([name, spec.purpose, "/".join(map(str, spec.pretrained_sizes)) + " px", "used"])
+        rows.append([spec.display_name, spec.purpose, "/".join(map(str, spec.pretrained_sizes)) + " px", "used"])
     for name, reason in (skipped or {}).items():
         spec = BACKBONES.get(name)
-        rows.append([name, spec.purpose if spec else "-", "/".join(map(str, spec.pretrained_sizes))
-                     + " px" if spec else "-", f"skipped: {reason}"])
+        rows.append([backbone_label(name), spec.purpose if spec else "-", "/".join(map(str, spec.pretrained_sizes))
+                     + " px" if spec else "-", f"skipped: {backbone_words(reason)}"])
     return rows
 
 
-def step(run, cont: Mapping) -> str:
-    """One sentence on what a run trained, what was frozen, and with what settings."""
+def step(run, cont: Mapping, names: Mapping[str, str] | None = None) -> str:
+    """One sentence on what a run trained, what was frozen, and with what settings.
+
+    ``names``: ``{run name: label}`` (:func:`~transferkit.reporting.naming.display_names`);
+    without it each run is named by :func:`~transferkit.reporting.naming.run_label`.
+    """
+    names = names or {}
     bb = run.config.get("backbone") or {}
     recipe = run.config.get("recipe") or {}
     total, trainable = bb.get("layers"), bb.get("trainable_layers")
@@ -171,23 +173,24 @@ def step(run, cont: Mapping) -> str:
                    if run.config.get("schedule") or recipe.get("schedule") else "")
                 + (f", augmentation {aug if isinstance(aug, str) else 'on'}" if aug else "")
                 + (", head trained on cached backbone features" if run.config.get("cached_features") else ""))
-    name = backbone_name(run)
-    if name is None and bb.get("name") in BACKBONES:
-        what = (f"{bb['name']} from random initial weights (no pretrained weights), "
-                f"{trainable} of {total} backbone layers trainable")
-    elif name is None:
-        what = f"a CNN trained from scratch, all {plural(total, 'layer')} trainable, random initial weights"
+    # The label already says which backbone and how it trained: the sentence says the rest.
+    if backbone_name(run) is None and bb.get("name") in BACKBONES:
+        what = (f"random initial weights (no pretrained weights), {trainable} of {total} "
+                "backbone layers trainable")
+    elif backbone_name(run) is None:
+        what = f"all {plural(total, 'layer')} trainable, from random initial weights"
     elif run.name in cont or not bb.get("frozen"):
         unfreeze = recipe.get("unfreeze")
         cut = (f"the last {unfreeze} layers unfrozen, " if isinstance(unfreeze, int)
                else "the whole backbone unfrozen, " if unfreeze == "all" else "")
-        after = f"continues {cont[run.name].name}: " if run.name in cont else ""
-        what = (f"{after}{name} fine-tuned: {cut}{trainable} of {total} backbone layers trainable, "
+        before = cont.get(run.name)
+        after = f"continues {names.get(before.name) or run_label(before, cont)}: " if before else ""
+        what = (f"{after}{cut}{trainable} of {total} backbone layers trainable, "
                 "with a lower learning rate so the pretrained features change gently")
     else:
-        what = (f"{name} frozen (0 of {total} backbone layers trainable): only the new head "
-                "trains, so its random weights cannot wreck the pretrained features")
-    return f"<b>{esc(run.name)}</b>: {esc(what)}; {esc(settings)}."
+        what = (f"0 of {total} backbone layers trainable: only the new head trains, "
+                "so its random weights cannot wreck the pretrained features")
+    return f"<b>{esc(names.get(run.name) or run_label(run, cont))}</b>: {esc(what)}; {esc(settings)}."
 
 
 LIMITATIONS = (
@@ -255,7 +258,7 @@ def feature_maps(runs, data, *, limit: int | None = None) -> str:
     if data is None or not len(data.x_test):
         return ("<p>Feature maps are drawn on a test image: give the dataset "
                 "(<code>transferkit report ... --data PATH</code>).</p>")
-    out = []
+    out, names = [], display_names(runs)
     for run in [r for r in runs if r.model is not None][:limit]:
         try:
             layers = depth_layers(run.model)
@@ -264,8 +267,8 @@ def feature_maps(runs, data, *, limit: int | None = None) -> str:
             logger.info("No feature maps for %s: %s", run.name, exc)
             continue
         fig = plot_feature_maps_by_depth(data.x_test[0], {k: v[0] for k, v in maps.items()},
-                                         model_name=run.name)
-        out.append(img(fig, f"{run.name}: the first test image and the most active channels "
+                                         model_name=names[run.name])
+        out.append(img(fig, f"{names[run.name]}: the first test image and the most active channels "
                        f"of layers {', '.join(layers)}, shallow to deep"))
     return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
                             "folders hold no <code>model.keras</code>.</p>")
@@ -306,6 +309,7 @@ def grad_cam_examples(runs, data, *, right: int = 4, wrong: int = 4, limit: int 
     if not with_model:
         return "<p>Grad-CAM needs the trained models; these run folders hold no model.keras.</p>"
     run = max(with_model, key=lambda r: r.evaluation.accuracy if r.evaluation else -1.0)
+    label = display_names(runs)[run.name]
     if same_test_split(run, data):
         x, y, probs = data.x_test, data.y_test, np.asarray(run.evaluation.probabilities)
     else:
@@ -323,9 +327,9 @@ def grad_cam_examples(runs, data, *, right: int = 4, wrong: int = 4, limit: int 
         maps = grad_cam(run.model, x[pick], pred[pick])
     except TransferkitError as exc:
         logger.info("No Grad-CAM for %s: %s", run.name, exc)
-        return f"<p>No Grad-CAM for {esc(run.name)}: {esc(exc)}</p>"
+        return f"<p>No Grad-CAM for {esc(label)}: {esc(exc)}</p>"
     fig = plot_grad_cam(x[pick], maps, predicted=pred[pick], true=y[pick],
                         class_names=list(data.class_names), confidence=confidence[pick],
-                        name=run.name)
-    return img(fig, f"{run.name}: Grad-CAM of {plural(len(hits), 'right prediction')} and "
+                        name=label)
+    return img(fig, f"{label}: Grad-CAM of {plural(len(hits), 'right prediction')} and "
                f"{plural(len(mistakes), 'wrong one')} on test images")

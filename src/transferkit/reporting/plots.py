@@ -52,9 +52,16 @@ def _offsets(runs) -> dict[str, int]:
     return {r.name: (cont[r.name].epochs_run if r.name in cont else 0) for r in runs}
 
 
+def _labels(runs) -> dict[str, str]:
+    """``{run name: the label people read}`` (:func:`transferkit.reporting.naming.display_names`)."""
+    from transferkit.reporting.naming import display_names  # it reads runs.record (Keras)
+
+    return display_names(runs)
+
+
 def _names_title(runs) -> str:
-    names = [r.name for r in runs]
-    return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + ", ".join(names[:3]) + ", ..."
+    names = list(_labels(runs).values())  # semicolons below: labels hold commas
+    return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + "; ".join(names[:3]) + "; ..."
 
 
 def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figure:
@@ -63,7 +70,8 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
     A fine-tuning run that continues a frozen run (:func:`continuations`) is
     drawn after the frozen run's epochs, joined to its last point, with the
     boundary marked by a dotted vertical line. Epoch ticks are integers and the
-    legend sits below the axes, clear of the data.
+    legend sits below the axes, clear of the data; it and the title name each
+    run as reports do ("MobileNetV2, fine-tuned", not its identifier).
 
     Args:
         runs: A :class:`~transferkit.runs.record.Run` or a list of them.
@@ -103,7 +111,8 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
         ax.set_ylabel(metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colors[r.name], marker="o", ms=3, label=r.name) for r in runs]
+    labels = _labels(runs)
+    handles = [Line2D([], [], color=colors[r.name], marker="o", ms=3, label=labels[r.name]) for r in runs]
     handles += [Line2D([], [], color="0.3", ls="-", label="train"),
                 Line2D([], [], color="0.3", ls="--", label="validation")]
     if cont:
@@ -139,7 +148,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     ends: dict[str, float] = {}
-    handles = []
+    handles, labels = [], _labels(runs)
     for i, run in enumerate(runs):
         t = run.timings or {}
         start = ends.get(cont[run.name].name, 0.0) if run.name in cont else 0.0
@@ -157,7 +166,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
             ax.plot(times, values, style, color=color, marker="o", ms=3)
         if run.evaluation is not None:
             ax.plot([ends[run.name]], [run.evaluation.accuracy], "*", color=color, ms=11)
-        handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=3, label=run.name))
+        handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=3, label=labels[run.name]))
     handles.append(Line2D([], [], color="0.3", ls="", marker="*", ms=9, label="test accuracy"))
     ax.set_xlabel("wall-clock training time (s)")
     ax.set_ylabel("validation accuracy")
@@ -265,7 +274,8 @@ def most_confused_pairs(evaluation, top: int = 5) -> list[tuple[str, str, int]]:
     flat = np.argsort(-off, axis=None)[:top]
     names = evaluation.class_names
     pairs = [np.unravel_index(f, cm.shape) for f in flat]
-    return [(names[i], names[j], int(cm[i, j])) for i, j in pairs if cm[i, j] > 0]
+    # off, not cm: with fewer mistakes than ``top`` the zeroed diagonal sorts in too.
+    return [(names[i], names[j], int(cm[i, j])) for i, j in pairs if off[i, j] > 0]
 
 
 def plot_model_summary(model, *, path: str | os.PathLike | None = None, max_rows: int = 40) -> Figure:

@@ -20,7 +20,9 @@ from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
+from transferkit.reporting import story
 from transferkit.reporting._parts import same_test_split
+from transferkit.reporting.naming import backbone_label, display_names, report_title
 from transferkit.reporting.slides import deck_html
 from transferkit.runs.layout import RUN_FILE
 from transferkit.runs.record import Run
@@ -55,7 +57,7 @@ def write_report(
     runs: Sequence[Run],
     path: str | os.PathLike,
     *,
-    title: str = "transferkit report",
+    title: str | None = None,
     data: DataSplits | None = None,
     slides: bool = False,
     quick: bool = False,
@@ -68,7 +70,9 @@ def write_report(
     Args:
         runs: The runs to report on (trained now or loaded with ``Run.load``).
         path: Output ``.html`` file (written atomically).
-        title: Page title.
+        title: Page title; None: made from the dataset and what the runs
+            compare (:func:`transferkit.reporting.naming.report_title`,
+            "CIFAR-10: transfer learning vs training from scratch").
         data: The dataset the runs were evaluated on; with it (and the runs'
             models) the report adds feature maps and, where it is the same
             test split, per-image predictions.
@@ -94,6 +98,7 @@ def write_report(
     if not runs:
         raise ConfigurationError("Nothing to report: no runs given.")
     figures = {k: Path(v) for k, v in (figures or {}).items() if Path(v).is_file()}
+    title = title or report_title(runs, data)
     ctx = {"title": title, "data": data, "quick": quick, "skipped": dict(skipped or {}),
            "figures": figures, "notes": list(notes)}
     if slides:
@@ -116,9 +121,9 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
         plot_per_class_metrics,
     )
 
-    cont = continuations(runs)
+    cont, label = continuations(runs), display_names(runs)
     evaluated = [r for r in runs if r.evaluation]
-    names = ", ".join(r.name for r in runs)
+    names = "; ".join(label.values())  # the labels hold commas
     arch = "".join(f"<h3>{parts.esc(cap)}</h3>{parts.img(p, cap)}" for cap, p in ctx["figures"].items())
     return [
         ("Summary", summary(runs, ctx, cont)),
@@ -126,19 +131,19 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
         ("Models and training",
          (parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"],
                       parts.purposes_rows(runs, ctx["skipped"])) if parts.purposes_rows(runs, ctx["skipped"]) else "")
-         + "<ul>" + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs) + "</ul>"
+         + "<ul>" + "".join(f"<li>{parts.step(r, cont, label)}</li>" for r in runs) + "</ul>"
          + f'<p class="note">{parts.esc(parts.LAYER_NOTE)}</p>' + arch),
         ("Results", parts.results_table(runs, cont)
          + parts.img(plot_accuracy_vs_time(runs), f"Validation accuracy against training time for {names}")),
         ("Learning curves", parts.img(plot_learning_curves(runs),
                                       f"Accuracy and loss per epoch, train and validation, for {names}")),
         ("Confusion matrices", "".join(
-            parts.img(plot_confusion_matrix(r.evaluation, name=r.name),
-                      f"Confusion matrix of {r.name} on the {r.evaluation.split} split")
+            parts.img(plot_confusion_matrix(r.evaluation, name=label[r.name]),
+                      f"Confusion matrix of {label[r.name]} on the {r.evaluation.split} split")
             for r in evaluated) or "<p>No run was evaluated.</p>"),
         ("Per-class metrics", parts.recall_table(evaluated) + "".join(
-            parts.img(plot_per_class_metrics(r.evaluation, name=r.name),
-                      f"Precision, recall and F1 per class for {r.name}")
+            parts.img(plot_per_class_metrics(r.evaluation, name=label[r.name]),
+                      f"Precision, recall and F1 per class for {label[r.name]}")
             + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)
          or "<p>No run was evaluated.</p>"),
         ("Feature maps", parts.feature_maps(runs, ctx["data"])),
@@ -149,22 +154,20 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
          "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
          + parts.bullets(parts.PITFALLS) + "<h3>Ethics</h3>" + parts.bullets(parts.ETHICS)),
         ("Configuration", "".join(
-            f"<details><summary>{parts.esc(r.name)}</summary><pre>"
+            f"<details><summary>{parts.esc(label[r.name])} (run folder "
+            f"<code>{parts.esc(r.name)}</code>)</summary><pre>"
             f"{parts.esc(json.dumps(r.config, indent=2))}</pre></details>" for r in runs)),
     ]
 
 
 def summary(runs, ctx, cont) -> str:
-    """The opening paragraph: quick-run warning, notes, best run, skipped backbones."""
+    """The opening: quick-run warning, notes, the verdict and the findings, skipped backbones."""
     out = [f'<p class="quick">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []
     out += [f'<p class="quick">{parts.esc(n)}</p>' for n in ctx["notes"]]
-    scored = [r for r in runs if r.evaluation]
-    if scored:
-        best = max(scored, key=lambda r: r.evaluation.accuracy)
-        out.append(f"<p>{plural(len(runs), 'run')}. Best test accuracy: <b>{parts.esc(best.name)}</b>, "
-                   f"{parts.pct(best.evaluation.accuracy)} ({parts.kind(best, cont)}).</p>")
+    out.append(f"<p>{plural(len(runs), 'run')}. <b>{parts.esc(story.verdict(runs))}</b></p>")
+    out.append(parts.bullets(story.findings(runs, cont, display_names(runs))))
     for name, reason in ctx["skipped"].items():
-        out.append(f"<p>Skipped backbone <b>{parts.esc(name)}</b>: {parts.esc(reason)}</p>")
+        out.append(f"<p>Skipped backbone <b>{parts.esc(backbone_label(name))}</b>: {parts.esc(reason)}</p>")
     return "".join(out)
 
 
@@ -174,14 +177,14 @@ def predictions(runs, data) -> str:
     if data is None:
         return ("<p>Per-image predictions need the test images: give the dataset "
                 "(<code>transferkit report ... --data PATH</code>).</p>")
-    out = []
+    out, label = [], display_names(runs)
     for run in runs:
         if same_test_split(run, data):
-            ev = run.evaluation
-            out.append(parts.img(plot_predictions(data.x_test, ev, count=16, name=run.name),
-                                 f"16 test images with {run.name}'s predictions")
-                       + parts.img(plot_predictions(data.x_test, ev, mode="errors", count=8, name=run.name),
-                                   f"{run.name}'s eight most confident mistakes"))
+            ev, name = run.evaluation, label[run.name]
+            out.append(parts.img(plot_predictions(data.x_test, ev, count=16, name=name),
+                                 f"16 test images with the predictions of {name}")
+                       + parts.img(plot_predictions(data.x_test, ev, mode="errors", count=8, name=name),
+                                   f"The eight most confident mistakes of {name}"))
     return "".join(out) or "<p>No run was evaluated on this dataset's test split.</p>"
 
 
@@ -194,14 +197,14 @@ def load_report_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[Run], d
     ``architecture_*.png`` figures.
 
     Returns:
-        ``(runs, context)``: ``context`` has ``quick``, ``skipped``, ``figures``
-        and ``title`` (None where no experiment said).
+        ``(runs, context)``: ``context`` has ``quick``, ``skipped`` and
+        ``figures`` (the title :func:`write_report` makes from the runs).
 
     Raises:
         DataNotFoundError: For a folder that holds neither.
     """
     runs: list[Run] = []
-    ctx: dict = {"quick": False, "skipped": {}, "figures": {}, "title": None}
+    ctx: dict = {"quick": False, "skipped": {}, "figures": {}}
     for path in map(Path, paths):
         if (path / RUN_FILE).is_file():
             runs.append(Run.load(path))
@@ -216,7 +219,6 @@ def load_report_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[Run], d
         runs += [Run.load(p) for p in subdirs]
         ctx["quick"] |= metrics.get("mode") == "quick"
         ctx["skipped"].update(metrics.get("skipped") or {})
-        ctx["title"] = ctx["title"] or (f"transferkit: {metrics['experiment']}" if metrics.get("experiment") else None)
         ctx["figures"].update({f"Architecture: {p.stem.removeprefix('architecture_')}": p
                                for p in sorted(path.glob("architecture_*.png"))})
     return runs, ctx

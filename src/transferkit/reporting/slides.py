@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from transferkit._text import plural
 from transferkit.reporting import _parts as parts
+from transferkit.reporting import story
+from transferkit.reporting.naming import backbone_label, display_names
 
 SLIDES = (
     "Overview",
@@ -50,8 +52,9 @@ ul{margin:0;padding-left:1.1em}li{margin:0 0 .35em}
 table{border-collapse:collapse;width:100%;font-size:20px;table-layout:auto}
 td,th{border-bottom:1px solid var(--line);padding:5px 10px;text-align:left;vertical-align:top;
 overflow-wrap:break-word}th{background:#f1f3f6}
-table.results td+td,table.results th+th{text-align:right}
+table.results td+td,table.results th+th{text-align:right;white-space:nowrap}
 .small{font-size:19px}.smaller{font-size:16px}.tiny{font-size:14px}
+.small table,.smaller table,.tiny table{font-size:inherit}
 .note{color:var(--muted);font-size:18px}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
@@ -114,34 +117,29 @@ def _contents(runs, ctx) -> dict[str, str]:
         plot_learning_curves,
     )
 
-    cont = continuations(runs)
+    cont, names = continuations(runs), display_names(runs)
     scored = [r for r in runs if r.evaluation]
     best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
-    verdict = _verdict([r for r in scored if parts.backbone_name(r)],
-                       [r for r in scored if not parts.backbone_name(r)])
-    names = ", ".join(r.name for r in runs)
+    listed = "; ".join(names.values())  # the labels hold commas
     curves = parts.img(plot_learning_curves(runs),
-                       f"Accuracy and loss per epoch, train and validation, for {names}")
+                       f"Accuracy and loss per epoch, train and validation, for {listed}")
     timing = parts.img(plot_accuracy_vs_time(runs),
-                       f"Validation accuracy against training time for {names}")
+                       f"Validation accuracy against training time for {listed}")
     return {
-        "Overview": _overview(runs, ctx, verdict),
+        # The verdict opens the deck, once; the conclusion states the findings behind it.
+        "Overview": _overview(runs, ctx, story.verdict(runs), names),
         "Dataset": _dataset(runs, ctx),
         "Transfer learning in brief": parts.bullets(_IN_BRIEF),
         "Pretrained models and their original purpose": _purposes(runs, ctx),
-        "Fine-tuning steps": _steps(runs, cont),
-        "Results: transfer vs from scratch": (
-            f'<div class="cols wide"><div class="{_fit_class(len(runs) + 9)}">'
-            f"{parts.results_table(runs, cont, compact=True)}"
-            f'<p class="note">{parts.esc(verdict)}</p></div>'
-            f'<div class="fig">{timing}</div></div>'),
+        "Fine-tuning steps": _steps(runs, cont, names),
+        "Results: transfer vs from scratch": _results(runs, cont, timing),
         "Learning curves": f'<div class="fig">{curves}</div>',
-        "What the network sees": _network_sees(runs, ctx, best),
+        "What the network sees": _network_sees(runs, ctx, best, names),
         "Limitations, pitfalls and ethics": (
             '<div class="cols"><div class="small"><b>Limitations</b>' + parts.bullets(parts.LIMITATIONS)
             + '</div><div class="small"><b>Pitfalls</b>' + parts.bullets(parts.PITFALLS)
             + "<b>Ethics</b>" + parts.bullets(parts.ETHICS) + "</div></div>"),
-        "Conclusion": _conclusion(ctx, best, cont, verdict),
+        "Conclusion": _conclusion(runs, ctx, cont, names),
     }
 
 
@@ -155,15 +153,24 @@ _IN_BRIEF = (
 )
 
 
-def _overview(runs, ctx, verdict: str) -> str:
+def _overview(runs, ctx, verdict: str, names) -> str:
     banners = ([parts.QUICK_NOTE] if ctx["quick"] else []) + list(ctx["notes"])
-    skipped = ctx["skipped"]
+    skipped = ", ".join(map(backbone_label, ctx["skipped"]))
     return (f"<h1>{parts.esc(ctx['title'])}</h1>"
             + "".join(f'<p class="banner">{parts.esc(b)}</p>' for b in banners)
             + f'<p class="big">{parts.esc(verdict)}</p>'
-            + f"<p>{plural(len(runs), 'run')}: {parts.esc(', '.join(r.name for r in runs))}.</p>"
-            + (f"<p>Skipped: {parts.esc(', '.join(skipped))} (weights unavailable; see slide 4).</p>"
+            # Semicolons: the labels hold commas ("MobileNetV2, fine-tuned").
+            + f"<p>{plural(len(runs), 'run')}: {parts.esc('; '.join(names.values()))}.</p>"
+            + (f"<p>Skipped: {parts.esc(skipped)} (weights unavailable; see slide 4).</p>"
                if skipped else ""))
+
+
+def _results(runs, cont, timing: str) -> str:
+    note = ('<p class="note">A fine-tuned run\'s time comes on top of its frozen head\'s: '
+            "it continues that run.</p>" if cont else "")
+    return (f'<div class="cols wide"><div class="{_fit_class(len(runs) + 3)}">'
+            f"{parts.results_table(runs, cont, compact=True)}{note}</div>"
+            f'<div class="fig">{timing}</div></div>')
 
 
 def _dataset(runs, ctx) -> str:
@@ -181,15 +188,15 @@ def _purposes(runs, ctx) -> str:
                        _fit_class(len(rows) * 2))
 
 
-def _steps(runs, cont) -> str:
+def _steps(runs, cont, names) -> str:
     return (f'<ul class="{_fit_class(len(runs) * 2)}">'
-            + "".join(f"<li>{parts.step(r, cont)}</li>" for r in runs) + "</ul>"
+            + "".join(f"<li>{parts.step(r, cont, names)}</li>" for r in runs) + "</ul>"
             + '<p class="note">Why: the head starts random, so it trains first on a frozen '
             "backbone; BatchNorm stays in inference mode because small batches would corrupt "
             f"its ImageNet statistics. {parts.esc(parts.LAYER_NOTE)}</p>")
 
 
-def _network_sees(runs, ctx, best) -> str:
+def _network_sees(runs, ctx, best, names) -> str:
     """Grad-CAM of the best run on right and wrong test predictions; else its per-class scores."""
     from transferkit.reporting.plots import plot_per_class_metrics
 
@@ -198,30 +205,19 @@ def _network_sees(runs, ctx, best) -> str:
         return f'<div class="fig">{cams}</div><p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'
     if best is None:
         return cams or "<p>No evaluated run.</p>"
-    scores = parts.img(plot_per_class_metrics(best.evaluation, name=best.name),
-                       f"Precision, recall and F1 per class for {best.name}")
+    scores = parts.img(plot_per_class_metrics(best.evaluation, name=names[best.name]),
+                       f"Precision, recall and F1 per class for {names[best.name]}")
     return ('<p class="note">No Grad-CAM (it needs the dataset and a saved model); '
             f'per-class scores of the best run instead.</p><div class="fig">{scores}</div>')
 
 
-def _conclusion(ctx, best, cont, verdict: str) -> str:
-    return (f'<p class="big">{parts.esc(verdict)}</p>'
-            + (f"<p>Best run: <b>{parts.esc(best.name)}</b>, {parts.pct(best.evaluation.accuracy)} "
-               f"test accuracy ({parts.kind(best, cont)}).</p>" if best else "")
-            + "".join(f"<p>Not compared: <b>{parts.esc(k)}</b> ({parts.esc(v)}).</p>"
-                      for k, v in ctx["skipped"].items())
-            + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."]))
-
-
-def _verdict(transfer, scratch) -> str:
-    if not transfer and not scratch:
-        return "No run was evaluated."
-    if not transfer:
-        return "No transfer run was evaluated: nothing to compare with the CNN from scratch."
-    t = max(transfer, key=lambda r: r.evaluation.accuracy)
-    if not scratch:
-        return f"Best transfer run: {t.name}, {parts.pct(t.evaluation.accuracy)} test accuracy."
-    s = max(scratch, key=lambda r: r.evaluation.accuracy)
-    delta = 100 * (t.evaluation.accuracy - s.evaluation.accuracy)
-    return (f"Transfer {parts.pct(t.evaluation.accuracy)} vs from scratch "
-            f"{parts.pct(s.evaluation.accuracy)}: {delta:+.1f} points.")
+def _conclusion(runs, ctx, cont, names) -> str:
+    """What the runs show (:func:`transferkit.reporting.story.findings`), not the verdict again."""
+    found = story.findings(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
+    # Why they were left out is on slide 4: here, only which.
+    left_out = "; ".join(map(backbone_label, ctx["skipped"]))
+    skipped = [f"Not compared: {left_out} (see slide 4)."] if left_out else []
+    return (f'<p class="big">{parts.esc(found[0])}</p>'
+            + parts.bullets([*found[1:], *skipped], _fit_class(len(found) + len(skipped)))
+            + parts.bullets(["Next: several seeds, more fine-tuning epochs, larger inputs."],
+                            "note"))

@@ -1,0 +1,147 @@
+"""The deck's story, computed from the runs: the verdict and the findings behind it.
+
+:func:`verdict` is the one-sentence answer (transfer vs from scratch, in
+points); :func:`findings` the sentences a conclusion states: what fine-tuning
+added over the frozen head and at what time, which run bought the most
+accuracy per minute, and where the best run goes wrong. Every number comes
+from the runs' records; a finding the records cannot support is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from transferkit._text import plural
+from transferkit.reporting.naming import (
+    backbone_label,
+    class_label,
+    fine_tuned,
+    pretrained_backbone,
+)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _duration(x: float) -> str:
+    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
+
+
+def _total(run) -> float | None:
+    value = (run.timings or {}).get("total")
+    return float(value) if value is not None else None
+
+
+def verdict(runs: Sequence) -> str:
+    """One sentence: the best transfer run against the best run from scratch, in points.
+
+    It names no run (the conclusion does) so it can open the deck without
+    repeating what follows.
+    """
+    scored = [r for r in runs if r.evaluation]
+    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
+    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    if not scored:
+        return "No run was evaluated."
+    if not transfer:
+        return (f"No transfer run was evaluated: training from scratch reached "
+                f"{_pct(max(scratch))} test accuracy, with nothing to compare it to.")
+    if not scratch:
+        return (f"Best test accuracy of {plural(len(transfer), 'transfer run')}: "
+                f"{_pct(max(transfer))}; no run from scratch to compare with.")
+    t, s = max(transfer), max(scratch)
+    delta = 100 * (t - s)
+    if abs(delta) < 0.05:
+        return f"Transfer learning and training from scratch tie at {_pct(t)} test accuracy."
+    winner, loser = (("Transfer learning", "training from scratch") if delta > 0
+                     else ("Training from scratch", "transfer learning"))
+    return (f"{winner} beats {loser} by {abs(delta):.1f} points of test accuracy "
+            f"({_pct(max(t, s))} vs {_pct(min(t, s))}).")
+
+
+def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
+    """Per fine-tuned run: the points it gained (or lost) over its frozen head, and the time it took.
+
+    The frozen run is the one it continues (``cont``), else an evaluated
+    frozen run of the same backbone. A continuation's extra time is all of
+    its own; an independent run's is the difference of the two totals.
+    """
+    scored = [r for r in runs if r.evaluation and pretrained_backbone(r)]
+    out = []
+    for tuned in (r for r in scored if fine_tuned(r, cont)):
+        frozen = cont.get(tuned.name)
+        if frozen is None or frozen.evaluation is None:
+            frozen = next((r for r in scored if not fine_tuned(r, cont)
+                           and pretrained_backbone(r) == pretrained_backbone(tuned)), None)
+        if frozen is None:
+            continue
+        extra = _total(tuned)
+        if extra is not None and tuned.name not in cont:
+            extra = None if _total(frozen) is None else extra - _total(frozen)
+        out.append(_fine_tuning_sentence(backbone_label(pretrained_backbone(tuned)),
+                                         tuned.evaluation.accuracy, frozen.evaluation.accuracy, extra))
+    return out
+
+
+def _fine_tuning_sentence(backbone: str, tuned: float, frozen: float, extra: float | None) -> str:
+    delta = 100 * (tuned - frozen)
+    cost = ("" if extra is None else f" for {_duration(extra)} more training" if extra >= 0
+            else f" with {_duration(-extra)} less training")
+    if abs(delta) < 0.05:
+        return f"Fine-tuning {backbone} gained nothing over the frozen head ({_pct(tuned)} both){cost}."
+    if delta > 0:
+        return (f"Fine-tuning {backbone} helped: {delta:+.1f} points over the frozen head "
+                f"({_pct(tuned)} vs {_pct(frozen)}){cost}.")
+    return (f"Fine-tuning {backbone} did not help: it lost {-delta:.1f} points to the frozen head "
+            f"({_pct(tuned)} vs {_pct(frozen)}){cost}.")
+
+
+def per_minute_finding(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> str | None:
+    """Which run bought the most test accuracy per minute of training; None under two candidates.
+
+    A fine-tuning run is charged its frozen stage too: it could not have
+    started without it. Runs at or below chance are left out, since a run
+    that learned nothing in a second would otherwise win.
+    """
+    rates = {}
+    for run in (r for r in runs if r.evaluation and _total(r)):
+        chance = 1 / max(len(run.evaluation.class_names), 1)
+        if run.evaluation.accuracy <= chance:
+            continue
+        before = _total(cont[run.name]) if run.name in cont else 0.0
+        rates[run.name] = (run, _total(run) + (before or 0.0))
+    if len(rates) < 2:
+        return None
+    run, seconds = max(rates.values(), key=lambda p: p[0].evaluation.accuracy / p[1])
+    counted = ", counting its frozen stage" if run.name in cont else ""
+    return (f"Most accuracy per minute of training: {names.get(run.name, run.name)} "
+            f"({_pct(run.evaluation.accuracy)} in {_duration(seconds)}{counted}).")
+
+
+def confusions_finding(best, label: str, top: int = 3) -> str | None:
+    """The best run's ``top`` most frequent mistakes ("cat → dog: 23 test images"), if recorded."""
+    from transferkit.reporting.plots import most_confused_pairs
+
+    ev = best.evaluation if best is not None else None
+    if ev is None or getattr(ev, "confusion_matrix", None) is None:
+        return None
+    pairs = most_confused_pairs(ev, top=top)
+    if not pairs:
+        return None
+    mistakes = "; ".join(f"{class_label(t)} → {class_label(p)}: {plural(n, f'{ev.split} image')}"
+                         for t, p, n in pairs)
+    return f"Most frequent mistakes ({label}): {mistakes}."
+
+
+def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
+    """The conclusion's sentences: best run, fine-tuning's gain and cost, accuracy per minute, mistakes."""
+    scored = [r for r in runs if r.evaluation]
+    if not scored:
+        return []
+    best = max(scored, key=lambda r: r.evaluation.accuracy)
+    label = names.get(best.name, best.name)
+    out = [f"Best run: {label} ({_pct(best.evaluation.accuracy)} test accuracy)."]
+    out += fine_tuning_findings(runs, cont)
+    out += filter(None, [per_minute_finding(runs, cont, names), confusions_finding(best, label)])
+    return out
