@@ -136,6 +136,21 @@ def test_options_may_come_before_the_experiment_name():
     assert common_options_first(["run", "--help"]) == ["run", "--help"]
 
 
+def test_run_without_a_name_asks_for_one_and_run_list_lists_them(capsys):
+    # It said "the following arguments are required: NAME, options", and `run list` was
+    # an invalid choice.
+    for argv in (["run"], ["run", "--quick"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "name an experiment: transfer_vs_baseline" in err and "options" not in err
+    assert main(["run", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "backbones" in out and "two_stage" in out
+    with pytest.raises(SystemExit):
+        main(["run", "--quick", "--help"])
+    assert "--per-class" in capsys.readouterr().out
+
+
 def test_run_help_lists_the_common_options(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])

@@ -38,7 +38,12 @@ _CLI_TERMS = (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from transferkit.cli._parser import build_parser, command_flags, common_options_first
+    from transferkit.cli._parser import (
+        build_parser,
+        command_flags,
+        common_options_first,
+        list_experiments,
+    )
 
     process = argv is None  # the process's own command, not a call from Python
     argv = common_options_first(list(sys.argv[1:] if argv is None else argv))
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "run" and args.experiment in (None, "list"):
+        return list_experiments(asked=args.experiment == "list")
     args.flags = command_flags(parser, args)  # messages hint only at options it has
     args.argv = argv  # which options were given, not defaulted: flags override --config
     level = "debug" if args.debug else args.verbosity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from transferkit.cli._help import HelpFormatter, definition_list
 from transferkit.experiments import EXPERIMENTS, describe
@@ -45,7 +46,20 @@ def common_options_first(argv: list[str]) -> list[str]:
     for i, token in enumerate(argv[1:], start=1):
         if token in EXPERIMENTS:
             return ["run", token, *argv[1:i], *argv[i + 1:]]
-    return argv
+    # No experiment named: a first word ("list", or a typo argparse names) goes on;
+    # options alone get the error that asks for a name, not "unrecognized arguments".
+    named = len(argv) > 1 and not argv[1].startswith("-")
+    return argv if named or {"-h", "--help"} & set(argv) else ["run"]
+
+
+def list_experiments(asked: bool) -> int:
+    """``transferkit run list`` (exit 0), or the usage error of ``run`` without NAME (exit 2)."""
+    if asked:
+        print(definition_list(EXPERIMENTS))
+        return 0
+    print("transferkit run: error: name an experiment: " + ", ".join(EXPERIMENTS)
+          + " (`transferkit run list` says what each does).", file=sys.stderr)
+    return 2
 
 
 def command_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> frozenset[str]:
@@ -323,8 +337,8 @@ def _add_run(sub) -> None:
         + "\n\noptions every experiment takes (NAME --help lists its own too):\n"
         + common_options_help(HelpFormatter),
     )
-    run.add_argument("experiment", metavar="NAME", choices=list(EXPERIMENTS),
-                     help="experiment to run (listed below)")
+    run.add_argument("experiment", metavar="NAME", nargs="?", choices=[*EXPERIMENTS, "list"],
+                     help="experiment to run (listed below; `list` lists them)")
     run.add_argument("options", nargs=argparse.REMAINDER,
                      help="the experiment's options (transferkit run NAME --help)")
     # It imports TensorFlow itself once NAME's options parse: NAME --help stays quick.

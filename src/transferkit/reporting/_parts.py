@@ -136,8 +136,26 @@ def dataset_rows(runs, data) -> list[list[str]]:
             ["Subset", subset]]
     if prov:
         rows.append(["Seed / validation split", f"{prov.get('seed', '?')} / "
-                     f"{pct(prov.get('validation_split'))} of train, stratified"])
+                     f"{_validation_share(prov.get('validation_split'), sizes)}, stratified"])
     return rows
+
+
+def _validation_share(asked, sizes: Mapping) -> str:
+    """The validation split as held: small folders hold more than asked (folder.MIN_VALIDATION).
+
+    Example:
+        >>> _validation_share(0.1, {"train": 81, "val": 27})
+        '25.0% of train (10.0% asked; raised to hold enough images to choose between stages)'
+        >>> _validation_share(0.1, {"train": 900, "val": 100})
+        '10.0% of train'
+    """
+    train, val = sizes.get("train"), sizes.get("val")
+    if not isinstance(train, int) or not isinstance(val, int) or not train + val:
+        return f"{pct(asked)} of train"
+    held = val / (train + val)
+    if asked is None or abs(held - asked) < 0.02:
+        return f"{pct(held)} of train"
+    return f"{pct(held)} of train ({pct(asked)} asked; raised to hold enough images to choose between stages)"
 
 
 def purposes_rows(runs, skipped: Mapping[str, str] | None) -> list[list[str]]:
