@@ -250,6 +250,8 @@ def test_train_keeps_the_stage_better_on_validation_and_says_why(own_images):
     kept, why = select_run(stages)  # chosen on validation, from the stages' own records
     assert metrics["kept"] == kept.name and metrics["kept_because"] == why
     assert json.loads((tmp / "run" / "run.json").read_text())["config"]["kept"] == why
+    report = (tmp / "run" / "report.html").read_text()  # the report says it too, in words
+    assert "model.keras holds" in report and "chosen on the validation split" in report
     x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     saved = load_model(tmp / "run" / "model.keras").predict(x, verbose=0)
     np.testing.assert_allclose(saved, load_model(tmp / "run" / kept.name / "model.keras")

@@ -166,9 +166,26 @@ def summary(runs, ctx, cont) -> str:
     out += [f'<p class="quick">{parts.esc(n)}</p>' for n in ctx["notes"]]
     out.append(f"<p>{plural(len(runs), 'run')}. <b>{parts.esc(story.verdict(runs))}</b></p>")
     out.append(parts.bullets(story.findings(runs, cont, display_names(runs))))
+    out += [f"<p>{parts.esc(line)}</p>" for line in _kept(runs)]
     for name, reason in ctx["skipped"].items():
         out.append(f"<p>Skipped backbone <b>{parts.esc(backbone_label(name))}</b>: {parts.esc(reason)}</p>")
     return "".join(out)
+
+
+def _kept(runs) -> list[str]:
+    """Which run ``transferkit train`` saved as model.keras, and why (its ``config["kept"]``)."""
+    label = display_names(runs)
+    lines = []
+    for run in runs:
+        why = run.config.get("kept")
+        if not why:
+            continue
+        why = why.split(": ", 1)[-1]
+        for name in sorted(label, key=len, reverse=True):  # "vs frozen_head 0.78": in words
+            why = why.replace(name, label[name])
+        lines.append(f"model.keras holds {label[run.name]}, chosen on the validation split "
+                     f"(never the test split): {why}.")
+    return lines
 
 
 def predictions(runs, data) -> str:
