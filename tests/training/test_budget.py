@@ -117,6 +117,13 @@ def test_epochs_bound_a_budget(tiny):
     assert run.epochs_run == 2 and run.config["budget"]["steps"] <= 5 + 2 * math.ceil(96 / 32)
 
 
+def test_a_budget_without_epochs_buys_at_most_thirty(tiny):
+    # Uncapped (1,000), 3 minutes on 81 photos fine-tuned for 130 epochs and overfitted.
+    model = build_baseline_cnn(tiny, filters=(4,), head=())
+    run = train(model, tiny, budget=600, batch_size=32, verbose=0)
+    assert run.epochs_run == 30 and run.config["budget"]["elapsed_s"] < 600  # ended early
+
+
 def test_a_budget_spent_before_training_stops_without_timing_steps(tiny):
     from transferkit.training.budget import Budget
 

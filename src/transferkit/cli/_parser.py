@@ -186,7 +186,7 @@ def _add_train(sub) -> None:
                    help="epochs of the head on the frozen backbone (default 5)")
     t.add_argument("--epochs", type=int,
                    help="fine-tuning epochs after that (default 10; 0 keeps the backbone frozen; "
-                   "with --budget, the most to run)")
+                   "with --budget, the most to run: default 30)")
     t.add_argument("--budget", metavar="TIME",
                    help="time for the whole command, e.g. 600, 90s, 10m, 1h: after the head, "
                    "fine-tuning runs as many steps as fit, its schedule ending on time (a few "

@@ -25,8 +25,15 @@ if TYPE_CHECKING:  # annotations only: no Keras import for the plan itself
 
     from transferkit.data.splits import DataSplits
 
-DEFAULT_EPOCHS, MAX_BUDGET_EPOCHS = 10, 1000
-"""Epochs without a budget; the most a budget buys when ``epochs`` is not given."""
+DEFAULT_EPOCHS, MAX_BUDGET_EPOCHS = 10, 30
+"""Epochs without a budget; the most a budget buys when ``epochs`` is not given.
+
+Three times the default: a budget larger than that many epochs need ends the run
+early (what is left passes on). Uncapped (it was 1,000), ``transferkit train --budget
+3m`` on 81 flower photos fine-tuned for 130 epochs, its validation loss rising from
+0.84 to 1.69, and ended under the frozen head it started from (0.78 vs 0.81
+validation accuracy); ``--head-epochs 2 --epochs 2`` on the same photos ended at 0.85.
+"""
 
 RECIPE_SETS = ("cache_features", "compile", "optimizer", "lr", "schedule")
 """:class:`TrainOptions` fields a recipe sets itself (``fine_tune``, ``train_from_scratch``)."""
@@ -158,11 +165,11 @@ class Plan:
 
 
 def resolve_epochs(epochs: int | None, budget) -> int:
-    """``epochs`` as given, else 10 without a budget and up to 1,000 with one.
+    """``epochs`` as given, else 10 without a budget and up to 30 with one.
 
     Example:
         >>> resolve_epochs(None, None), resolve_epochs(None, "10min"), resolve_epochs(3, 60)
-        (10, 1000, 3)
+        (10, 30, 3)
     """
     if epochs is not None:
         return epochs
