@@ -303,7 +303,7 @@ def _middle_cut(text: str, width: int = TITLE_CHARS) -> str:
 
     Example:
         >>> _middle_cut("daisy-9595857626_979c45e5bf_n.jpg")
-        'daisy-959…5bf_n.jpg'
+        'daisy-9595…5bf_n.jpg'
     """
     if len(text) <= width:
         return text
