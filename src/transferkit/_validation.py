@@ -143,7 +143,7 @@ def _parse_text(text: str, name: str) -> float:
         if match is None or match.group(2).lower() not in _UNITS or match.end() == position:
             raise ConfigurationError(
                 f"{name} {text!r} is not a duration: give seconds (600) or a number with a "
-                "unit, s, min or h ('90s', '10min', '1h30m').")
+                "unit, s, m (or min) or h ('90s', '10m', '1h30m').")
         seconds += float(match.group(1)) * _UNITS[match.group(2).lower()]
         position = match.end()
     if not stripped:
