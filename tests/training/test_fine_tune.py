@@ -227,7 +227,10 @@ def test_real_one_epoch_fine_tune_of_a_fresh_model_learns(cifar):
     model = build_transfer_model("mobilenet_v2", data, head=())
     run = fine_tune(model, data, epochs=1, batch_size=256, seed=0, verbose=0)
     assert run.config["recipe"]["lr"] == pytest.approx(1e-3)
-    assert run.evaluation.accuracy > 0.4, run.evaluation.accuracy  # chance: 0.1
+    assert run.evaluation.accuracy > 0.55, run.evaluation.accuracy  # chance: 0.1
+    # It ends above where it started: the head trained first (0.58-0.61 -> 0.64-0.67 seen).
+    start = run.config["recipe"]["head_first"]["val_accuracy"]
+    assert run.history["val_accuracy"][-1] > start - 0.03, (start, run.history)
 
 
 def test_a_backbone_of_any_size_fine_tunes_its_last_layers_without_the_prefix_cache(tiny):
