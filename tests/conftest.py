@@ -9,6 +9,12 @@ backends other than TensorFlow. tests/harness.py holds the shared assertions.
 The suite runs under every Keras backend (``KERAS_BACKEND=torch`` or ``jax``,
 where TensorFlow need not be installed; see docs/backends.rst). Tests that call
 TensorFlow themselves carry ``@requires_tensorflow``.
+
+Expensive fixtures of one module (trained runs, rendered pages) are
+session-scoped, not module-scoped: under ``pytest -n 2`` a worker may run
+other modules' tests between a group's, and a module fixture is then torn down
+and built again (a CLI fixture took 45 s twice, the real fine-tune runs 150 s
+twice). Session scope builds each once per worker; none of them has a teardown.
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ def test_every_verb_refuses_bad_input_with_exit_2(own_images, argv, message, cap
 # --------------------------------------------------------------------------- your own images
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def own_images(tmp_path_factory):
     """A train/ + val/ photo tree of 3 colour classes, mixed formats and sizes, and a
     model trained on it by `transferkit train` (random weights: this is about plumbing)."""

@@ -90,7 +90,7 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def inputs(tmp_path_factory):
     """Photos, a fake model and fake weights files, an empty Keras cache."""
     from PIL import Image
@@ -122,7 +122,7 @@ def inputs(tmp_path_factory):
     return tmp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def results(inputs):
     tmp = inputs
     argvs = [[a.format(tmp=tmp, photos=tmp / "photos") for a in argv] for argv, _ in CASES]

@@ -86,7 +86,7 @@ def test_an_interrupted_command_exits_130_saying_what_it_left(monkeypatch, capsy
 # --------------------------------------------------------------------------- a real `train`
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def photos(tmp_path_factory):
     from PIL import Image
 

@@ -210,7 +210,7 @@ def test_tensorboard_without_tensorflow_is_refused_before_anything(tmp_path, cap
     assert not (tmp_path / "o").exists() and not (tmp_path / "tb").exists()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def photos(tmp_path_factory):
     """Two colour classes of 16 32-px photos each."""
     from PIL import Image

@@ -10,7 +10,7 @@ from transferkit.data import stream
 from transferkit.models.builders import build_transfer_model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def photos(tmp_path_factory):
     """A flat tree of two colours, 30 PNG photos each."""
     from PIL import Image

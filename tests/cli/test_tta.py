@@ -9,7 +9,7 @@ import pytest
 from transferkit.cli import main
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def saved(tmp_path_factory):
     """model.keras with a run.json naming its classes, and a labelled tree of 16-px PNGs
     (a test/ folder of 3 classes). The model reads pixels by position with large weights,

@@ -12,7 +12,7 @@ from transferkit.errors import ConfigurationError
 from transferkit.models.builders import build_transfer_model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def unbalanced(tmp_path_factory):
     """A flat tree: 40 red photos of "common", 8 blue of "rare" (5x fewer)."""
     from PIL import Image

@@ -20,7 +20,7 @@ from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError, DataChangedError
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folder(tmp_path_factory):
     """3 learnable classes (red, green, blue) of JPEG and PNG photos of several sizes, one broken."""
     root = tmp_path_factory.mktemp("stream") / "photos"

@@ -29,7 +29,7 @@ def _objects(n: int, seed: int, *, left: bool = False):
     return np.clip(x, 0, 255).astype(np.uint8), y, boxes
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained():
     """A two-block CNN trained briefly to tell the squares' colours wherever they are."""
     keras.utils.set_random_seed(0)

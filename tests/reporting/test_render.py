@@ -73,7 +73,7 @@ def print_pdf(page: Path) -> list[tuple[float, float]]:
     return boxes[: len(pages)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pages(tmp_path_factory):
     from transferkit.data.synthetic import make_synthetic_dataset
     from transferkit.models.builders import build_baseline_cnn, build_transfer_model
@@ -156,7 +156,7 @@ def test_the_identifier_check_sees_a_run_name(pages, tmp_path):
     assert SNAKE_CASE.findall(TYPED.sub(" ", texts[0])) == ["mobilenet_v2_finetuned"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def study(tmp_path_factory):
     """The deck of a backbone study from hand-made records: 4 backbones frozen then fine-tuned."""
     import numpy as np

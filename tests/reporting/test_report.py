@@ -40,7 +40,7 @@ class _Checker(HTMLParser):
             self.h2.append(data)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs_and_data(tmp_path_factory):
     from transferkit.data.synthetic import make_synthetic_dataset
 

@@ -14,7 +14,7 @@ from transferkit.training.cached_prefix import ShiftedViews, cache_activations
 from transferkit.training.recipes import Recipe
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mobilenet():
     keras.utils.set_random_seed(0)
     return build_transfer_model("mobilenet_v2", 3, input_shape=(32, 32, 3), weights=None)

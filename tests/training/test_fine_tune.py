@@ -170,7 +170,7 @@ def test_fine_tune_rejects_bad_arguments(tiny):
         fine_tune(model, tiny, unfreeze="no_such_layer", verbose=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def real_runs(cifar):
     """Frozen head, then default fine-tuning three ways (100 per class): the default (the
     frozen prefix's activations cached), images every epoch at full size, and progressive
