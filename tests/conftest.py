@@ -10,11 +10,12 @@ The suite runs under every Keras backend (``KERAS_BACKEND=torch`` or ``jax``,
 where TensorFlow need not be installed; see docs/backends.rst). Tests that call
 TensorFlow themselves carry ``@requires_tensorflow``.
 
-Expensive fixtures of one module (trained runs, rendered pages) are
-session-scoped, not module-scoped: under ``pytest -n 2`` a worker may run
-other modules' tests between a group's, and a module fixture is then torn down
-and built again (a CLI fixture took 45 s twice, the real fine-tune runs 150 s
-twice). Session scope builds each once per worker; none of them has a teardown.
+The suites run on 2 processes with ``--dist loadfile``: each module's tests
+stay in one process. ``--dist loadgroup`` ignored the ``xdist_group`` marks
+with pytest 9.2 and pytest-xdist 3.8, so both processes built a module's
+expensive fixture (a CLI fixture took 45 s twice, the real fine-tune runs 150 s
+twice). Those fixtures are also session-scoped, so a process that runs other
+modules' tests in between does not build them again; none has a teardown.
 """
 
 from __future__ import annotations
