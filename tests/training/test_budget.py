@@ -86,6 +86,8 @@ def test_a_short_fine_tune_peaks_where_a_full_warm_up_would_be():
         assert max(rates) == pytest.approx(1e-3 * 7 / 31, rel=1e-5)
         assert rates[0] == pytest.approx(1e-3 / 31, rel=1e-5)
     assert float(recipe_optimizer("adamw", 1e-3, 12)._learning_rate(6)) == pytest.approx(1e-3)
+    none = WarmupCosine(1e-3, 12, 0, gentle=True)  # no warm-up asked: the full rate
+    assert float(none(0)) == pytest.approx(1e-3)
     long = recipe_optimizer("adamw", 1e-3, 2000, gentle=True)._learning_rate
     assert max(float(long(step)) for step in (99, 100, 101)) == pytest.approx(1e-3)
 

@@ -157,8 +157,9 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         warm, total = ops.cast(self.warmup_steps, "float32"), ops.cast(self.total_steps, "float32")
         peak = self.peak_lr
-        if self.gentle:  # short_run_peak, on the re-planned warm-up
-            peak = peak * ops.minimum(1.0, (warm + 1.0) / (FASTEST_WARMUP + 1.0))
+        if self.gentle:  # short_run_peak, on the re-planned warm-up (none: the full rate)
+            factor = ops.minimum(1.0, (warm + 1.0) / (FASTEST_WARMUP + 1.0))
+            peak = peak * ops.where(warm > 0, factor, 1.0)
         start = peak / (warm + 1.0)
         rising = start + (peak - start) * step / ops.maximum(warm, 1.0)
         progress = ops.clip((step - warm) / ops.maximum(total - warm, 1.0), 0.0, 1.0)
