@@ -6,6 +6,7 @@ arguments into Keras' and checks them first.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import keras
@@ -13,6 +14,8 @@ import keras
 from transferkit._validation import check_scalar
 from transferkit.errors import ConfigurationError
 from transferkit.training.callbacks import warmup_cosine
+
+logger = logging.getLogger("transferkit")
 
 
 def make_optimizer(
@@ -87,11 +90,13 @@ def short_run_peak(lr: float, warm: int) -> float:
     (12 steps) rising to 1e-3 in 6 steps ended at 0.10-0.29, peaking at 2.3e-4 at
     0.64-0.65; two epochs at 0.48-0.49 against 0.69 (issue 21).
 
+    No warm-up (``warm`` 0) keeps ``lr``: nothing rises.
+
     Example:
-        >>> short_run_peak(1e-3, 100), round(short_run_peak(1e-3, 6), 6)
-        (0.001, 0.000226)
+        >>> short_run_peak(1e-3, 100), round(short_run_peak(1e-3, 6), 6), short_run_peak(1e-3, 0)
+        (0.001, 0.000226, 0.001)
     """
-    return lr * min(1.0, (warm + 1) / (FASTEST_WARMUP + 1))
+    return lr * min(1.0, (warm + 1) / (FASTEST_WARMUP + 1)) if warm > 0 else lr
 
 
 def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: float = 0.05,
@@ -115,7 +120,10 @@ def recipe_optimizer(optimizer: str, lr: float, total_steps: int, *, warmup: flo
     if adjustable:
         schedule = WarmupCosine(lr, total_steps, warm, warmup=warmup, gentle=gentle)
         return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
-    peak = short_run_peak(lr, warm) if gentle and warm else lr
+    peak = short_run_peak(lr, warm) if gentle else lr
+    if peak < lr:
+        logger.info("A short run (%d steps): the learning rate rises to %.2g, not %.2g "
+                    "(a faster rise wrecks what the head learned).", total_steps, peak, lr)
     schedule = warmup_cosine(peak, total_steps, warmup_steps=warm, final_lr_ratio=0.0)
     return make_optimizer(optimizer, schedule, weight_decay=weight_decay)
 

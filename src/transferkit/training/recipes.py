@@ -42,12 +42,7 @@ from transferkit.training.budget import Budget
 from transferkit.training.class_weight import resolve_class_weight
 from transferkit.training.fastpath import FineTuneRequest
 from transferkit.training.losses import recipe_loss
-from transferkit.training.optim import (
-    FASTEST_WARMUP,
-    recipe_optimizer,
-    short_run_peak,
-    warmup_steps,
-)
+from transferkit.training.optim import recipe_optimizer
 from transferkit.training.plan import TrainOptions, resolve_epochs
 from transferkit.training.train import run_training, train
 
@@ -102,11 +97,6 @@ class Recipe:
 
         ``adjustable``: a schedule a time budget can re-plan while training.
         """
-        warm = warmup_steps(self.warmup, total_steps)
-        if self.fine_tune is not None and 0 < warm < FASTEST_WARMUP and not adjustable:
-            logger.info("A short run (%d steps): the learning rate rises to %.2g, not %.2g "
-                        "(a faster rise wrecks what the head learned).", total_steps,
-                        short_run_peak(self.lr, warm), self.lr)
         model.compile(optimizer=recipe_optimizer(self.optimizer, self.lr, total_steps,
                                                  warmup=self.warmup,
                                                  weight_decay=self.weight_decay,
