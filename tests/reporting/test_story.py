@@ -7,12 +7,12 @@ from transferkit.models.registry import BACKBONES, list_backbones
 from transferkit.reporting import story
 from transferkit.reporting.naming import (
     backbone_label,
+    continuations,
     dataset_label,
     display_names,
     humanize,
     report_title,
 )
-from transferkit.reporting.plots import continuations
 from transferkit.runs.evaluation import evaluate_predictions
 from transferkit.runs.record import Run
 

@@ -90,6 +90,27 @@ def fine_tuned(run, cont: Mapping) -> bool:
     return run.name in cont or not (run.config.get("backbone") or {}).get("frozen")
 
 
+def continuations(runs: Sequence) -> dict[str, object]:
+    """``{fine-tuning run name: the frozen run it continues}`` among ``runs``.
+
+    A run continues an earlier one when both trained the same model (same
+    ``config["model"]``), the earlier one with its backbone frozen and the
+    later one with part of it trainable, as :func:`~transferkit.training.recipes.fine_tune`
+    after :func:`~transferkit.training.train` does.
+    """
+    found: dict[str, object] = {}
+    for i, run in enumerate(runs):
+        bb = run.config.get("backbone") or {}
+        if bb.get("frozen", True) or not run.config.get("model"):
+            continue
+        for prev in reversed(runs[:i]):
+            pbb = prev.config.get("backbone") or {}
+            if prev.config.get("model") == run.config["model"] and pbb.get("frozen"):
+                found[run.name] = prev
+                break
+    return found
+
+
 def run_kind(run, cont: Mapping) -> str:
     """``"from scratch"``, ``"fine-tuned"`` or ``"frozen backbone"``; ``cont``: the continuations."""
     if pretrained_backbone(run) is None:
@@ -103,7 +124,7 @@ def run_label(run, cont: Mapping) -> str:
     Args:
         run: A :class:`~transferkit.runs.record.Run`.
         cont: ``{fine-tuning run name: frozen run}``
-            (:func:`~transferkit.reporting.plots.continuations`).
+            (:func:`continuations`).
 
     Returns:
         The label; a run that records no model is named from its identifier
@@ -136,8 +157,6 @@ def display_names(runs: Sequence) -> dict[str, str]:
     Runs the record alone cannot tell apart (two CNNs from scratch) keep
     their identifier, as words, in parentheses: "CNN from scratch (Stage1 CNN)".
     """
-    from transferkit.reporting.plots import continuations
-
     cont = continuations(runs)
     labels = {r.name: run_label(r, cont) for r in runs}
     seen: dict[str, int] = {}
@@ -170,8 +189,6 @@ def report_title(runs: Sequence, data=None) -> str:
     Example: "CIFAR-10: transfer learning vs training from scratch";
     "flowers: MobileNetV2, frozen head vs fine-tuned" for a photo folder.
     """
-    from transferkit.reporting.plots import continuations
-
     cont = continuations(runs)
     transfer = [r for r in runs if pretrained_backbone(r)]
     backbones = list(dict.fromkeys(backbone_label(pretrained_backbone(r)) for r in transfer))

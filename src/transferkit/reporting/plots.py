@@ -9,13 +9,13 @@ given to it, so it opens no pyplot figure either).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from transferkit.errors import ConfigurationError
 from transferkit.reporting.image_plots import save_figure
+from transferkit.reporting.naming import continuations, display_names
 
 
 def _runs(runs) -> list:
@@ -25,42 +25,14 @@ def _runs(runs) -> list:
     return runs
 
 
-def continuations(runs: Sequence) -> dict[str, object]:
-    """``{fine-tuning run name: the frozen run it continues}`` among ``runs``.
-
-    A run continues an earlier one when both trained the same model (same
-    ``config["model"]``), the earlier one with its backbone frozen and the
-    later one with part of it trainable, as :func:`~transferkit.training.recipes.fine_tune`
-    after :func:`~transferkit.training.train` does.
-    """
-    found: dict[str, object] = {}
-    for i, run in enumerate(runs):
-        bb = run.config.get("backbone") or {}
-        if bb.get("frozen", True) or not run.config.get("model"):
-            continue
-        for prev in reversed(runs[:i]):
-            pbb = prev.config.get("backbone") or {}
-            if prev.config.get("model") == run.config["model"] and pbb.get("frozen"):
-                found[run.name] = prev
-                break
-    return found
-
-
 def _offsets(runs) -> dict[str, int]:
     """Epochs before each run's first epoch (the frozen run's, for a continuation)."""
     cont = continuations(runs)
     return {r.name: (cont[r.name].epochs_run if r.name in cont else 0) for r in runs}
 
 
-def _labels(runs) -> dict[str, str]:
-    """``{run name: the label people read}`` (:func:`transferkit.reporting.naming.display_names`)."""
-    from transferkit.reporting.naming import display_names  # it reads runs.record (Keras)
-
-    return display_names(runs)
-
-
 def _names_title(runs) -> str:
-    names = list(_labels(runs).values())  # semicolons below: labels hold commas
+    names = list(display_names(runs).values())  # semicolons below: labels hold commas
     return " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs: " + "; ".join(names[:3]) + "; ..."
 
 
@@ -111,7 +83,7 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
         ax.set_ylabel(metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    labels = _labels(runs)
+    labels = display_names(runs)
     handles = [Line2D([], [], color=colors[r.name], marker="o", ms=3, label=labels[r.name]) for r in runs]
     handles += [Line2D([], [], color="0.3", ls="-", label="train"),
                 Line2D([], [], color="0.3", ls="--", label="validation")]
@@ -148,7 +120,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     ends: dict[str, float] = {}
-    handles, labels = [], _labels(runs)
+    handles, labels = [], display_names(runs)
     for i, run in enumerate(runs):
         t = run.timings or {}
         start = ends.get(cont[run.name].name, 0.0) if run.name in cont else 0.0

@@ -22,7 +22,12 @@ from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import story
 from transferkit.reporting._parts import same_test_split
-from transferkit.reporting.naming import backbone_label, display_names, report_title
+from transferkit.reporting.naming import (
+    backbone_label,
+    continuations,
+    display_names,
+    report_title,
+)
 from transferkit.reporting.slides import deck_html
 from transferkit.runs.layout import RUN_FILE
 from transferkit.runs.record import Run
@@ -114,7 +119,6 @@ def write_report(
 
 def _sections(runs, ctx) -> list[tuple[str, str]]:
     from transferkit.reporting.plots import (
-        continuations,
         plot_accuracy_vs_time,
         plot_confusion_matrix,
         plot_learning_curves,

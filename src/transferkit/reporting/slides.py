@@ -13,7 +13,7 @@ from __future__ import annotations
 from transferkit._text import plural
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import story
-from transferkit.reporting.naming import backbone_label, display_names
+from transferkit.reporting.naming import backbone_label, continuations, display_names
 
 SLIDES = (
     "Overview",
@@ -112,7 +112,6 @@ def _fit_class(rows: int) -> str:
 def _contents(runs, ctx) -> dict[str, str]:
     """``{slide title: its HTML body}`` for every slide of :data:`SLIDES`."""
     from transferkit.reporting.plots import (
-        continuations,
         plot_accuracy_vs_time,
         plot_learning_curves,
     )

@@ -12,20 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from transferkit._text import plural
+from transferkit.reporting._parts import pct, seconds
 from transferkit.reporting.naming import (
     backbone_label,
     class_label,
     fine_tuned,
     pretrained_backbone,
 )
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _duration(x: float) -> str:
-    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
 
 
 def _total(run) -> float | None:
@@ -46,18 +39,18 @@ def verdict(runs: Sequence) -> str:
         return "No run was evaluated."
     if not transfer:
         return (f"No transfer run was evaluated: training from scratch reached "
-                f"{_pct(max(scratch))} test accuracy, with nothing to compare it to.")
+                f"{pct(max(scratch))} test accuracy, with nothing to compare it to.")
     if not scratch:
         return (f"Best test accuracy of {plural(len(transfer), 'transfer run')}: "
-                f"{_pct(max(transfer))}; no run from scratch to compare with.")
+                f"{pct(max(transfer))}; no run from scratch to compare with.")
     t, s = max(transfer), max(scratch)
     delta = 100 * (t - s)
     if abs(delta) < 0.05:
-        return f"Transfer learning and training from scratch tie at {_pct(t)} test accuracy."
+        return f"Transfer learning and training from scratch tie at {pct(t)} test accuracy."
     winner, loser = (("Transfer learning", "training from scratch") if delta > 0
                      else ("Training from scratch", "transfer learning"))
     return (f"{winner} beats {loser} by {abs(delta):.1f} points of test accuracy "
-            f"({_pct(max(t, s))} vs {_pct(min(t, s))}).")
+            f"({pct(max(t, s))} vs {pct(min(t, s))}).")
 
 
 def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
@@ -86,15 +79,15 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
 
 def _fine_tuning_sentence(backbone: str, tuned: float, frozen: float, extra: float | None) -> str:
     delta = 100 * (tuned - frozen)
-    cost = ("" if extra is None else f" for {_duration(extra)} more training" if extra >= 0
-            else f" with {_duration(-extra)} less training")
+    cost = ("" if extra is None else f" for {seconds(extra)} more training" if extra >= 0
+            else f" with {seconds(-extra)} less training")
     if abs(delta) < 0.05:
-        return f"Fine-tuning {backbone} gained nothing over the frozen head ({_pct(tuned)} both){cost}."
+        return f"Fine-tuning {backbone} gained nothing over the frozen head ({pct(tuned)} both){cost}."
     if delta > 0:
         return (f"Fine-tuning {backbone} helped: {delta:+.1f} points over the frozen head "
-                f"({_pct(tuned)} vs {_pct(frozen)}){cost}.")
+                f"({pct(tuned)} vs {pct(frozen)}){cost}.")
     return (f"Fine-tuning {backbone} did not help: it lost {-delta:.1f} points to the frozen head "
-            f"({_pct(tuned)} vs {_pct(frozen)}){cost}.")
+            f"({pct(tuned)} vs {pct(frozen)}){cost}.")
 
 
 def per_minute_finding(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> str | None:
@@ -113,10 +106,10 @@ def per_minute_finding(runs: Sequence, cont: Mapping, names: Mapping[str, str]) 
         rates[run.name] = (run, _total(run) + (before or 0.0))
     if len(rates) < 2:
         return None
-    run, seconds = max(rates.values(), key=lambda p: p[0].evaluation.accuracy / p[1])
+    run, spent = max(rates.values(), key=lambda p: p[0].evaluation.accuracy / p[1])
     counted = ", counting its frozen stage" if run.name in cont else ""
     return (f"Most accuracy per minute of training: {names.get(run.name, run.name)} "
-            f"({_pct(run.evaluation.accuracy)} in {_duration(seconds)}{counted}).")
+            f"({pct(run.evaluation.accuracy)} in {seconds(spent)}{counted}).")
 
 
 def confusions_finding(best, label: str, top: int = 3) -> str | None:
@@ -141,7 +134,7 @@ def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[st
         return []
     best = max(scored, key=lambda r: r.evaluation.accuracy)
     label = names.get(best.name, best.name)
-    out = [f"Best run: {label} ({_pct(best.evaluation.accuracy)} test accuracy)."]
+    out = [f"Best run: {label} ({pct(best.evaluation.accuracy)} test accuracy)."]
     out += fine_tuning_findings(runs, cont)
     out += filter(None, [per_minute_finding(runs, cont, names), confusions_finding(best, label)])
     return out
