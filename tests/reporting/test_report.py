@@ -203,6 +203,7 @@ def test_rebuilding_a_folder_split_warns_for_runs_split_the_old_way(tmp_path, ca
 
 def test_results_show_balanced_accuracy_and_recall_per_class():
     from transferkit.reporting import _parts as parts
+    from transferkit.reporting.report_parts import recall_table
     from transferkit.runs.evaluation import Evaluation, evaluate_predictions
     from transferkit.runs.record import Run
 
@@ -214,9 +215,9 @@ def test_results_show_balanced_accuracy_and_recall_per_class():
     results = parts.results_table(runs, {})
     assert "<th>Balanced accuracy</th>" in results and "<td>66.7%</td>" in results
     assert "<td>80.0%</td>" in results and "<td>-</td>" in results
-    recall = parts.recall_table(runs)
+    recall = recall_table(runs)
     rows = re.findall(r"<tr>(.*?)</tr>", recall)[1:]  # the header row first
     cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
     assert cells == [["cat", "100.0%", "100.0%"], ["dog_<wbr>breed", "0.0%", "0.0%"],
                      ["fox", "100.0%", "100.0%"], ["Balanced accuracy", "66.7%", "-"]]
-    assert "--class-weight balanced" in recall and parts.recall_table([]) == ""
+    assert "--class-weight balanced" in recall and recall_table([]) == ""

@@ -17,6 +17,7 @@ from transferkit.reporting.naming import (
     backbone_label,
     backbone_words,
     class_label,
+    dataset_label,
     display_names,
     run_label,
 )
@@ -90,26 +91,6 @@ def results_table(runs, cont, *, compact: bool = False) -> str:
 _COMPACT = (0, 2, 5, 7)
 """The columns of the slides' results table (no kind: the run's label says it)."""
 
-RECALL_NOTE = ("Recall: the share of each class's test images the model named correctly. "
-               "Balanced accuracy is their mean, so a class the model ignores costs its "
-               "share however few images it has. Where classes are unbalanced, train with "
-               "class_weight='balanced' (transferkit train --class-weight balanced).")
-
-
-def recall_table(runs) -> str:
-    """Each class's test recall (rows) for each evaluated run (columns); "" where none has it."""
-    scored = [r for r in runs if r.evaluation and r.evaluation.per_class]
-    if not scored:
-        return ""
-    names = list(dict.fromkeys(n for r in scored for n in r.evaluation.recall_per_class))
-    rows = [[name, *(pct(r.evaluation.recall_per_class.get(name)) for r in scored)]
-            for name in names]
-    rows.append(["Balanced accuracy", *(pct(r.evaluation.balanced_accuracy) for r in scored)])
-    labels = display_names(scored)
-    return (table(["Class (test recall)", *(labels[r.name] for r in scored)], rows, "results")
-            + f'<p class="note">{esc(RECALL_NOTE)}</p>')
-
-
 def dataset_rows(runs, data) -> list[list[str]]:
     cfg = runs[0].config.get("data") or {}
     prov = cfg.get("provenance") or getattr(data, "provenance", {}) or {}
@@ -127,8 +108,7 @@ def dataset_rows(runs, data) -> list[list[str]]:
         f"{limit} images per class (train and test)" if limit else "",
         "classes chosen: " + ", ".join(map(class_label, prov["classes"])) if prov.get("classes") else "",
         *then])) or "all images"
-    source = prov.get("path") or cfg.get("source") or getattr(data, "source", "?")
-    rows = [["Source", str(source)],
+    rows = [["Source", data_source(runs, data, sizes)],
             ["Classes", f"{len(names)}: {', '.join(map(class_label, names))}"],
             ["Images", " / ".join(f"{sizes.get(s, '?'):,} {s}" if isinstance(sizes.get(s), int)
                                   else f"? {s}" for s in ("train", "val", "test"))],
@@ -138,6 +118,31 @@ def dataset_rows(runs, data) -> list[list[str]]:
         rows.append(["Seed / validation split", f"{prov.get('seed', '?')} / "
                      f"{_validation_share(prov.get('validation_split'), sizes)}, stratified"])
     return rows
+
+
+CIFAR10_CITATION = ("CIFAR-10 (Krizhevsky, A. (2009). Learning Multiple Layers of Features "
+                    "from Tiny Images. Tech. report, University of Toronto)")
+
+
+def data_source(runs, data, sizes: Mapping | None = None) -> str:
+    """Where the images come from, as a reader can look it up: a citation, never a local path.
+
+    CIFAR-10 is cited; an image folder is named by its folder's name and its
+    number of images (its full path says where it sat on one machine only).
+    """
+    cfg = (runs[0].config.get("data") or {}) if runs else {}
+    prov = cfg.get("provenance") or getattr(data, "provenance", None) or {}
+    label = dataset_label(runs, data)
+    if label == "CIFAR-10":
+        return CIFAR10_CITATION
+    if label == "Synthetic images":
+        return "Synthetic images drawn by transferkit (a colour and stripe direction per class, with noise; no photos)"
+    count = sum(v for v in (sizes or {}).values() if isinstance(v, int))
+    images = f", {count:,} images" if count else ""
+    folder = Path(str(prov.get("path") or "")).name
+    if not folder:
+        return f"Images given as arrays{images}"
+    return f"Own photos: the folder {folder}{images}, one subfolder per class"
 
 
 def _validation_share(asked, sizes: Mapping) -> str:
@@ -266,30 +271,6 @@ def depth_layers(model, count: int = 3) -> list[str]:
     picks = np.linspace(0, len(outputs) - 1, count + 1)[1:].round().astype(int)
     picks[0] = max(1, int(round((len(outputs) - 1) * 0.1)))
     return [outputs[i] for i in dict.fromkeys(picks.tolist())]
-
-
-def feature_maps(runs, data, *, limit: int | None = None) -> str:
-    """Feature maps at increasing depth of the first test image, per run with a model."""
-    from transferkit.models.features import extract_feature_maps
-    from transferkit.reporting.image_plots import plot_feature_maps_by_depth
-
-    if data is None or not len(data.x_test):
-        return ("<p>Feature maps are drawn on a test image: give the dataset "
-                "(<code>transferkit report ... --data PATH</code>).</p>")
-    out, names = [], display_names(runs)
-    for run in [r for r in runs if r.model is not None][:limit]:
-        try:
-            layers = depth_layers(run.model)
-            maps = extract_feature_maps(run.model, data.x_test[:1], layers)
-        except (TransferkitError, ValueError, IndexError) as exc:
-            logger.info("No feature maps for %s: %s", run.name, exc)
-            continue
-        fig = plot_feature_maps_by_depth(data.x_test[0], {k: v[0] for k, v in maps.items()},
-                                         model_name=names[run.name])
-        out.append(img(fig, f"{names[run.name]}: the first test image and the most active channels "
-                       f"of layers {', '.join(layers)}, shallow to deep"))
-    return "".join(out) or ("<p>Feature maps are drawn from the trained models; these run "
-                            "folders hold no <code>model.keras</code>.</p>")
 
 
 def same_test_split(run, data) -> bool:

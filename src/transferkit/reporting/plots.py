@@ -155,15 +155,19 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
 def plot_confusion_matrix(
     evaluation,
     *,
-    normalize: bool | None = None,
+    normalize: bool | str | None = None,
     name: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """Confusion matrix with class names on both axes: counts and row-normalised side by side.
+    """Confusion matrix with class names on both axes.
 
     Args:
         evaluation: An :class:`~transferkit.runs.evaluation.Evaluation`.
-        normalize: ``None`` draws both panels; True only normalised; False only counts.
+        normalize: ``None`` draws counts and row-normalised side by side; True
+            only normalised; False only counts; ``"colour"`` one panel with
+            the counts in the cells, coloured by their share of the true
+            class (the report's: one figure per run, sized so that its
+            numbers stay readable printed at a page's width).
         name: The model or run, named in the title.
         path: Save the figure here when given.
 
@@ -172,45 +176,65 @@ def plot_confusion_matrix(
     """
     cm = np.asarray(evaluation.confusion_matrix, dtype=np.int64)
     names = list(evaluation.class_names)
+    label = f"{name}: " if name else ""
+    tta = " (with mirror images, TTA)" if evaluation.tta else ""
+    title = f"{label}confusion matrix, {evaluation.split} split, accuracy {evaluation.accuracy:.1%}{tta}"
+    if normalize == "colour":
+        # 0.55 in a cell and 11 pt numbers: 12 pt or more on screen at 110 dpi, about
+        # 10 pt printed on A4 (the figure is then shrunk to the page's 7.5 in).
+        side = max(4.0, 0.55 * len(names) + 2.2)
+        fig = Figure(figsize=(side + 0.9, side), layout="constrained")
+        _confusion_panel(fig.subplots(), cm, names, normalized=False, colour_rows=True)
+        fig.suptitle(title, fontsize="large" if len(title) < 60 else "medium")
+        return save_figure(fig, path)
     panels = [False, True] if normalize is None else [bool(normalize)]
     size = max(4.2, 0.5 * len(names) + 2)
     fig = Figure(figsize=(size * 1.2 * len(panels), size + 0.4), layout="constrained")
     for ax, norm in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
         _confusion_panel(ax, cm, names, normalized=norm)
-    label = f"{name}: " if name else ""
-    tta = " (with mirror images, TTA)" if evaluation.tta else ""
-    fig.suptitle(f"{label}confusion matrix, {evaluation.split} split, "
-                 f"accuracy {evaluation.accuracy:.1%}{tta}", fontsize="large")
+    fig.suptitle(title, fontsize="large")
     return save_figure(fig, path)
 
 
-def _confusion_panel(ax, cm: np.ndarray, names: list[str], *, normalized: bool) -> None:
-    """One confusion-matrix panel drawn by scikit-learn, styled like the other figures."""
+def _confusion_panel(ax, cm: np.ndarray, names: list[str], *, normalized: bool,
+                     colour_rows: bool = False) -> None:
+    """One confusion-matrix panel drawn by scikit-learn, styled like the other figures.
+
+    ``colour_rows``: the cells show counts but are coloured by their share of
+    the row, so a rare class's mistakes are as visible as a common one's.
+    """
     from sklearn.metrics import ConfusionMatrixDisplay
 
     n = len(names)
-    if normalized:  # recall per class; an empty row stays 0 rather than NaN
-        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    display = ConfusionMatrixDisplay(cm, display_labels=names).plot(
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # an empty row stays 0, not NaN
+    shown = share if normalized or colour_rows else cm
+    display = ConfusionMatrixDisplay(shown, display_labels=names).plot(
         ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
-        include_values=n <= 15,  # more cells than that are too small to read
+        include_values=n <= 15 and not colour_rows,  # more cells than that are too small to read
         values_format=".2f" if normalized else "d",
-        im_kw={"vmin": 0, "vmax": 1 if normalized else None},
+        im_kw={"vmin": 0, "vmax": 1 if normalized or colour_rows else None},
         text_kw={"fontsize": "xx-small" if n > 10 else "x-small"},
     )
-    ax.tick_params(labelsize="small")
+    if colour_rows and n <= 15:
+        for (i, j), count in np.ndenumerate(cm):
+            ax.text(j, i, f"{count:d}", ha="center", va="center", fontsize=11 if n <= 10 else 9,
+                    color="white" if share[i, j] > 0.55 else "#1b1d23")
+    ax.tick_params(labelsize="medium" if colour_rows else "small")
     for label in ax.get_xticklabels():  # the label's end under its column, not its middle
         label.set(ha="right", rotation_mode="anchor")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("row-normalised (recall per class)" if normalized else "counts", fontsize="medium")
-    ax.figure.colorbar(display.im_, ax=ax, shrink=0.8, pad=0.02)
+    if not colour_rows:
+        ax.set_title("row-normalised (recall per class)" if normalized else "counts", fontsize="medium")
+    bar = ax.figure.colorbar(display.im_, ax=ax, shrink=0.8, pad=0.02)
+    if colour_rows:
+        bar.set_label("share of the row (true class)")
 
 
 def plot_per_class_metrics(
     evaluation, *, name: str | None = None, path: str | os.PathLike | None = None
 ) -> Figure:
-    """Per-class precision, recall and F1 as grouped bars (legend beside the axes).
+    """Per-class precision, recall and F1 as grouped bars (legend below the axes).
 
     Args:
         evaluation: An :class:`~transferkit.runs.evaluation.Evaluation`.
@@ -233,7 +257,7 @@ def plot_per_class_metrics(
     label = f"{name}: " if name else ""
     ax.set_title(f"{label}per-class metrics ({evaluation.split} split, macro F1 {evaluation.f1:.2f})",
                  fontsize="medium")
-    fig.legend(loc="outside right upper", frameon=False)
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)  # beside the axes it met a long title
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 

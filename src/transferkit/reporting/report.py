@@ -20,13 +20,16 @@ from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
-from transferkit.reporting import story
+from transferkit.reporting import report_text
 from transferkit.reporting._parts import same_test_split
-from transferkit.reporting.naming import (
-    backbone_label,
-    continuations,
-    display_names,
-    report_title,
+from transferkit.reporting.naming import class_label, continuations, display_names, report_title
+from transferkit.reporting.report_parts import (
+    OPEN_FOR_PRINT,
+    Figures,
+    configuration,
+    feature_maps,
+    no_paths,
+    recall_table,
 )
 from transferkit.reporting.slides import deck_html
 from transferkit.runs.layout import RUN_FILE
@@ -37,7 +40,7 @@ logger = logging.getLogger("transferkit")
 REPORT_SECTIONS = (
     "Summary", "Data", "Models and training", "Results", "Learning curves",
     "Confusion matrices", "Per-class metrics", "Feature maps", "Where the model looks (Grad-CAM)",
-    "Sample predictions",
+    "Sample predictions", "Discussion", "Conclusion",
     "Limitations, pitfalls and ethics", "Configuration",
 )
 
@@ -51,11 +54,21 @@ table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border-bottom:
 padding:4px 10px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f4f7}
 table.results td+td,table.results th+th{text-align:right}
 img{max-width:100%;height:auto;display:block;margin:.6em 0}
+figure{margin:1em 0 1.4em}figcaption{color:var(--muted);font-size:.95em;max-width:60em}
+figure.cm img{max-width:min(100%,720px)}table.data thead{display:none}
 pre{background:#f6f7f9;padding:8px;overflow-x:auto;font-size:.8em;max-width:100%;box-sizing:border-box}
 .quick{background:#fff4e5;border-left:6px solid var(--accent);padding:.6em 1em;font-weight:600}
 .note{color:var(--muted);font-size:.9em}
-@media print{body{max-width:none;padding:0}h2{break-after:avoid}img{break-inside:avoid}}
+summary{cursor:pointer}
+@media print{body{max-width:none;padding:0;font-size:11pt}h2,h3{break-after:avoid}
+figure,img,.run-block,table,pre{break-inside:avoid}
+details::details-content{content-visibility:visible;display:contents}
+details pre{break-inside:auto;white-space:pre-wrap;overflow-wrap:anywhere;columns:2;font-size:7.5pt}
+summary{break-after:avoid;font-weight:600}}
 """
+# Printed, every block (a figure and its caption, a run's classification report) stays
+# on one page, and the folded configuration opens (also by OPEN_FOR_PRINT, for browsers
+# without ::details-content).
 
 
 def write_report(
@@ -108,91 +121,113 @@ def write_report(
            "figures": figures, "notes": list(notes)}
     if slides:
         return atomic_write_text(path, deck_html(runs, ctx))
+    # A report is handed in or mailed: no reason names a folder of this machine.
+    ctx["skipped"] = {k: no_paths(v) for k, v in ctx["skipped"].items()}
     body = "\n".join(f'<section id="s{i}"><h2>{parts.esc(name)}</h2>\n{content}</section>'
                      for i, (name, content) in enumerate(_sections(runs, ctx), start=1))
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{parts.esc(title)}</title><style>{_CSS}</style></head>"
+            f"<title>{parts.esc(title)}</title><style>{_CSS}</style>{OPEN_FOR_PRINT}</head>"
             f"<body><h1>{parts.esc(title)}</h1>\n{body}\n</body></html>\n")
     return atomic_write_text(path, page)
 
 
 def _sections(runs, ctx) -> list[tuple[str, str]]:
-    from transferkit.reporting.plots import (
-        plot_accuracy_vs_time,
-        plot_confusion_matrix,
-        plot_learning_curves,
-        plot_per_class_metrics,
-    )
-
-    cont, label = continuations(runs), display_names(runs)
+    """The sections in reading order: figures are numbered as they are made, so order matters."""
+    cont, label, figs = continuations(runs), display_names(runs), Figures()
     evaluated = [r for r in runs if r.evaluation]
-    names = "; ".join(label.values())  # the labels hold commas
-    arch = "".join(f"<h3>{parts.esc(cap)}</h3>{parts.img(p, cap)}" for cap, p in ctx["figures"].items())
-    return [
-        ("Summary", summary(runs, ctx, cont)),
-        ("Data", parts.table(["", ""], parts.dataset_rows(runs, ctx["data"]), "data")),
-        ("Models and training",
-         (parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"],
-                      parts.purposes_rows(runs, ctx["skipped"])) if parts.purposes_rows(runs, ctx["skipped"]) else "")
-         + "<ul>" + "".join(f"<li>{parts.step(r, cont, label)}</li>" for r in runs) + "</ul>"
-         + f'<p class="note">{parts.esc(parts.LAYER_NOTE)}</p>' + arch),
-        ("Results", parts.results_table(runs, cont)
-         + parts.img(plot_accuracy_vs_time(runs), f"Validation accuracy against training time for {names}")),
-        ("Learning curves", parts.img(plot_learning_curves(runs),
-                                      f"Accuracy and loss per epoch, train and validation, for {names}")),
-        ("Confusion matrices", "".join(
-            parts.img(plot_confusion_matrix(r.evaluation, name=label[r.name]),
-                      f"Confusion matrix of {label[r.name]} on the {r.evaluation.split} split")
-            for r in evaluated) or "<p>No run was evaluated.</p>"),
-        ("Per-class metrics", parts.recall_table(evaluated) + "".join(
-            parts.img(plot_per_class_metrics(r.evaluation, name=label[r.name]),
-                      f"Precision, recall and F1 per class for {label[r.name]}")
-            + f"<pre>{parts.esc(r.evaluation.report)}</pre>" for r in evaluated)
-         or "<p>No run was evaluated.</p>"),
-        ("Feature maps", parts.feature_maps(runs, ctx["data"])),
-        ("Where the model looks (Grad-CAM)", parts.grad_cam_examples(runs, ctx["data"])
-         + f'<p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'),
-        ("Sample predictions", predictions(runs, ctx["data"])),
-        ("Limitations, pitfalls and ethics",
-         "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
-         + parts.bullets(parts.PITFALLS) + "<h3>Ethics</h3>" + parts.bullets(parts.ETHICS)),
-        ("Configuration", "".join(
-            f"<details><summary>{parts.esc(label[r.name])} (run folder "
-            f"<code>{parts.esc(r.name)}</code>)</summary><pre>"
-            f"{parts.esc(json.dumps(r.config, indent=2))}</pre></details>" for r in runs)),
-    ]
+    none = "<p>No run was evaluated.</p>"
+    out = [("Summary", report_text.summary(runs, ctx, cont)),
+           ("Data", parts.table(["", ""], parts.dataset_rows(runs, ctx["data"]), "data")),
+           ("Models and training", _models(runs, ctx, cont, figs)),
+           ("Results", parts.results_table(runs, cont) + _time_figure(runs, figs)),
+           ("Learning curves", _curves_figure(runs, figs))]
+    out.append(("Confusion matrices", "".join(_confusion(r, label[r.name], figs) for r in evaluated) or none))
+    out.append(("Per-class metrics", recall_table(evaluated)
+                + "".join(_per_class(r, label[r.name], figs) for r in evaluated) or none))
+    out.append(("Feature maps", feature_maps(runs, ctx["data"], figs)))
+    out.append(("Where the model looks (Grad-CAM)", figs.wrap(
+        parts.grad_cam_examples(runs, ctx["data"]),
+        "Grad-CAM of the best run with a model: each test image above the map of where the network "
+        "found its evidence for the class it predicted. Right predictions should light up the "
+        "object; wrong ones show what misled it.")
+        + f'<p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'))
+    out.append(("Sample predictions", predictions(runs, ctx["data"], figs)))
+    out.append(("Discussion", report_text.discussion(runs, ctx, cont, figs)))
+    out.append(("Conclusion", report_text.conclusion(runs, ctx, cont)))
+    out.append(("Limitations, pitfalls and ethics",
+                "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
+                + parts.bullets(parts.PITFALLS) + "<h3>Ethics</h3>" + parts.bullets(parts.ETHICS)))
+    out.append(("Configuration", configuration(runs)))
+    return out
 
 
-def summary(runs, ctx, cont) -> str:
-    """The opening: quick-run warning, notes, the verdict and the findings, skipped backbones."""
-    out = [f'<p class="quick">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []
-    out += [f'<p class="quick">{parts.esc(n)}</p>' for n in ctx["notes"]]
-    out.append(f"<p>{plural(len(runs), 'run')}. <b>{parts.esc(story.verdict(runs))}</b></p>")
-    out.append(parts.bullets(story.findings(runs, cont, display_names(runs))))
-    out += [f"<p>{parts.esc(line)}</p>" for line in _kept(runs)]
-    for name, reason in ctx["skipped"].items():
-        out.append(f"<p>Skipped backbone <b>{parts.esc(backbone_label(name))}</b>: {parts.esc(reason)}</p>")
-    return "".join(out)
+def _models(runs, ctx, cont, figs: Figures) -> str:
+    label, purposes = display_names(runs), parts.purposes_rows(runs, ctx["skipped"])
+    return ((parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], purposes)
+             if purposes else "")
+            + "<ul>" + "".join(f"<li>{parts.step(r, cont, label)}</li>" for r in runs) + "</ul>"
+            + f'<p class="note">{parts.esc(parts.LAYER_NOTE)}</p>'
+            + "".join(figs(p, cap, f"{cap}: its layers, their output shapes and which of them trained.")
+                      for cap, p in ctx["figures"].items()))
 
 
-def _kept(runs) -> list[str]:
-    """Which run ``transferkit train`` saved as model.keras, and why (its ``config["kept"]``)."""
-    label = display_names(runs)
-    lines = []
-    for run in runs:
-        why = run.config.get("kept")
-        if not why:
-            continue
-        why = why.split(": ", 1)[-1]
-        for name in sorted(label, key=len, reverse=True):  # "vs frozen_head 0.78": in words
-            why = why.replace(name, label[name])
-        lines.append(f"model.keras holds {label[run.name]}, chosen on the validation split "
-                     f"(never the test split): {why}.")
-    return lines
+def _time_figure(runs, figs: Figures) -> str:
+    from transferkit.reporting.plots import plot_accuracy_vs_time
+
+    names, best = display_names(runs), max(
+        (r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
+    where = (f" The best test accuracy is {parts.pct(best.evaluation.accuracy)} ({names[best.name]}, after "
+             f"{parts.seconds((best.timings or {}).get('total'))} of training)." if best else "")
+    return figs(plot_accuracy_vs_time(runs), "Validation accuracy against training time for "
+                + "; ".join(names.values()),
+                "Validation accuracy against wall-clock training time; a star marks each run's test "
+                "accuracy at its total time. Higher and further left is better." + where, key="results")
 
 
-def predictions(runs, data) -> str:
+def _curves_figure(runs, figs: Figures) -> str:
+    from transferkit.reporting.plots import plot_learning_curves
+
+    names = display_names(runs)
+    last = "; ".join(f"{names[r.name]} {parts.pct(r.history['val_accuracy'][-1])}"
+                     for r in runs if r.history.get("val_accuracy"))
+    return figs(plot_learning_curves(runs), "Accuracy and loss per epoch, train and validation, for "
+                + "; ".join(names.values()),
+                "Accuracy and loss per epoch, training (solid) and validation (dashed). A validation "
+                "curve that falls while training still rises is overfitting"
+                + (f". Final validation accuracy: {last}." if last else "."))
+
+
+def _confusion(run, name: str, figs: Figures) -> str:
+    from transferkit.reporting.plots import most_confused_pairs, plot_confusion_matrix
+
+    ev = run.evaluation
+    pair = most_confused_pairs(ev, top=1)
+    worst = (f" The most frequent mistake: {class_label(pair[0][0])} taken for {class_label(pair[0][1])} "
+             f"({plural(pair[0][2], 'image')})." if pair else " It made no mistake.")
+    return figs(plot_confusion_matrix(ev, name=name, normalize="colour"),
+                f"Confusion matrix of {name} on the {ev.split} split: counts per true and predicted class",
+                f"{name} on the {ev.split} split ({parts.pct(ev.accuracy)} correct): each cell counts the "
+                "images of a true class (row) given a predicted class (column); the colour is the row's "
+                f"share, so the diagonal reads as recall.{worst}", key=f"cm:{run.name}", cls="cm")
+
+
+def _per_class(run, name: str, figs: Figures) -> str:
+    from transferkit.reporting.plots import plot_per_class_metrics
+
+    ev = run.evaluation
+    weakest = min(ev.per_class.items(), key=lambda kv: kv[1]["f1"], default=None)
+    worst = f" Weakest class: {class_label(weakest[0])} (F1 {weakest[1]['f1']:.2f})." if weakest else ""
+    return (f'<div class="run-block"><h3>{parts.esc(name)}</h3>'
+            + figs(plot_per_class_metrics(ev, name=name), f"Precision, recall and F1 per class for {name}",
+                   f"Precision, recall and F1 of each class for {name} (macro F1 {ev.f1:.2f}).{worst}")
+            + f'<p class="note">Classification report ({parts.esc(ev.split)} split, scikit-learn):</p>'
+            + f"<pre>{parts.esc(ev.report)}</pre></div>")
+
+
+def predictions(runs, data, figs: Figures) -> str:
+    import numpy as np
+
     from transferkit.reporting.image_plots import plot_predictions
 
     if data is None:
@@ -202,10 +237,15 @@ def predictions(runs, data) -> str:
     for run in runs:
         if same_test_split(run, data):
             ev, name = run.evaluation, label[run.name]
-            out.append(parts.img(plot_predictions(data.x_test, ev, count=16, name=name),
-                                 f"16 test images with the predictions of {name}")
-                       + parts.img(plot_predictions(data.x_test, ev, mode="errors", count=8, name=name),
-                                   f"The eight most confident mistakes of {name}"))
+            right = int(np.sum(np.asarray(ev.probabilities)[:16].argmax(1) == np.asarray(ev.y_true)[:16]))
+            out.append(figs(plot_predictions(data.x_test, ev, count=16, name=name),
+                            f"16 test images with the predictions of {name}",
+                            f"The first 16 test images with {name}'s prediction and its confidence: "
+                            f"{right} of {min(16, len(ev.y_true))} right.")
+                       + figs(plot_predictions(data.x_test, ev, mode="errors", count=8, name=name),
+                              f"The eight most confident mistakes of {name}",
+                              f"The mistakes {name} made with the most confidence: look for labels a "
+                              "person would question, or classes that look alike."))
     return "".join(out) or "<p>No run was evaluated on this dataset's test split.</p>"
 
 
