@@ -221,3 +221,62 @@ def test_results_show_balanced_accuracy_and_recall_per_class():
     assert cells == [["cat", "100.0%", "100.0%"], ["dog_<wbr>breed", "0.0%", "0.0%"],
                      ["fox", "100.0%", "100.0%"], ["Balanced accuracy", "66.7%", "-"]]
     assert "--class-weight balanced" in recall and recall_table([]) == ""
+
+
+def _section(text, name):
+    start = text.index(f"<h2>{name}</h2>")
+    return text[start:text.index("</section>", start)]
+
+
+def test_summary_is_a_paragraph_with_the_verdict_and_the_findings(runs_and_data, tmp_path):
+    import html
+
+    runs, data, _ = runs_and_data
+    text = write_report(runs, tmp_path / "r.html", data=data).read_text()
+    summary = _section(text, "Summary")
+    assert f"<b>{html.escape(story.verdict(runs))}</b>" in summary
+    assert "This report compares 2 runs on Synthetic images (3 classes, 18 test images): " in summary
+    assert "Best run: " in summary and "<ul" not in summary  # sentences, not a list of fragments
+
+
+def test_discussion_weighs_the_result_and_the_conclusion_answers(runs_and_data, tmp_path):
+    runs, data, _ = runs_and_data
+    text = write_report(runs, tmp_path / "r.html", data=data).read_text()
+    discussion = _section(text, "Discussion")
+    for heading in ("Transfer learning against training from scratch", "Did fine-tuning help, and at what cost?",
+                    "Accuracy per minute of training", "Where the best run goes wrong",
+                    "How far these numbers can be trusted"):
+        assert f"<h3>{heading}</h3>" in discussion
+    assert "With 18 test images, chance alone moves a test accuracy by about" in discussion
+    assert re.search(r"\(Figure \d+\)", discussion)  # the figures it rests on, by number
+    conclusion = _section(text, "Conclusion")
+    assert "is the run to keep" in conclusion and "Next: " in conclusion
+
+
+def test_the_data_is_cited_not_located():
+    from transferkit.reporting import _parts as parts
+    from transferkit.runs.record import Run
+
+    cifar = {"source": "/home/me/data/cifar-10-batches-py", "class_names": ["cat", "dog"],
+             "provenance": {"loader": "cifar10", "path": "/home/me/data/cifar-10-batches-py"}}
+    rows = dict(parts.dataset_rows([Run("r", {"data": cifar}, {}, None, {})], None))
+    assert rows["Source"].startswith("CIFAR-10 (Krizhevsky, A. (2009). Learning Multiple Layers")
+    folder = {"source": "/home/me/photos/flowers", "class_names": ["daisy", "rose"],
+              "sizes": {"train": 90, "val": 10, "test": 20},
+              "provenance": {"loader": "image_folder", "path": "/home/me/photos/flowers"}}
+    rows = dict(parts.dataset_rows([Run("r", {"data": folder}, {}, None, {})], None))
+    assert rows["Source"] == "Own photos: the folder flowers, 120 images, one subfolder per class"
+
+
+def test_identical_feature_maps_are_shown_once(runs_and_data):
+    import dataclasses
+
+    from transferkit.reporting.report_parts import Figures, feature_maps
+
+    (frozen, _), data, _ = runs_and_data
+    twin = dataclasses.replace(frozen, name="frozen_again")  # the same model: the same maps
+    figures = Figures()
+    out = feature_maps([frozen, twin], data, figures)
+    assert figures.count == 1 and out.count("<figure") == 1
+    assert re.search(r"the same feature maps as MobileNetV2, frozen head[^<]* at these layers, not shown "
+                     r"again: its backbone is frozen", out)

@@ -135,7 +135,9 @@ def _same_maps(run, label: str, twin: str, layers) -> str:
     why = ""
     try:
         backbone = require_classifier(run.model, "Feature maps").backbone
-        if not backbone.trainable or all(not backbone.get_layer(n).trainable for n in layers):
+        if not backbone.trainable:
+            why = ": its backbone is frozen, with the same weights"
+        elif all(not backbone.get_layer(n).trainable for n in layers):
             why = ": fine-tuning left these layers frozen, so they did not change"
     except (TransferkitError, AttributeError, ValueError):
         pass
