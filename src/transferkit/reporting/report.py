@@ -146,11 +146,13 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
     out.append(("Per-class metrics", recall_table(evaluated)
                 + "".join(_per_class(r, label[r.name], figs) for r in evaluated) or none))
     out.append(("Feature maps", feature_maps(runs, ctx["data"], figs)))
+    with_model = [r for r in runs if r.model is not None]  # the run grad_cam_examples draws
+    cam = max(with_model, key=lambda r: r.evaluation.accuracy if r.evaluation else -1.0, default=None)
     out.append(("Where the model looks (Grad-CAM)", figs.wrap(
         parts.grad_cam_examples(runs, ctx["data"]),
-        "Grad-CAM of the best run with a model: each test image above the map of where the network "
-        "found its evidence for the class it predicted. Right predictions should light up the "
-        "object; wrong ones show what misled it.")
+        f"Grad-CAM of {label[cam.name] if cam else 'the best run'}, the most accurate run with a saved "
+        "model: each test image above the map of where the network found its evidence for the class "
+        "it predicted. Right predictions should light up the object; wrong ones show what misled it.")
         + f'<p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'))
     out.append(("Sample predictions", predictions(runs, ctx["data"], figs)))
     out.append(("Discussion", report_text.discussion(runs, ctx, cont, figs)))
