@@ -9,6 +9,7 @@ shared (a fixture imported into a second module is built a second time).
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -43,6 +44,7 @@ var p=document.createElement('pre');p.id='tk-probe';p.textContent=JSON.stringify
 document.body.appendChild(p);},50);});</script>"""
 
 
+@functools.cache  # a few seconds a render: each width once per session
 def _probe(page, width: int) -> dict:
     probe = page.with_name(page.stem + f".probe{width}.html")
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE_JS + "</body>"),
