@@ -85,6 +85,11 @@ def write_report(
 ) -> Path:
     """Write one self-contained HTML file about ``runs`` (figures as data URIs).
 
+    The report opens with a summary that states the verdict, numbers its
+    figures with captions, discusses and concludes, and prints on portrait
+    pages with no figure or classification report split and its
+    configuration opened; it names no local path (docs/reports.rst).
+
     Args:
         runs: The runs to report on (trained now or loaded with ``Run.load``).
         path: Output ``.html`` file (written atomically).
