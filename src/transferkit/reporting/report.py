@@ -52,7 +52,7 @@ h1{color:var(--head);font-size:2em;margin:.4em 0}h2{color:var(--head);border-bot
 padding-bottom:.2em;margin-top:2em}h3{margin:1.2em 0 .4em}
 table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border-bottom:1px solid var(--line);
 padding:4px 10px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f4f7}
-table.results td+td,table.results th+th{text-align:right}table.results td:last-child{white-space:nowrap}
+table.results td+td,table.results th+th{text-align:right}table.results td:last-child{white-space:nowrap}table.results td,table.results th{padding:4px 7px}
 img{max-width:100%;height:auto;display:block;margin:.6em 0}
 figure{margin:1em 0 1.4em}figcaption{color:var(--muted);font-size:.95em;max-width:60em}
 figure.cm img{max-width:min(100%,720px)}table.data thead{display:none}
