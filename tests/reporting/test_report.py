@@ -235,7 +235,7 @@ def test_summary_is_a_paragraph_with_the_verdict_and_the_findings(runs_and_data,
     text = write_report(runs, tmp_path / "r.html", data=data).read_text()
     summary = _section(text, "Summary")
     assert f"<b>{html.escape(story.verdict(runs))}</b>" in summary
-    assert "This report compares 2 runs on Synthetic images (3 classes, 18 test images): " in summary
+    assert "This report compares 2 runs on synthetic images (3 classes, 18 test images): " in summary
     assert "Best run: " in summary and "<ul" not in summary  # sentences, not a list of fragments
 
 

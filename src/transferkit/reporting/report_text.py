@@ -51,6 +51,8 @@ def summary(runs: Sequence, ctx: Mapping, cont: Mapping) -> str:
     out = [f'<p class="quick">{parts.esc(parts.QUICK_NOTE)}</p>'] if ctx["quick"] else []
     out += [f'<p class="quick">{parts.esc(no_paths(n))}</p>' for n in ctx["notes"]]
     data_words = dataset_label(runs, ctx["data"])
+    if data_words in ("Synthetic images", "Your images"):  # words, not a name: mid-sentence in lower case
+        data_words = data_words.lower()
     classes = len((runs[0].config.get("data") or {}).get("class_names") or getattr(ctx["data"], "class_names", []))
     tested = _test_images(_best(runs))
     about = ", ".join(filter(None, [plural(classes, "class") if classes else "",
@@ -58,7 +60,8 @@ def summary(runs: Sequence, ctx: Mapping, cont: Mapping) -> str:
     found = story.findings(runs, cont, names)
     # The confusions are the discussion's; the summary keeps the answer and its cost.
     found = [f for f in found if not f.startswith("Most frequent mistakes")]
-    out.append(f"<p>This report compares {plural(len(runs), 'run')} on {parts.esc(data_words)}"
+    what = f"compares {plural(len(runs), 'run')}" if len(runs) > 1 else "describes one run"
+    out.append(f"<p>This report {what} on {parts.esc(data_words)}"
                f"{f' ({about})' if about else ''}: {parts.esc(_listing(names.values()))}. "
                f"<b>{parts.esc(story.verdict(runs))}</b> {parts.esc(' '.join(found))}</p>")
     out += [f"<p>{parts.esc(line)}</p>" for line in kept(runs)]
