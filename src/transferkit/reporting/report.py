@@ -184,8 +184,9 @@ def _time_figure(runs, figs: Figures) -> str:
 
     names, best = display_names(runs), max(
         (r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
-    where = (f" The best test accuracy is {parts.pct(best.evaluation.accuracy)} ({names[best.name]}, after "
-             f"{parts.seconds((best.timings or {}).get('total'))} of training)." if best else "")
+    spent = (best.timings or {}).get("total") if best else None
+    where = (f" The best test accuracy is {parts.pct(best.evaluation.accuracy)} ({names[best.name]}"
+             + (f", after {parts.seconds(spent)} of training)." if spent is not None else ").") if best else "")
     return figs(plot_accuracy_vs_time(runs), "Validation accuracy against training time for "
                 + "; ".join(names.values()),
                 "Validation accuracy against wall-clock training time; a star marks each run's test "
