@@ -223,33 +223,37 @@ def test_results_show_balanced_accuracy_and_recall_per_class():
     assert "--class-weight balanced" in recall and recall_table([]) == ""
 
 
+@pytest.fixture(scope="session")
+def report_text(runs_and_data, tmp_path_factory):
+    """The report of the module's runs, written once for the tests that read its prose."""
+    runs, data, _ = runs_and_data
+    return write_report(runs, tmp_path_factory.mktemp("prose") / "r.html", data=data).read_text()
+
+
 def _section(text, name):
     start = text.index(f"<h2>{name}</h2>")
     return text[start:text.index("</section>", start)]
 
 
-def test_summary_is_a_paragraph_with_the_verdict_and_the_findings(runs_and_data, tmp_path):
+def test_summary_is_a_paragraph_with_the_verdict_and_the_findings(runs_and_data, report_text):
     import html
 
-    runs, data, _ = runs_and_data
-    text = write_report(runs, tmp_path / "r.html", data=data).read_text()
-    summary = _section(text, "Summary")
+    runs, _, _ = runs_and_data
+    summary = _section(report_text, "Summary")
     assert f"<b>{html.escape(story.verdict(runs))}</b>" in summary
     assert "This report compares 2 runs on synthetic images (3 classes, 18 test images): " in summary
     assert "Best run: " in summary and "<ul" not in summary  # sentences, not a list of fragments
 
 
-def test_discussion_weighs_the_result_and_the_conclusion_answers(runs_and_data, tmp_path):
-    runs, data, _ = runs_and_data
-    text = write_report(runs, tmp_path / "r.html", data=data).read_text()
-    discussion = _section(text, "Discussion")
+def test_discussion_weighs_the_result_and_the_conclusion_answers(report_text):
+    discussion = _section(report_text, "Discussion")
     for heading in ("Transfer learning against training from scratch", "Did fine-tuning help, and at what cost?",
                     "Accuracy per minute of training", "Where the best run goes wrong",
                     "How far these numbers can be trusted"):
         assert f"<h3>{heading}</h3>" in discussion
     assert "With 18 test images, chance alone moves a test accuracy by about" in discussion
     assert re.search(r"\(Figure \d+\)", discussion)  # the figures it rests on, by number
-    conclusion = _section(text, "Conclusion")
+    conclusion = _section(report_text, "Conclusion")
     assert "is the run to keep" in conclusion and "Next: " in conclusion
 
 
