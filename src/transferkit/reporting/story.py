@@ -19,11 +19,7 @@ from transferkit.reporting.naming import (
     fine_tuned,
     pretrained_backbone,
 )
-
-
-def _total(run) -> float | None:
-    value = (run.timings or {}).get("total")
-    return float(value) if value is not None else None
+from transferkit.reporting.timing import cumulative_seconds, training_seconds
 
 
 def verdict(runs: Sequence) -> str:
@@ -58,7 +54,8 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
 
     The frozen run is the one it continues (``cont``), else an evaluated
     frozen run of the same backbone. A continuation's extra time is all of
-    its own; an independent run's is the difference of the two totals.
+    its own; an independent run's is the difference of the two training
+    times (evaluation excluded, :mod:`~transferkit.reporting.timing`).
     """
     scored = [r for r in runs if r.evaluation and pretrained_backbone(r)]
     out = []
@@ -69,9 +66,9 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
                            and pretrained_backbone(r) == pretrained_backbone(tuned)), None)
         if frozen is None:
             continue
-        extra = _total(tuned)
+        extra = training_seconds(tuned)
         if extra is not None and tuned.name not in cont:
-            extra = None if _total(frozen) is None else extra - _total(frozen)
+            extra = None if training_seconds(frozen) is None else extra - training_seconds(frozen)
         out.append(_fine_tuning_sentence(backbone_label(pretrained_backbone(tuned)),
                                          tuned.evaluation.accuracy, frozen.evaluation.accuracy, extra))
     return out
@@ -98,12 +95,11 @@ def per_minute_finding(runs: Sequence, cont: Mapping, names: Mapping[str, str]) 
     that learned nothing in a second would otherwise win.
     """
     rates = {}
-    for run in (r for r in runs if r.evaluation and _total(r)):
+    for run in (r for r in runs if r.evaluation and training_seconds(r)):
         chance = 1 / max(len(run.evaluation.class_names), 1)
         if run.evaluation.accuracy <= chance:
             continue
-        before = _total(cont[run.name]) if run.name in cont else 0.0
-        rates[run.name] = (run, _total(run) + (before or 0.0))
+        rates[run.name] = (run, cumulative_seconds(run, cont))
     if len(rates) < 2:
         return None
     run, spent = max(rates.values(), key=lambda p: p[0].evaluation.accuracy / p[1])
