@@ -1,4 +1,4 @@
-"""Figures made of images: feature maps by depth, prediction grids and Grad-CAM overlays.
+"""Figures made of images: feature maps by depth, prediction and image grids, Grad-CAM overlays.
 
 :func:`save_figure` is how every reporting figure is written. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
@@ -206,6 +206,49 @@ def plot_predictions(
               "loss": "Highest-loss examples"}
     label = f"{name}: " if name else ""
     fig.suptitle(f"{label}{titles.get(mode, 'Predictions')} (red = wrong)", fontsize="medium")
+    return save_figure(fig, path)
+
+
+def plot_image_grid(
+    images: Sequence[np.ndarray],
+    *,
+    columns: int,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+    cell: float = 1.25,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Images in a grid, row by row, each under its own title ("" for none).
+
+    The deck's per-class sample grid (a column per class, its name on top) and
+    its examples of the most frequent mistake use it.
+
+    Args:
+        images: The images (uint8 or 0-1 floats, H x W x C).
+        columns: Images per row.
+        titles: One per image; empty strings leave an image untitled.
+        title: The figure's title.
+        cell: Inches per image.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with one axes per image.
+    """
+    images = list(images)
+    if not images:
+        raise ConfigurationError("No images to show.")
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(cell * columns, cell * rows + (0.35 if title else 0)), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for k, ax in enumerate(axes):
+        ax.axis("off")
+        if k < len(images):
+            _show_image(ax, images[k])
+            if titles is not None and titles[k]:
+                ax.set_title(titles[k], fontsize="medium")
+    if title:
+        fig.suptitle(title, fontsize="medium")
     return save_figure(fig, path)
 
 

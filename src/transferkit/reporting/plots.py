@@ -104,7 +104,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     test evaluation); a fine-tuning run starts where its frozen run ended, so
     its last point is at its cumulative time. A star at the end of each curve
     marks the run's test accuracy. Transfer runs are solid, runs without a
-    pretrained backbone dashed; the legend sits right of the axes.
+    pretrained backbone dashed; the legend, right of the axes, names the runs.
 
     Args:
         runs: A :class:`~transferkit.runs.record.Run` or a list of them.
@@ -120,7 +120,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
 
     runs = _runs(runs)
     cont = continuations(runs)
-    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
     ax = fig.subplots()
     handles, labels = [], display_names(runs)
     for i, run in enumerate(runs):
@@ -139,16 +139,31 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
         if run.evaluation is not None:  # at the curve's end: the model it scored
             ax.plot([end], [run.evaluation.accuracy], "*", color=color, ms=14, mec="white", mew=0.6)
         handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=4, label=labels[run.name]))
-    handles.append(Line2D([], [], color="0.3", ls="", marker="*", ms=12, label="test accuracy"))
+    handles += [Line2D([], [], color="0.3", ls="-", label="pretrained backbone"),
+                Line2D([], [], color="0.3", ls="--", label="from scratch"),
+                Line2D([], [], color="0.3", ls="", marker="*", ms=12, label="test accuracy")]
     ax.set_xlabel("cumulative training time (s): fine-tuning starts after its frozen head")
     ax.set_ylabel("validation accuracy")
     ax.set_xlim(left=0)
+    _readable_percent_axis(ax)
     ax.grid(alpha=0.3)
-    ax.set_title("Solid: pretrained backbone; dashed: from scratch; star: test accuracy",
-                 fontsize="medium")
+    # No suptitle: centred over axes and legend it ran into the legend; the legend names the runs.
+    ax.set_title("Validation accuracy over cumulative training time; star: test accuracy",
+                 loc="left")
     fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    fig.suptitle(_names_title(runs), fontsize="large")
     return save_figure(fig, path)
+
+
+def _readable_percent_axis(ax, span: float = 0.1) -> None:
+    """Accuracy in percent over at least ``span``: flat curves would get ticks like 1e-8 + 0.333."""
+    from matplotlib.ticker import PercentFormatter
+
+    low, high = ax.get_ylim()
+    if high - low < span:
+        middle = (low + high) / 2
+        low, high = max(middle - span / 2, 0.0), min(middle + span / 2, 1.0)
+        ax.set_ylim(low, max(high, low + span))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
 def plot_confusion_matrix(

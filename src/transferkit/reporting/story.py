@@ -134,3 +134,36 @@ def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[st
     out += fine_tuning_findings(runs, cont)
     out += filter(None, [per_minute_finding(runs, cont, names), confusions_finding(best, label)])
     return out
+
+
+def transfer_finding(runs: Sequence) -> str | None:
+    """Transfer against scratch, said plainly when the usual claim (transfer wins) fails here."""
+    scored = [r for r in runs if r.evaluation]
+    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
+    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    if not transfer or not scratch:
+        return None
+    delta = 100 * (max(transfer) - max(scratch))
+    if abs(delta) < 0.05:
+        return (f"Transfer learning did not beat training from scratch here: both reached "
+                f"{pct(max(transfer))}.")
+    if delta > 0:
+        return (f"Transfer learning won, as expected: {delta:.1f} points above the best run "
+                "from scratch.")
+    return (f"Contrary to the usual result, transfer learning did not beat training from scratch "
+            f"here ({pct(max(transfer))} vs {pct(max(scratch))}): check the backbone's input "
+            "size, its preprocessing and the number of epochs.")
+
+
+def interpretation(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
+    """The sentences of the deck's "What the results mean": transfer, fine-tuning, cost, mistakes."""
+    scored = [r for r in runs if r.evaluation]
+    if not scored:
+        return ["No run was evaluated: nothing to interpret."]
+    best = max(scored, key=lambda r: r.evaluation.accuracy)
+    tuning = fine_tuning_findings(runs, cont)
+    if any("did not help" in s for s in tuning):
+        tuning.append("Where fine-tuning lost, its learning rate, its epochs or the layers "
+                      "unfrozen did not suit this data: the frozen head is the result to use.")
+    return list(filter(None, [transfer_finding(runs), *tuning, per_minute_finding(runs, cont, names),
+                              confusions_finding(best, names.get(best.name, best.name), top=2)]))
