@@ -193,13 +193,18 @@ def ordered(runs: Sequence, cont: Mapping, limit: int = ROWS) -> tuple[list, int
     lead = [cont.get(first.name), first] if first is not None else []
     lead.append(max(scratch, key=lambda r: r.evaluation.accuracy, default=None))
     rest = sorted(runs, key=lambda r: -(r.evaluation.accuracy if r.evaluation else -1.0))
-    picked = list(dict.fromkeys(r for r in [*lead, *rest] if r is not None))[:limit]
-    chosen = {r.name for r in picked}
-    return [r for r in runs if r.name in chosen], len(runs) - len(picked)
+    chosen = list(dict.fromkeys(r.name for r in [*lead, *rest] if r is not None))[:limit]
+    return [r for r in runs if r.name in chosen], len(runs) - len(chosen)
 
 
-def _more(left_out: int) -> str:
-    return (f'<p class="note">{plural(left_out, "more run")} in the report.</p>' if left_out else "")
+TIME_NOTE = ("* Training time excludes the test evaluation; a fine-tuned run's includes the "
+             "frozen head it continues, as on the chart.")
+
+
+def _note(left_out: int) -> str:
+    """The time basis, and how many runs the table leaves to the report."""
+    more = f" {plural(left_out, 'more run')} in the report." if left_out else ""
+    return f'<p class="note">{parts.esc(TIME_NOTE)}{more}</p>'
 
 
 def settings_table(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> str:
@@ -214,7 +219,7 @@ def settings_table(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> s
                      str(r.config.get("batch_size") or "-"), share,
                      parts.seconds(cumulative_seconds(r, cont))])
     return (parts.table(["Run", "Epochs", "Learning rate", "Batch", "Parameters trained",
-                         "Training time*"], rows, "results") + _more(left_out))
+                         "Training time*"], rows, "results tight") + _note(left_out))
 
 
 def results_table(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> str:
@@ -222,12 +227,8 @@ def results_table(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> st
     shown, left_out = ordered(runs, cont)
     rows = [[names.get(r.name, r.name), parts.pct(r.evaluation.accuracy if r.evaluation else None),
              str(r.epochs_run), parts.seconds(cumulative_seconds(r, cont))] for r in shown]
-    return (parts.table(["Run", "Test accuracy", "Epochs", "Training time*"], rows, "results")
-            + _more(left_out))
-
-
-TIME_NOTE = ("* Training time excludes the test evaluation; a fine-tuned run's includes the "
-             "frozen head it continues, as on the chart.")
+    return (parts.table(["Run", "Test accuracy", "Epochs", "Training time*"], rows, "results tight")
+            + _note(left_out))
 
 
 def confused_examples(best, data, label: str, count: int = 3) -> str:

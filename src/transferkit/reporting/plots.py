@@ -120,7 +120,7 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
 
     runs = _runs(runs)
     cont = continuations(runs)
-    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    fig = Figure(figsize=(13, 3.7), layout="constrained")
     ax = fig.subplots()
     handles, labels = [], display_names(runs)
     for i, run in enumerate(runs):

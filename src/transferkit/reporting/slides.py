@@ -67,6 +67,7 @@ flex-direction:column;justify-content:center;font-size:19px;line-height:1.25;bac
 .quad{display:grid;grid-template-columns:1fr 1fr;grid-template-rows:auto auto;gap:6px 28px;
 font-size:19px;line-height:1.28}.quad b{color:var(--head)}.quad ul{margin-bottom:4px}
 .quad li{margin:0 0 .2em}
+table.tight td,table.tight th{padding:3px 10px}table.purposes td:first-child{width:17%}table.purposes td:last-child{width:15%}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
 gap:20px;font-size:18px;color:var(--muted);border-top:1px solid var(--line);padding-top:6px}
@@ -140,12 +141,10 @@ def _contents(runs, ctx) -> dict[str, str]:
                                        + deck.pipeline(runs, cont, names, data)),
         "Pretrained models and their original purpose": _purposes(runs, ctx),
         "Fine-tuning steps": (deck.fine_tuning_steps(runs, cont) + '<div class="small">'
-                              + deck.settings_table(runs, cont, names)
-                              + f'</div><p class="note">{parts.esc(deck.TIME_NOTE)}</p>'),
+                              + deck.settings_table(runs, cont, names) + "</div>"),
         "Results: transfer vs from scratch": (
             f'<div class="fig">{timing}</div><div class="small">'
-            + deck.results_table(runs, cont, names)
-            + f'</div><p class="note">{parts.esc(deck.TIME_NOTE)}</p>'),
+            + deck.results_table(runs, cont, names) + "</div>"),
         "What the results mean": _meaning(runs, cont, names, best, data),
         "What the network sees": _network_sees(runs, ctx, best, names),
         "Benefits, limitations, pitfalls and ethics": _caveats(runs, data),
@@ -184,11 +183,18 @@ def _dataset(runs, ctx) -> str:
 
 
 def _purposes(runs, ctx) -> str:
+    """The backbones used, as a table; the skipped ones, with why, as a list below it."""
     rows = parts.purposes_rows(runs, ctx["skipped"])
     if not rows:
         return "<p>No pretrained backbone among these runs.</p>"
-    return parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], rows,
-                       _fit_class(len(rows) * 2))
+    used = [r[:3] for r in rows if r[3] == "used"]
+    skipped = [f"{r[0]}: {r[3].removeprefix('skipped: ')}" for r in rows if r[3] != "used"]
+    shown = used[:deck.ROWS + 1]
+    more = (f'<p class="note">{plural(len(used) - len(shown), "more backbone")} in the report.</p>'
+            if len(used) > len(shown) else "")
+    return ((parts.table(["Backbone", "Original purpose", "Pretrained at"], shown, "purposes small")
+             + more if shown else "")
+            + (f'<div class="small"><b>Skipped</b>{parts.bullets(skipped)}</div>' if skipped else ""))
 
 
 def _meaning(runs, cont, names, best, data) -> str:
