@@ -36,6 +36,14 @@ Math.round(b.right-right),Math.round(b.bottom-bottom)]);});});
 if(!slides.length&&d.scrollWidth>d.clientWidth+1)out.overflow.push(['page',d.scrollWidth,d.clientWidth]);
 [].forEach.call(document.images,function(i){if(!(i.complete&&i.naturalWidth>0))out.broken.push(i.alt);
 if(!i.alt||i.alt==='figure')out.broken.push('no alt text');});
+out.small=[];out.figtext=[];out.alts=[];
+slides.forEach(function(s,k){s.querySelectorAll('*').forEach(function(e){
+var own=[].some.call(e.childNodes,function(n){return n.nodeType===3&&n.textContent.trim();});
+var px=parseFloat(getComputedStyle(e).fontSize);
+if(own&&px<18)out.small.push([k+1,e.tagName,e.className,px,e.textContent.trim().slice(0,40)]);});
+s.querySelectorAll('img').forEach(function(i){out.alts.push([k+1,i.alt]);
+var m=parseFloat(i.dataset.minTextPx);if(!m)return;
+var shown=m*i.clientWidth/i.naturalWidth;if(shown<12)out.figtext.push([k+1,i.alt.slice(0,60),Math.round(shown*10)/10]);});});
 performance.getEntriesByType('resource').forEach(function(e){if(!/^(data|file|blob):/.test(e.name))
 out.external.push(e.name);});
 var p=document.createElement('pre');p.id='tk-check';p.textContent=JSON.stringify(out);
@@ -90,6 +98,8 @@ def pages(tmp_path_factory):
     for run in runs[:2]:  # stand in for ImageNet runs: no weights offline
         run.config["backbone"].update(weights="imagenet", pretrained=True)
     root = tmp_path_factory.mktemp("render")
+    for run in runs:  # records for tests that compare the slides with the runs' numbers
+        run.save(root / "runs" / run.name, save_model=False)
     options = {"data": data, "title": "Transfer learning on a test set: a backbone study",
                "quick": True, "skipped": {"resnet50": "ImageNet weights not cached, no network"}}
     return (write_report(runs, root / "slides.html", slides=True, **options),
@@ -201,8 +211,69 @@ def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
     for k, text in enumerate(found["text"], start=1):
         assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text))
     assert found["text"][0].startswith("CIFAR-10: transfer learning vs training from scratch")
+    assert "did not help" in found["text"][6] and "the frozen head is the result to use" in found["text"][6]
+    assert "Fine-tuning 1 more backbone: see the report." in found["text"][6]
+    assert "80 Million Tiny Images" in found["text"][8] and "±2.5 points" in found["text"][8]
+    assert "5 more runs in the report" in found["text"][5]
     conclusion = found["text"][9]
     assert "Fine-tuning ResNet50 did not help" in conclusion and "Fine-tuning MobileNetV2 helped" in conclusion
     assert "Most accuracy per minute of training:" in conclusion and " → " in conclusion
     assert "Not compared: VGG16; MobileNetV3-Small (see slide 4)." in conclusion
     assert "ImageNet weights for MobileNetV3-Small at 96px" in found["text"][3]  # the reason, in words
+
+
+def test_deck_text_and_figure_text_are_readable(pages, study):
+    """No slide text under 18 px; no figure text under 12 px as shown on its slide."""
+    for page in (pages[0], study):
+        found = layout_check(page)
+        assert found["small"] == [], found["small"][:10]
+        assert found["figtext"] == [], found["figtext"]
+
+
+def test_the_readability_checks_see_small_text(pages, tmp_path):
+    bad = tmp_path / "bad.html"
+    text = pages[0].read_text(encoding="utf-8").replace(
+        '<div class="body">', '<div class="body"><p style="font-size:14px">tiny words</p>', 1)
+    # A figure shrunk to 60 px wide: its smallest text drops far below 12 px.
+    text = text.replace("data-min-text-px=", 'style="width:60px" data-min-text-px=', 1)
+    bad.write_text(text, encoding="utf-8")
+    found = layout_check(bad)
+    assert found["small"][0][:2] == [1, "P"] and found["small"][0][3] == 14
+    assert found["figtext"], "a shrunken figure went unnoticed"
+
+
+def test_deck_slides_show_what_the_issue_asks(pages):
+    found = layout_check(pages[0])
+    text, alts = found["text"], found["alts"]
+    assert any(k == 2 and a.startswith("Sample images: 2 training images of each class") for k, a in alts)
+    assert any(k == 8 and "Grad-CAM" in a for k, a in alts)
+    assert any(k == 7 and "took for" in a for k, a in alts)  # the top mistake's test images
+    assert "Input image" in text[2] and "New head: trains" in text[2]
+    assert re.search(r"MobileNetV2, fine-tuned: \d+\.\d% of parameters train \([\d.]+ [Mk] of", text[2])
+    assert "MobileNetV2, frozen head: " in text[2] and "only the new head" in text[2]
+    steps = pages[0].read_text(encoding="utf-8").split('id="slide-5"')[1].split("</section>")[0]
+    assert 4 <= steps.count("<li>") <= 6 and '<ol class="steps">' in steps
+    assert "Keep BatchNorm layers in inference mode" in text[4] and "Parameters trained" in text[4]
+    assert "Training time*" in text[5] and "includes the frozen head it continues" in text[5]
+    assert "Fine-tuning MobileNetV2" in text[6]
+    assert all(word in text[8] for word in ("Benefits", "Limitations", "Pitfalls", "Ethics"))
+
+
+def test_the_chart_and_the_table_tell_the_same_times(pages):
+    """The results table's times are the cumulative training times the chart's stars sit at."""
+    from transferkit.reporting.naming import continuations, display_names
+    from transferkit.reporting.timing import cumulative_seconds
+
+    text = layout_check(pages[0])["text"][5]
+    runs = _runs_of(pages)
+    cont, names = continuations(runs), display_names(runs)
+    for run in runs:
+        shown = f"{cumulative_seconds(run, cont):.0f} s"
+        assert re.search(rf"{re.escape(names[run.name])}\s+\S+%\s+\d+\s+{shown}", text), (shown, text)
+
+
+def _runs_of(pages):
+    from transferkit.runs.record import Run
+
+    return [Run.load(pages[0].parent / "runs" / n, load_model=False)
+            for n in ("mobilenet_v2_frozen", "mobilenet_v2_finetuned", "baseline_cnn_scratch")]

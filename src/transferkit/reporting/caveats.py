@@ -139,7 +139,7 @@ def _budget(runs: Sequence) -> str | None:
     if not times:
         return None
     machine = next((r.config.get("machine") for r in runs if r.config.get("machine")), None)
-    where = f" on {machine}" if machine else ""
+    where = f" ({machine.replace('_', '-')})" if machine else ""  # "x86_64 2 CPU cores, no GPU"
     return (f"Budget: each run trained {seconds(min(times))} to {seconds(max(times))}{where}; "
             "more epochs or larger inputs may change the ranking.")
 

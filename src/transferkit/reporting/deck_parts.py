@@ -110,8 +110,11 @@ def pipeline(runs: Sequence, cont: Mapping, names: Mapping[str, str], data=None)
         f'<div class="box {kind}"><b>{parts.esc(title)}</b>'
         + "".join(f"<span>{parts.esc(line)}</span>" for line in lines if line) + "</div>"
         for kind, title, *lines in boxes) + "</div>"
-    return html + "".join(f'<p class="pipe-caption">{parts.esc(c)}.</p>'
-                          for c in _pipeline_captions(run, runs, cont, names))
+    captions = _pipeline_captions(run, runs, cont, names) or (
+        [f"{names.get(run.name, run.name)}: {trains} of {total} backbone layers train "
+         "(parameter counts not recorded)"] if total else [])
+    return (html + "".join(f'<p class="pipe-caption">{parts.esc(c)}.</p>' for c in captions)
+            + '<p class="note">Blue: weights kept from ImageNet; orange: weights this task trains.</p>')
 
 
 def _pipeline_captions(run, runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
@@ -164,8 +167,13 @@ def fine_tuning_steps(runs: Sequence, cont: Mapping) -> str:
                     if bb.get("layers") else "") + (f", {share}" if share else "") + ".")
     steps.append("Keep BatchNorm layers in inference mode: small batches would corrupt "
                  "their ImageNet statistics.")
-    ratio = f", {head_lr / lr:.0f}× below the head's" if head_lr and lr and head_lr > lr else ""
-    steps.append(f"Fine-tune at a low learning rate, {parts.num(lr)}{ratio}, {_schedule_words(run)}.")
+    if head_lr and lr and lr >= head_lr:  # said as it was: not the usual lower rate
+        steps.append(f"Fine-tune at learning rate {parts.num(lr)}, not below the head's "
+                     f"(usually 10× lower), {_schedule_words(run)}.")
+    else:
+        ratio = f", {head_lr / lr:.0f}× below the head's" if head_lr and lr else ""
+        steps.append(f"Fine-tune at a low learning rate, {parts.num(lr)}{ratio}, "
+                     f"{_schedule_words(run)}.")
     best, value = run.best_epoch()
     patience = run.config.get("patience")
     if patience:

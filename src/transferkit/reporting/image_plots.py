@@ -359,10 +359,12 @@ def _cam_title(i, predicted, true, names, confidence, titles) -> tuple[str, str]
     def label(k):
         return str(names[k]) if names is not None else str(k)
 
-    pred = f"pred: {label(predicted[i])}" + (f" {confidence[i]:.2f}" if confidence is not None else "")
+    pred = f"pred: {label(predicted[i])}"
+    sure = f"{confidence[i]:.2f}" if confidence is not None else ""
     lines = [_middle_cut(str(titles[i]))] if titles is not None else []
     if true is None:
-        return "\n".join([*lines, pred]), "black"
+        return "\n".join([*lines, f"{pred} {sure}".strip()]), "black"
     right = int(true[i]) == int(predicted[i])
-    lines += [f"true: {label(true[i])}", f"{pred} ({'right' if right else 'WRONG'})"]
+    # Verdict and confidence on a line of their own: one long line ran into the next panel's.
+    lines += [f"true: {label(true[i])}", pred, f"{sure} {'right' if right else 'WRONG'}".strip()]
     return "\n".join(lines), "green" if right else "red"

@@ -198,20 +198,32 @@ def _purposes(runs, ctx) -> str:
 
 
 def _meaning(runs, cont, names, best, data) -> str:
-    """What the runs show, from :func:`story.interpretation`, beside the top mistake's images."""
-    said = parts.bullets(story.interpretation(runs, cont, names), "small")
+    """What the runs show (:func:`story.interpretation`) with the top mistake's images.
+
+    Beyond three fine-tuned backbones the rest are counted, not listed: the
+    slide keeps its text size and the report lists them all.
+    """
+    said = story.interpretation(runs, cont, names)
+    tuning = [s for s in said if s.startswith("Fine-tuning ")]
+    if len(tuning) > 3:
+        extra = f"Fine-tuning {plural(len(tuning) - 3, 'more backbone')}: see the report."
+        said = [s for s in said if s not in tuning[3:]]
+        said.insert(said.index(tuning[2]) + 1, extra)
+    text = parts.bullets(said, "small")
     label = names.get(best.name, best.name) if best is not None else ""
     examples = deck.confused_examples(best, data, label)
     if not examples:
-        return said
-    return f'<div class="cols wide"><div>{said}</div><div class="fig">{examples}</div></div>'
+        return text
+    if len(said) <= 4:  # short enough for half the width
+        return f'<div class="cols wide"><div>{text}</div><div class="fig">{examples}</div></div>'
+    return f'{text}<div class="fig">{examples}</div>'
 
 
 def _caveats(runs, data) -> str:
     """Four short lists from :mod:`caveats`; the slide keeps the first (most specific) few."""
-    parts_ = (("Benefits", caveats.benefits(runs, data)[:2]),
-              ("Limitations", caveats.limitations(runs, data)[:3]),
-              ("Pitfalls", caveats.pitfalls(runs, data)[:2]),
+    parts_ = (("Benefits", caveats.benefits(runs, data)[:3]),
+              ("Limitations", caveats.limitations(runs, data)[:4]),
+              ("Pitfalls", caveats.pitfalls(runs, data)[:3]),
               ("Ethics", caveats.ethics(runs, data)[:3]))
     return ('<div class="quad">' + "".join(f"<div><b>{t}</b>{parts.bullets(items)}</div>"
                                            for t, items in parts_) + "</div>")
@@ -219,9 +231,14 @@ def _caveats(runs, data) -> str:
 
 def _network_sees(runs, ctx, best, names) -> str:
     """Grad-CAM of the best run on right and wrong test predictions; else its per-class scores."""
+    import matplotlib
+
     from transferkit.reporting.plots import plot_per_class_metrics
 
-    cams = parts.grad_cam_examples(runs, ctx["data"]) if ctx["data"] is not None else ""
+    # Six images, not eight, at a larger font: their titles must read at 12 px on the slide.
+    with matplotlib.rc_context({"font.size": 18}):
+        cams = (parts.grad_cam_examples(runs, ctx["data"], right=3, wrong=3)
+                if ctx["data"] is not None else "")
     if "<img" in cams:
         return f'<div class="fig">{cams}</div><p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'
     if best is None:
