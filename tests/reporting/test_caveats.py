@@ -99,3 +99,16 @@ def test_the_pipeline_says_the_share_of_parameters_that_trains():
     assert "Fine-tune at a low learning rate, 0.0001, 10× below the head&#x27;s, held constant." in steps
     runs[1].config["lr"] = 1e-3  # the same rate as the head's is said as it is
     assert "not below the head&#x27;s (usually 10× lower)" in deck_parts.fine_tuning_steps(runs, cont)
+
+
+def test_the_conclusion_is_short_and_not_the_interpretation_again():
+    runs = _study({(0, 1): 8, (1, 0): 4})
+    cont, names = continuations(runs), display_names(runs)
+    said = story.conclusion(runs, cont, names)
+    assert said[0] == "Best run: MobileNetV2, frozen head (85.0% test accuracy)."
+    assert said[1] == "Pretrained features: +18.3 points against the best run from scratch."
+    assert said[2] == "Fine-tuning did not help MobileNetV2 (-5.0) points over the frozen head."
+    # Only the accuracy-per-minute line is said on both slides.
+    assert set(said) & set(story.interpretation(runs, cont, names)) == {
+        story.per_minute_finding(runs, cont, names)}
+    assert story.conclusion([], {}, {}) == []

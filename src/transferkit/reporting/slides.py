@@ -250,8 +250,8 @@ def _network_sees(runs, ctx, best, names) -> str:
 
 
 def _conclusion(runs, ctx, cont, names) -> str:
-    """What the runs show (:func:`transferkit.reporting.story.findings`), not the verdict again."""
-    found = story.findings(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
+    """The findings in short (:func:`transferkit.reporting.story.conclusion`), not the verdict again."""
+    found = story.conclusion(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
     # Why they were left out is on slide 4: here, only which.
     left_out = "; ".join(map(backbone_label, ctx["skipped"]))
     skipped = [f"Not compared: {left_out} (see slide 4)."] if left_out else []

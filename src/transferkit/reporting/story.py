@@ -57,6 +57,11 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
     its own; an independent run's is the difference of the two training
     times (evaluation excluded, :mod:`~transferkit.reporting.timing`).
     """
+    return [_fine_tuning_sentence(*pair) for pair in _fine_tuning_pairs(runs, cont)]
+
+
+def _fine_tuning_pairs(runs: Sequence, cont: Mapping) -> list[tuple[str, float, float, float | None]]:
+    """``(backbone label, fine-tuned accuracy, frozen accuracy, extra seconds)`` per fine-tuned run."""
     scored = [r for r in runs if r.evaluation and pretrained_backbone(r)]
     out = []
     for tuned in (r for r in scored if fine_tuned(r, cont)):
@@ -69,8 +74,8 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
         extra = training_seconds(tuned)
         if extra is not None and tuned.name not in cont:
             extra = None if training_seconds(frozen) is None else extra - training_seconds(frozen)
-        out.append(_fine_tuning_sentence(backbone_label(pretrained_backbone(tuned)),
-                                         tuned.evaluation.accuracy, frozen.evaluation.accuracy, extra))
+        out.append((backbone_label(pretrained_backbone(tuned)), tuned.evaluation.accuracy,
+                    frozen.evaluation.accuracy, extra))
     return out
 
 
@@ -167,3 +172,31 @@ def interpretation(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> l
                       "unfrozen did not suit this data: the frozen head is the result to use.")
     return list(filter(None, [transfer_finding(runs), *tuning, per_minute_finding(runs, cont, names),
                               confusions_finding(best, names.get(best.name, best.name), top=2)]))
+
+
+def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
+    """The deck's last slide: the findings in a few short lines, not the interpretation again.
+
+    The best run, the transfer margin, fine-tuning's gains and losses in one
+    sentence, the best accuracy per minute and the most frequent mistake.
+    """
+    scored = [r for r in runs if r.evaluation]
+    if not scored:
+        return []
+    best = max(scored, key=lambda r: r.evaluation.accuracy)
+    out = [f"Best run: {names.get(best.name, best.name)} ({pct(best.evaluation.accuracy)} test accuracy)."]
+    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
+    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    if transfer and scratch:
+        delta = 100 * (max(transfer) - max(scratch))
+        out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch.")
+    pairs = _fine_tuning_pairs(runs, cont)
+    helped = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f >= 0.0005]
+    hurt = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f <= -0.0005]
+    if helped or hurt:
+        out.append("Fine-tuning " + "; ".join(filter(None, [
+            f"helped {', '.join(helped)}" if helped else "",
+            f"did not help {', '.join(hurt)}" if hurt else ""])) + " points over the frozen head.")
+    out += filter(None, [per_minute_finding(runs, cont, names),
+                         confusions_finding(best, names.get(best.name, best.name), top=1)])
+    return out
