@@ -112,3 +112,14 @@ def test_the_conclusion_is_short_and_not_the_interpretation_again():
     assert set(said) & set(story.interpretation(runs, cont, names)) == {
         story.per_minute_finding(runs, cont, names)}
     assert story.conclusion([], {}, {}) == []
+
+
+def test_the_conclusion_says_ties_in_words():
+    runs = _study({(0, 1): 6, (1, 0): 3})  # fine-tuned exactly as good as its frozen head
+    runs[2] = _run("baseline_cnn_scratch", "features", pretrained=False, model="b",
+                   wrong={(0, 1): 6, (1, 0): 3})
+    said = story.conclusion(runs, continuations(runs), display_names(runs))
+    assert "Pretrained features: no gain over training from scratch." in said
+    assert ("Fine-tuning changed nothing for MobileNetV2: same test accuracy as the frozen head."
+            in said)
+    assert said[-1].startswith("Most frequent mistake (")  # one pair: singular

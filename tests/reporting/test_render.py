@@ -32,7 +32,11 @@ bottom=slides.length?r.bottom:Infinity,left=slides.length?r.left:0;
 box.querySelectorAll('*').forEach(function(e){var b=e.getBoundingClientRect();
 if(!b.width&&!b.height)return;
 if(b.right>right+1||b.left<left-1||b.bottom>bottom+1)out.overflow.push([k+1,e.tagName,e.className,
-Math.round(b.right-right),Math.round(b.bottom-bottom)]);});});
+Math.round(b.right-right),Math.round(b.bottom-bottom)]);});
+var body=box.querySelector('.body');if(!body)return;var end=body.getBoundingClientRect().bottom;
+body.querySelectorAll('*').forEach(function(e){var b=e.getBoundingClientRect();
+if((b.width||b.height)&&b.bottom>end+1)out.overflow.push([k+1,e.tagName,e.className,'below the body',
+Math.round(b.bottom-end)]);});});
 if(!slides.length&&d.scrollWidth>d.clientWidth+1)out.overflow.push(['page',d.scrollWidth,d.clientWidth]);
 [].forEach.call(document.images,function(i){if(!(i.complete&&i.naturalWidth>0))out.broken.push(i.alt);
 if(!i.alt||i.alt==='figure')out.broken.push('no alt text');});

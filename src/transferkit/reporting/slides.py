@@ -42,7 +42,7 @@ font-size:25px;line-height:1.35}
 .slide.active{display:flex}
 .slide h2{font-size:40px;line-height:1.1;margin:0 0 18px;color:var(--head);border-left:10px solid var(--accent);
 padding-left:18px}
-.slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:70px 0 24px}
+.slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:36px 0 20px}
 .body{flex:1;min-height:0;display:flex;flex-direction:column;gap:12px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:28px;flex:1;min-height:0}
 .cols.wide{grid-template-columns:1fr 1.1fr}
@@ -63,11 +63,12 @@ flex-direction:column;justify-content:center;font-size:19px;line-height:1.25;bac
 .pipe .box b{color:var(--head)}.pipe .frozen{background:#e8edf5;border-color:#9aa9c4}
 .pipe .trains{background:#fff1e8;border-color:var(--accent)}
 .pipe .arrow{align-self:center;font-size:30px;color:var(--muted)}
-.pipe-caption{font-size:26px;font-weight:600;color:var(--head);margin:6px 0 0}
+.pipe-caption{font-size:23px;font-weight:600;color:var(--head);margin:8px 0 0}
 .quad{display:grid;grid-template-columns:1fr 1fr;grid-template-rows:auto auto;gap:6px 28px;
 font-size:19px;line-height:1.28}.quad b{color:var(--head)}.quad ul{margin-bottom:4px}
 .quad li{margin:0 0 .2em}
 table.tight td,table.tight th{padding:3px 10px}table.purposes td:first-child{width:17%}table.purposes td:last-child{width:15%}
+.body>p{margin:10px 0}.body>p.note{margin:4px 0}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
 gap:20px;font-size:18px;color:var(--muted);border-top:1px solid var(--line);padding-top:6px}

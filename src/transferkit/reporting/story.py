@@ -125,7 +125,7 @@ def confusions_finding(best, label: str, top: int = 3) -> str | None:
         return None
     mistakes = "; ".join(f"{class_label(t)} → {class_label(p)}: {plural(n, f'{ev.split} image')}"
                          for t, p, n in pairs)
-    return f"Most frequent mistakes ({label}): {mistakes}."
+    return f"Most frequent mistake{'s' if len(pairs) > 1 else ''} ({label}): {mistakes}."
 
 
 def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
@@ -189,14 +189,19 @@ def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[
     scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
     if transfer and scratch:
         delta = 100 * (max(transfer) - max(scratch))
-        out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch.")
+        out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch."
+                   if abs(delta) >= 0.05 else "Pretrained features: no gain over training from scratch.")
     pairs = _fine_tuning_pairs(runs, cont)
     helped = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f >= 0.0005]
     hurt = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f <= -0.0005]
+    same = [b for b, t, f, _ in pairs if abs(t - f) < 0.0005]
     if helped or hurt:
         out.append("Fine-tuning " + "; ".join(filter(None, [
             f"helped {', '.join(helped)}" if helped else "",
             f"did not help {', '.join(hurt)}" if hurt else ""])) + " points over the frozen head.")
+    if same:
+        out.append(f"Fine-tuning changed nothing for {', '.join(same)}: same test accuracy as the "
+                   "frozen head.")
     out += filter(None, [per_minute_finding(runs, cont, names),
                          confusions_finding(best, names.get(best.name, best.name), top=1)])
     return out
