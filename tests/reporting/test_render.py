@@ -171,11 +171,10 @@ def test_the_identifier_check_sees_a_run_name(pages, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def study(tmp_path_factory):
-    """The deck of a backbone study from hand-made records: 4 backbones frozen then fine-tuned."""
+def study_runs():
+    """A backbone study's hand-made records: 4 backbones frozen then fine-tuned, a CNN, 2 skipped."""
     import numpy as np
 
-    from transferkit.reporting.report import write_report
     from transferkit.runs.evaluation import evaluate_predictions
     from transferkit.runs.record import Run
 
@@ -205,8 +204,33 @@ def study(tmp_path_factory):
                "mobilenet_v3_small": "ImageNet weights for mobilenet_v3_small at 96px are not in "
                "Keras' cache. Put the file weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5 "
                "into /home/me/.keras/models/, or pass --weights none."}
+    return runs, skipped
+
+
+@pytest.fixture(scope="session")
+def study(study_runs, tmp_path_factory):
+    """The study's deck from its records alone."""
+    from transferkit.reporting.report import write_report
+
+    runs, skipped = study_runs
     return write_report(runs, tmp_path_factory.mktemp("study") / "slides.html", slides=True,
                         skipped=skipped)
+
+
+@pytest.fixture(scope="session")
+def study_with_data(study_runs, tmp_path_factory):
+    """The same study's deck given images: 10 classes, a test split in the records' order."""
+    import numpy as np
+
+    from transferkit.data.synthetic import make_synthetic_dataset
+    from transferkit.reporting.report import write_report
+
+    data = make_synthetic_dataset(10, per_class=12, image_size=32, test_per_class=100, seed=1)
+    data.class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                        "ship", "truck"]
+    assert np.array_equal(data.y_test, np.repeat(np.arange(10), 100))  # the records' order
+    return write_report(study_runs[0], tmp_path_factory.mktemp("study-data") / "slides.html",
+                        slides=True, data=data)
 
 
 def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
@@ -216,7 +240,8 @@ def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
         assert not SNAKE_CASE.findall(TYPED.sub(" ", text)), (k, SNAKE_CASE.findall(text))
     assert found["text"][0].startswith("CIFAR-10: transfer learning vs training from scratch")
     assert "did not help" in found["text"][6] and "the frozen head is the result to use" in found["text"][6]
-    assert "Fine-tuning 1 more backbone: see the report." in found["text"][6]
+    assert ("Fine-tuning did not help EfficientNetB0 (-8.1), ResNet50 (-9.1) points over the "
+            "frozen head.") in found["text"][6]
     assert "80 Million Tiny Images" in found["text"][8] and "±2.5 points" in found["text"][8]
     assert "5 more runs in the report" in found["text"][5]
     conclusion = found["text"][9]
@@ -227,12 +252,21 @@ def test_a_backbone_study_fits_every_slide_and_tells_its_story(study):
     assert "ImageNet weights for MobileNetV3-Small at 96px" in found["text"][3]  # the reason, in words
 
 
-def test_deck_text_and_figure_text_are_readable(pages, study):
+def test_deck_text_and_figure_text_are_readable(pages, study, study_with_data):
     """No slide text under 18 px; no figure text under 12 px as shown on its slide."""
-    for page in (pages[0], study):
+    for page in (pages[0], study, study_with_data):
         found = layout_check(page)
-        assert found["small"] == [], found["small"][:10]
-        assert found["figtext"] == [], found["figtext"]
+        assert found["overflow"] == [], (page, found["overflow"][:10])
+        assert found["small"] == [], (page, found["small"][:10])
+        assert found["figtext"] == [], (page, found["figtext"])
+
+
+def test_a_study_with_images_shows_ten_classes_and_its_top_mistake(study_with_data):
+    found = layout_check(study_with_data)
+    alts = dict(found["alts"])
+    assert alts[2].startswith("Sample images: 2 training images of each class, airplane, automobile")
+    assert alts[7] == "3 test images of airplane that ResNet50, frozen head took for automobile"
+    assert "Most frequent mistakes (ResNet50, frozen head): airplane → automobile" in found["text"][6]
 
 
 def test_the_readability_checks_see_small_text(pages, tmp_path):

@@ -201,15 +201,16 @@ def _purposes(runs, ctx) -> str:
 def _meaning(runs, cont, names, best, data) -> str:
     """What the runs show (:func:`story.interpretation`) with the top mistake's images.
 
-    Beyond three fine-tuned backbones the rest are counted, not listed: the
-    slide keeps its text size and the report lists them all.
+    Beyond three fine-tuned backbones the first two keep their sentence and
+    the rest share one (:func:`story.fine_tuning_summary`): the slide keeps
+    its text size; the report has every sentence.
     """
     said = story.interpretation(runs, cont, names)
-    tuning = [s for s in said if s.startswith("Fine-tuning ")]
+    tuning = story.fine_tuning_findings(runs, cont)
     if len(tuning) > 3:
-        extra = f"Fine-tuning {plural(len(tuning) - 3, 'more backbone')}: see the report."
-        said = [s for s in said if s not in tuning[3:]]
-        said.insert(said.index(tuning[2]) + 1, extra)
+        at = said.index(tuning[2])
+        said = [s for s in said if s not in tuning[2:]]
+        said[at:at] = story.fine_tuning_summary(runs, cont, skip=2)
     text = parts.bullets(said, "small")
     label = names.get(best.name, best.name) if best is not None else ""
     examples = deck.confused_examples(best, data, label)

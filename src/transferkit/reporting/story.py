@@ -191,10 +191,23 @@ def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[
         delta = 100 * (max(transfer) - max(scratch))
         out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch."
                    if abs(delta) >= 0.05 else "Pretrained features: no gain over training from scratch.")
-    pairs = _fine_tuning_pairs(runs, cont)
+    out += fine_tuning_summary(runs, cont)
+    out += filter(None, [per_minute_finding(runs, cont, names),
+                         confusions_finding(best, names.get(best.name, best.name), top=1)])
+    return out
+
+
+def fine_tuning_summary(runs: Sequence, cont: Mapping, skip: int = 0) -> list[str]:
+    """Fine-tuning's gains and losses in one sentence (ties in another), from the ``skip``-th run on.
+
+    Example: "Fine-tuning helped MobileNetV2 (+7.9); did not help ResNet50 (-9.1) points
+    over the frozen head."
+    """
+    pairs = _fine_tuning_pairs(runs, cont)[skip:]
     helped = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f >= 0.0005]
     hurt = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f <= -0.0005]
     same = [b for b, t, f, _ in pairs if abs(t - f) < 0.0005]
+    out = []
     if helped or hurt:
         out.append("Fine-tuning " + "; ".join(filter(None, [
             f"helped {', '.join(helped)}" if helped else "",
@@ -202,6 +215,4 @@ def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[
     if same:
         out.append(f"Fine-tuning changed nothing for {', '.join(same)}: same test accuracy as the "
                    "frozen head.")
-    out += filter(None, [per_minute_finding(runs, cont, names),
-                         confusions_finding(best, names.get(best.name, best.name), top=1)])
     return out
