@@ -155,10 +155,14 @@ def fine_tuning_steps(runs: Sequence, cont: Mapping) -> str:
     head, first = cont.get(run.name), recipe.get("head_first") or {}
     lr, head_lr = run.config.get("lr"), (head.config.get("lr") if head is not None else None)
     epochs = head.epochs_run if head is not None else first.get("epochs")
+    again = ""
+    if head is not None and first.get("epochs"):  # the recipe found the head at chance: retrained
+        again = (f"; it still scored at chance, so the head trained again for "
+                 f"{plural(first['epochs'], 'epoch')} on cached features")
     steps = [("Train the new head on the frozen backbone"
               + (f" for {plural(epochs, 'epoch')}" if epochs else "")
               + (f" at learning rate {parts.num(head_lr)}" if head_lr else "")
-              + ": its random weights cannot harm the pretrained features.")]
+              + ": its random weights cannot harm the pretrained features" + again + ".")]
     cut = recipe.get("unfreeze")
     share = share_sentence(run)
     steps.append("Unfreeze the top of the backbone"
