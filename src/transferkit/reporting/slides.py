@@ -67,7 +67,7 @@ flex-direction:column;justify-content:center;font-size:19px;line-height:1.25;bac
 .quad{display:grid;grid-template-columns:1fr 1fr;grid-template-rows:auto auto;gap:6px 28px;
 font-size:19px;line-height:1.28}.quad b{color:var(--head)}.quad ul{margin-bottom:4px}
 .quad li{margin:0 0 .2em}
-table.tight td,table.tight th{padding:3px 10px}table.purposes td:first-child{width:17%}table.purposes td:last-child{width:15%}
+table.data thead{display:none}table.tight td,table.tight th{padding:3px 10px}table.purposes td:first-child{width:17%}table.purposes td:last-child{width:15%}
 .body>p{margin:10px 0}.body>p.note{margin:4px 0}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
