@@ -90,6 +90,8 @@ def test_the_pipeline_says_the_share_of_parameters_that_trains():
     cont, names = continuations(runs), display_names(runs)
     html = deck_parts.pipeline(runs, cont, names)
     assert "32 × 32 px" in html and "Resized in the model" in html and "96 × 96 px" in html
+    assert ('aria-label="Pipeline: Input image, 32 × 32 px → Resized in the model, 96 × 96 px → '
+            "MobileNetV2: frozen, 119 of 153 layers") in html
     assert "119 of 153 layers" in html and "34 of 153 layers" in html and "2.15 M parameters" in html
     assert ("MobileNetV2, fine-tuned: 95.4% of parameters train (2.31 M of 2.42 M), though only "
             "34 of 153 backbone layers do.") in html

@@ -106,15 +106,24 @@ def pipeline(runs: Sequence, cont: Mapping, names: Mapping[str, str], data=None)
                       f"{_params(trained)} parameters" if trained is not None else ""))
     boxes.append(("trains", "New head: trains", plural(classes, "class") if classes else "",
                   f"{_params(head)} parameters" if head is not None else ""))
-    html = '<div class="pipe">' + '<span class="arrow">→</span>'.join(
-        f'<div class="box {kind}"><b>{parts.esc(title)}</b>'
-        + "".join(f"<span>{parts.esc(line)}</span>" for line in lines if line) + "</div>"
-        for kind, title, *lines in boxes) + "</div>"
+    html = _boxes_html(boxes)
     captions = _pipeline_captions(run, runs, cont, names) or (
         [f"{names.get(run.name, run.name)}: {trains} of {total} backbone layers train "
          "(parameter counts not recorded)"] if total else [])
     return (html + "".join(f'<p class="pipe-caption">{parts.esc(c)}.</p>' for c in captions)
             + '<p class="note">Blue: weights kept from ImageNet; orange: weights this task trains.</p>')
+
+
+def _boxes_html(boxes: Sequence[tuple[str, ...]]) -> str:
+    """``(kind, title, line, ...)`` boxes joined by arrows, labelled as one figure."""
+    # One label for screen readers: the boxes' text, in order, as the alt text of a figure would be.
+    label = "Pipeline: " + " → ".join(", ".join([title, *filter(None, lines)])
+                                      for _, title, *lines in boxes)
+    cells = [f'<div class="box {kind}"><b>{parts.esc(title)}</b>'
+             + "".join(f"<span>{parts.esc(line)}</span>" for line in lines if line) + "</div>"
+             for kind, title, *lines in boxes]
+    return (f'<div class="pipe" role="figure" aria-label="{parts.esc(label)}">'
+            + '<span class="arrow" aria-hidden="true">→</span>'.join(cells) + "</div>")
 
 
 def _pipeline_captions(run, runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
