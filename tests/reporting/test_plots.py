@@ -198,8 +198,8 @@ def test_grad_cam_overlays_say_true_vs_predicted_and_right_or_wrong(tmp_path):
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 20 and len(fig.axes) == 2 * 2 * 8  # rows of 8: image above overlay
     titled = [ax for ax in shown if ax.get_title()]
-    assert [ax.get_title() for ax in titled[:2]] == ["true: cat\npred: cat 0.75 (right)",
-                                                     "true: dog\npred: cat 0.75 (WRONG)"]
+    assert [ax.get_title() for ax in titled[:2]] == ["true: cat\npred: cat\n0.75 right",
+                                                     "true: dog\npred: cat\n0.75 WRONG"]
     assert [ax.title.get_color() for ax in titled[:2]] == ["green", "red"]
     overlay = [ax for ax in shown if len(ax.images) == 2][0]  # grey image under the map
     assert overlay.images[1].get_clim() == (0, 1) and "net: Grad-CAM" in fig.get_suptitle()

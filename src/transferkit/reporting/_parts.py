@@ -53,14 +53,39 @@ def seconds(x: float | None) -> str:
 
 
 def img(fig_or_path, alt: str, *, dpi: int = 110) -> str:
-    """An ``<img>`` with the figure (or PNG file) embedded as a data URI and ``alt`` text."""
+    """An ``<img>`` with the figure (or PNG file) embedded as a data URI and ``alt`` text.
+
+    A figure with text also carries ``data-min-text-px``: its smallest font in
+    pixels of the PNG (points x dpi / 72), so a page check can scale it by the
+    displayed width and tell whether the text is still readable.
+    """
+    smallest = ""
     if isinstance(fig_or_path, (str, os.PathLike)):
         data = Path(fig_or_path).read_bytes()
     else:
         buf = io.BytesIO()
         fig_or_path.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         data = buf.getvalue()
-    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        px = min_text_px(fig_or_path, dpi)
+        smallest = "" if px is None else f' data-min-text-px="{px:.1f}"'
+    return (f'<img alt="{esc(alt)}"{smallest} '
+            f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+
+
+def min_text_px(fig, dpi: int) -> float | None:
+    """The smallest visible text of ``fig`` in pixels at ``dpi``; None when it has no text."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and _shown(t)]
+    return min(sizes) * dpi / 72 if sizes else None
+
+
+def _shown(text) -> bool:
+    """Whether a text artist is drawn: its axes (if any) and the axes' axis are visible."""
+    ax = getattr(text, "axes", None)
+    # axis("off") hides tick labels but not the title (image grids title each image).
+    return ax is None or (ax.get_visible() and (ax.axison or text is ax.title))
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:

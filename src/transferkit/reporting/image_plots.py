@@ -1,4 +1,4 @@
-"""Figures made of images: feature maps by depth, prediction grids and Grad-CAM overlays.
+"""Figures made of images: feature maps by depth, prediction and image grids, Grad-CAM overlays.
 
 :func:`save_figure` is how every reporting figure is written. Figures use
 matplotlib's constrained layout, so titles, labels and panels never overlap.
@@ -209,6 +209,49 @@ def plot_predictions(
     return save_figure(fig, path)
 
 
+def plot_image_grid(
+    images: Sequence[np.ndarray],
+    *,
+    columns: int,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+    cell: float = 1.25,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Images in a grid, row by row, each under its own title ("" for none).
+
+    The deck's per-class sample grid (a column per class, its name on top) and
+    its examples of the most frequent mistake use it.
+
+    Args:
+        images: The images (uint8 or 0-1 floats, H x W x C).
+        columns: Images per row.
+        titles: One per image; empty strings leave an image untitled.
+        title: The figure's title.
+        cell: Inches per image.
+        path: Save the figure here when given.
+
+    Returns:
+        A Figure with one axes per image.
+    """
+    images = list(images)
+    if not images:
+        raise ConfigurationError("No images to show.")
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(cell * columns, cell * rows + (0.35 if title else 0)), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for k, ax in enumerate(axes):
+        ax.axis("off")
+        if k < len(images):
+            _show_image(ax, images[k])
+            if titles is not None and titles[k]:
+                ax.set_title(titles[k], fontsize="medium")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return save_figure(fig, path)
+
+
 def _pick(y_true, y_pred, probs, count, mode) -> list[int]:
     if mode == "sample":
         return np.linspace(0, len(y_true) - 1, min(count, len(y_true))).astype(int).tolist()
@@ -316,10 +359,12 @@ def _cam_title(i, predicted, true, names, confidence, titles) -> tuple[str, str]
     def label(k):
         return str(names[k]) if names is not None else str(k)
 
-    pred = f"pred: {label(predicted[i])}" + (f" {confidence[i]:.2f}" if confidence is not None else "")
+    pred = f"pred: {label(predicted[i])}"
+    sure = f"{confidence[i]:.2f}" if confidence is not None else ""
     lines = [_middle_cut(str(titles[i]))] if titles is not None else []
     if true is None:
-        return "\n".join([*lines, pred]), "black"
+        return "\n".join([*lines, f"{pred} {sure}".strip()]), "black"
     right = int(true[i]) == int(predicted[i])
-    lines += [f"true: {label(true[i])}", f"{pred} ({'right' if right else 'WRONG'})"]
+    # Verdict and confidence on a line of their own: one long line ran into the next panel's.
+    lines += [f"true: {label(true[i])}", pred, f"{sure} {'right' if right else 'WRONG'}".strip()]
     return "\n".join(lines), "green" if right else "red"

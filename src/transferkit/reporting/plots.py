@@ -96,13 +96,15 @@ def plot_learning_curves(runs, *, path: str | os.PathLike | None = None) -> Figu
 
 
 def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Figure:
-    """Validation accuracy against wall-clock training time, transfer vs scratch.
+    """Validation accuracy against cumulative training time, transfer vs scratch.
 
     Each run's curve is its validation accuracy after each epoch, placed at the
-    seconds spent so far (feature caching plus an even share of the fit time
-    per epoch); a fine-tuning run starts where its frozen run ended. A star
-    marks each run's test accuracy at its total time. Transfer runs are solid,
-    runs without a pretrained backbone dashed.
+    training seconds spent so far (:func:`~transferkit.reporting.timing.training_seconds`:
+    feature caching plus an even share of the fit time per epoch, never the
+    test evaluation); a fine-tuning run starts where its frozen run ended, so
+    its last point is at its cumulative time. A star at the end of each curve
+    marks the run's test accuracy. Transfer runs are solid, runs without a
+    pretrained backbone dashed; the legend, right of the axes, names the runs.
 
     Args:
         runs: A :class:`~transferkit.runs.record.Run` or a list of them.
@@ -113,43 +115,55 @@ def plot_accuracy_vs_time(runs, *, path: str | os.PathLike | None = None) -> Fig
     """
     from matplotlib.lines import Line2D
 
+    from transferkit.reporting.timing import cumulative_seconds, training_seconds
     from transferkit.runs.record import is_pretrained
 
     runs = _runs(runs)
     cont = continuations(runs)
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    fig = Figure(figsize=(13, 3.7), layout="constrained")
     ax = fig.subplots()
-    ends: dict[str, float] = {}
     handles, labels = [], display_names(runs)
     for i, run in enumerate(runs):
-        t = run.timings or {}
-        start = ends.get(cont[run.name].name, 0.0) if run.name in cont else 0.0
-        fit = float(t.get("fit") or t.get("total") or 0.0)
-        before = start + float(t.get("features") or 0.0)
+        own = training_seconds(run) or 0.0
+        end = cumulative_seconds(run, cont) or 0.0
+        start = end - own
+        fit = min(float((run.timings or {}).get("fit") or own), own)
         values = list(run.history.get("val_accuracy") or [])
-        times = [before + fit * (k + 1) / max(len(values), 1) for k in range(len(values))]
-        ends[run.name] = start + float(t.get("total") or fit)
-        transfer = is_pretrained(run)
-        color, style = f"C{i % 10}", "-" if transfer else "--"
+        times = [end - fit + fit * (k + 1) / len(values) for k in range(len(values))]
+        color, style = f"C{i % 10}", "-" if is_pretrained(run) else "--"
         prev = cont.get(run.name)
         if values and prev is not None and prev.history.get("val_accuracy"):
             times, values = [start, *times], [prev.history["val_accuracy"][-1], *values]
         if values:
-            ax.plot(times, values, style, color=color, marker="o", ms=3)
-        if run.evaluation is not None:
-            ax.plot([ends[run.name]], [run.evaluation.accuracy], "*", color=color, ms=11)
-        handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=3, label=labels[run.name]))
-    handles.append(Line2D([], [], color="0.3", ls="", marker="*", ms=9, label="test accuracy"))
-    ax.set_xlabel("wall-clock training time (s)")
+            ax.plot(times, values, style, color=color, marker="o", ms=4)
+        if run.evaluation is not None:  # at the curve's end: the model it scored
+            ax.plot([end], [run.evaluation.accuracy], "*", color=color, ms=14, mec="white", mew=0.6)
+        handles.append(Line2D([], [], color=color, ls=style, marker="o", ms=4, label=labels[run.name]))
+    handles += [Line2D([], [], color="0.3", ls="-", label="pretrained backbone"),
+                Line2D([], [], color="0.3", ls="--", label="from scratch"),
+                Line2D([], [], color="0.3", ls="", marker="*", ms=12, label="test accuracy")]
+    ax.set_xlabel("cumulative training time (s): fine-tuning starts after its frozen head")
     ax.set_ylabel("validation accuracy")
     ax.set_xlim(left=0)
+    _readable_percent_axis(ax)
     ax.grid(alpha=0.3)
-    ax.set_title("Accuracy against training time (solid: pretrained backbone, dashed: scratch)",
-                 fontsize="medium")
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize="small",
-               frameon=False)
-    fig.suptitle(_names_title(runs), fontsize="large")
+    # No suptitle: centred over axes and legend it ran into the legend; the legend names the runs.
+    ax.set_title("Validation accuracy over cumulative training time; star: test accuracy",
+                 loc="left")
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
     return save_figure(fig, path)
+
+
+def _readable_percent_axis(ax, span: float = 0.1) -> None:
+    """Accuracy in percent over at least ``span``: flat curves would get ticks like 1e-8 + 0.333."""
+    from matplotlib.ticker import PercentFormatter
+
+    low, high = ax.get_ylim()
+    if high - low < span:
+        middle = (low + high) / 2
+        low, high = max(middle - span / 2, 0.0), min(middle + span / 2, 1.0)
+        ax.set_ylim(low, max(high, low + span))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
 def plot_confusion_matrix(

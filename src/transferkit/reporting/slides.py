@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from transferkit._text import plural
 from transferkit.reporting import _parts as parts
-from transferkit.reporting import story
+from transferkit.reporting import caveats, story
+from transferkit.reporting import deck_parts as deck
 from transferkit.reporting.naming import backbone_label, continuations, display_names
 
 SLIDES = (
@@ -22,9 +23,9 @@ SLIDES = (
     "Pretrained models and their original purpose",
     "Fine-tuning steps",
     "Results: transfer vs from scratch",
-    "Learning curves",
+    "What the results mean",
     "What the network sees",
-    "Limitations, pitfalls and ethics",
+    "Benefits, limitations, pitfalls and ethics",
     "Conclusion",
 )
 """Slide titles, in order."""
@@ -41,7 +42,7 @@ font-size:25px;line-height:1.35}
 .slide.active{display:flex}
 .slide h2{font-size:40px;line-height:1.1;margin:0 0 18px;color:var(--head);border-left:10px solid var(--accent);
 padding-left:18px}
-.slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:70px 0 24px}
+.slide h1{font-size:54px;line-height:1.1;color:var(--head);margin:36px 0 20px}
 .body{flex:1;min-height:0;display:flex;flex-direction:column;gap:12px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:28px;flex:1;min-height:0}
 .cols.wide{grid-template-columns:1fr 1.1fr}
@@ -53,12 +54,24 @@ table{border-collapse:collapse;width:100%;font-size:20px;table-layout:auto}
 td,th{border-bottom:1px solid var(--line);padding:5px 10px;text-align:left;vertical-align:top;
 overflow-wrap:break-word}th{background:#f1f3f6}
 table.results td+td,table.results th+th{text-align:right;white-space:nowrap}
-.small{font-size:19px}.smaller{font-size:16px}.tiny{font-size:14px}
-.small table,.smaller table,.tiny table{font-size:inherit}
-.note{color:var(--muted);font-size:18px}
+.small{font-size:19px}.small table{font-size:inherit}
+.note{color:var(--muted);font-size:18px;margin:4px 0}
+ol.steps{margin:0;padding-left:1.4em;font-size:21px}ol.steps li{margin:0 0 .25em}
+.pipe{display:flex;align-items:stretch;gap:6px;margin:10px 0 4px}
+.pipe .box{flex:1;border:2px solid var(--line);border-radius:8px;padding:8px 10px;display:flex;
+flex-direction:column;justify-content:center;font-size:19px;line-height:1.25;background:#f7f8fa}
+.pipe .box b{color:var(--head)}.pipe .frozen{background:#e8edf5;border-color:#9aa9c4}
+.pipe .trains{background:#fff1e8;border-color:var(--accent)}
+.pipe .arrow{align-self:center;font-size:30px;color:var(--muted)}
+.pipe-caption{font-size:23px;font-weight:600;color:var(--head);margin:8px 0 0}
+.quad{display:grid;grid-template-columns:1fr 1fr;grid-template-rows:auto auto;gap:6px 28px;
+font-size:19px;line-height:1.28}.quad b{color:var(--head)}.quad ul{margin-bottom:4px}
+.quad li{margin:0 0 .2em}
+table.data thead{display:none}table.tight td,table.tight th{padding:3px 10px}table.purposes td:first-child{width:17%}table.purposes td:last-child{width:15%}
+.body>p{margin:10px 0}.body>p.note{margin:4px 0}
 .big{font-size:34px;font-weight:600;color:var(--head)}
 footer{position:absolute;left:64px;right:64px;bottom:16px;display:flex;justify-content:space-between;
-gap:20px;font-size:15px;color:var(--muted);border-top:1px solid var(--line);padding-top:6px}
+gap:20px;font-size:18px;color:var(--muted);border-top:1px solid var(--line);padding-top:6px}
 footer .quick{color:#fff;background:var(--accent);padding:0 10px;border-radius:4px;font-weight:600}
 .banner{background:#fff4e5;border-left:8px solid var(--accent);padding:10px 16px;font-weight:600;font-size:22px}
 @media print{html,body{background:#fff;height:auto}
@@ -106,38 +119,36 @@ def deck_html(runs, ctx) -> str:
 
 
 def _fit_class(rows: int) -> str:
-    return "" if rows <= 5 else "small" if rows <= 8 else "smaller" if rows <= 12 else "tiny"
+    # Never below 19 px: longer lists are capped (deck_parts.ROWS), not shrunk.
+    return "" if rows <= 5 else "small"
 
 
 def _contents(runs, ctx) -> dict[str, str]:
     """``{slide title: its HTML body}`` for every slide of :data:`SLIDES`."""
-    from transferkit.reporting.plots import (
-        plot_accuracy_vs_time,
-        plot_learning_curves,
-    )
+    from transferkit.reporting.plots import plot_accuracy_vs_time
 
-    cont, names = continuations(runs), display_names(runs)
+    cont, names, data = continuations(runs), display_names(runs), ctx["data"]
     scored = [r for r in runs if r.evaluation]
     best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
     listed = "; ".join(names.values())  # the labels hold commas
-    curves = parts.img(plot_learning_curves(runs),
-                       f"Accuracy and loss per epoch, train and validation, for {listed}")
     timing = parts.img(plot_accuracy_vs_time(runs),
-                       f"Validation accuracy against training time for {listed}")
+                       f"Validation accuracy against cumulative training time for {listed}; "
+                       "stars: test accuracy")
     return {
         # The verdict opens the deck, once; the conclusion states the findings behind it.
         "Overview": _overview(runs, ctx, story.verdict(runs), names),
         "Dataset": _dataset(runs, ctx),
-        "Transfer learning in brief": parts.bullets(_IN_BRIEF),
+        "Transfer learning in brief": (parts.bullets(_IN_BRIEF, "small")
+                                       + deck.pipeline(runs, cont, names, data)),
         "Pretrained models and their original purpose": _purposes(runs, ctx),
-        "Fine-tuning steps": _steps(runs, cont, names),
-        "Results: transfer vs from scratch": _results(runs, cont, timing),
-        "Learning curves": f'<div class="fig">{curves}</div>',
+        "Fine-tuning steps": (deck.fine_tuning_steps(runs, cont) + '<div class="small">'
+                              + deck.settings_table(runs, cont, names) + "</div>"),
+        "Results: transfer vs from scratch": (
+            f'<div class="fig">{timing}</div><div class="small">'
+            + deck.results_table(runs, cont, names) + "</div>"),
+        "What the results mean": _meaning(runs, cont, names, best, data),
         "What the network sees": _network_sees(runs, ctx, best, names),
-        "Limitations, pitfalls and ethics": (
-            '<div class="cols"><div class="small"><b>Limitations</b>' + parts.bullets(parts.LIMITATIONS)
-            + '</div><div class="small"><b>Pitfalls</b>' + parts.bullets(parts.PITFALLS)
-            + "<b>Ethics</b>" + parts.bullets(parts.ETHICS) + "</div></div>"),
+        "Benefits, limitations, pitfalls and ethics": _caveats(runs, data),
         "Conclusion": _conclusion(runs, ctx, cont, names),
     }
 
@@ -145,9 +156,8 @@ def _contents(runs, ctx) -> dict[str, str]:
 _IN_BRIEF = (
     "A network trained on ImageNet (1.28 M photos, 1,000 classes) already computes general "
     "visual features: edges and textures early, object parts later.",
-    "Transfer learning keeps those layers, adds a small new head for our classes and trains "
-    "the head first with the backbone frozen.",
-    "Fine-tuning then unfreezes backbone layers and trains them gently, with a low learning rate.",
+    "Transfer learning keeps those layers frozen and trains a small new head for our classes; "
+    "fine-tuning then unfreezes the top layers and trains them gently.",
     "It needs far less data and compute than training the same network from scratch.",
 )
 
@@ -164,42 +174,73 @@ def _overview(runs, ctx, verdict: str, names) -> str:
                if skipped else ""))
 
 
-def _results(runs, cont, timing: str) -> str:
-    note = ('<p class="note">A fine-tuned run\'s time comes on top of its frozen head\'s: '
-            "it continues that run.</p>" if cont else "")
-    return (f'<div class="cols wide"><div class="{_fit_class(len(runs) + 3)}">'
-            f"{parts.results_table(runs, cont, compact=True)}{note}</div>"
-            f'<div class="fig">{timing}</div></div>')
-
-
 def _dataset(runs, ctx) -> str:
     rows = parts.dataset_rows(runs, ctx["data"])
-    return (parts.table(["", ""], rows, "data " + _fit_class(len(rows)))
+    grid = deck.sample_grid(ctx["data"])
+    return (parts.table(["", ""], rows, "data small")
+            + (f'<div class="fig">{grid}</div>' if "<img" in grid else grid)
             + '<p class="note">Validation images come from the training split; the test '
             "split is never used to choose a model.</p>")
 
 
 def _purposes(runs, ctx) -> str:
+    """The backbones used, as a table; the skipped ones, with why, as a list below it."""
     rows = parts.purposes_rows(runs, ctx["skipped"])
     if not rows:
         return "<p>No pretrained backbone among these runs.</p>"
-    return parts.table(["Backbone", "Original purpose", "Pretrained at", "Status"], rows,
-                       _fit_class(len(rows) * 2))
+    used = [r[:3] for r in rows if r[3] == "used"]
+    skipped = [f"{r[0]}: {r[3].removeprefix('skipped: ')}" for r in rows if r[3] != "used"]
+    shown = used[:deck.ROWS + 1]
+    more = (f'<p class="note">{plural(len(used) - len(shown), "more backbone")} in the report.</p>'
+            if len(used) > len(shown) else "")
+    return ((parts.table(["Backbone", "Original purpose", "Pretrained at"], shown, "purposes small")
+             + more if shown else "")
+            + (f'<div class="small"><b>Skipped</b>{parts.bullets(skipped)}</div>' if skipped else ""))
 
 
-def _steps(runs, cont, names) -> str:
-    return (f'<ul class="{_fit_class(len(runs) * 2)}">'
-            + "".join(f"<li>{parts.step(r, cont, names)}</li>" for r in runs) + "</ul>"
-            + '<p class="note">Why: the head starts random, so it trains first on a frozen '
-            "backbone; BatchNorm stays in inference mode because small batches would corrupt "
-            f"its ImageNet statistics. {parts.esc(parts.LAYER_NOTE)}</p>")
+def _meaning(runs, cont, names, best, data) -> str:
+    """What the runs show (:func:`story.interpretation`) with the top mistake's images.
+
+    Beyond three fine-tuned backbones the first two keep their sentence and
+    the rest share one (:func:`story.fine_tuning_summary`): the slide keeps
+    its text size; the report has every sentence.
+    """
+    said = story.interpretation(runs, cont, names)
+    tuning = story.fine_tuning_findings(runs, cont)
+    if len(tuning) > 3:
+        at = said.index(tuning[2])
+        said = [s for s in said if s not in tuning[2:]]
+        said[at:at] = story.fine_tuning_summary(runs, cont, skip=2)
+    text = parts.bullets(said, "small")
+    label = names.get(best.name, best.name) if best is not None else ""
+    examples = deck.confused_examples(best, data, label)
+    if not examples:
+        return text
+    if len(said) <= 4:  # short enough for half the width
+        return f'<div class="cols wide"><div>{text}</div><div class="fig">{examples}</div></div>'
+    return f'{text}<div class="fig">{examples}</div>'
+
+
+def _caveats(runs, data) -> str:
+    """Four short lists from :mod:`caveats`; the slide keeps the first (most specific) few."""
+    parts_ = (("Benefits", caveats.benefits(runs, data)[:3]),
+              ("Limitations", caveats.limitations(runs, data)[:4]),
+              ("Pitfalls", caveats.pitfalls(runs, data)[:3]),
+              ("Ethics", caveats.ethics(runs, data)[:3]))
+    return ('<div class="quad">' + "".join(f"<div><b>{t}</b>{parts.bullets(items)}</div>"
+                                           for t, items in parts_) + "</div>")
 
 
 def _network_sees(runs, ctx, best, names) -> str:
     """Grad-CAM of the best run on right and wrong test predictions; else its per-class scores."""
+    import matplotlib
+
     from transferkit.reporting.plots import plot_per_class_metrics
 
-    cams = parts.grad_cam_examples(runs, ctx["data"]) if ctx["data"] is not None else ""
+    # Six images, not eight, at a larger font: their titles must read at 12 px on the slide.
+    with matplotlib.rc_context({"font.size": 18}):
+        cams = (parts.grad_cam_examples(runs, ctx["data"], right=3, wrong=3)
+                if ctx["data"] is not None else "")
     if "<img" in cams:
         return f'<div class="fig">{cams}</div><p class="note">{parts.esc(parts.GRAD_CAM_NOTE)}</p>'
     if best is None:
@@ -211,8 +252,8 @@ def _network_sees(runs, ctx, best, names) -> str:
 
 
 def _conclusion(runs, ctx, cont, names) -> str:
-    """What the runs show (:func:`transferkit.reporting.story.findings`), not the verdict again."""
-    found = story.findings(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
+    """The findings in short (:func:`transferkit.reporting.story.conclusion`), not the verdict again."""
+    found = story.conclusion(runs, cont, names) or ["No run was evaluated: nothing to conclude."]
     # Why they were left out is on slide 4: here, only which.
     left_out = "; ".join(map(backbone_label, ctx["skipped"]))
     skipped = [f"Not compared: {left_out} (see slide 4)."] if left_out else []

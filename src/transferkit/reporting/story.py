@@ -19,11 +19,7 @@ from transferkit.reporting.naming import (
     fine_tuned,
     pretrained_backbone,
 )
-
-
-def _total(run) -> float | None:
-    value = (run.timings or {}).get("total")
-    return float(value) if value is not None else None
+from transferkit.reporting.timing import cumulative_seconds, training_seconds
 
 
 def verdict(runs: Sequence) -> str:
@@ -58,8 +54,14 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
 
     The frozen run is the one it continues (``cont``), else an evaluated
     frozen run of the same backbone. A continuation's extra time is all of
-    its own; an independent run's is the difference of the two totals.
+    its own; an independent run's is the difference of the two training
+    times (evaluation excluded, :mod:`~transferkit.reporting.timing`).
     """
+    return [_fine_tuning_sentence(*pair) for pair in _fine_tuning_pairs(runs, cont)]
+
+
+def _fine_tuning_pairs(runs: Sequence, cont: Mapping) -> list[tuple[str, float, float, float | None]]:
+    """``(backbone label, fine-tuned accuracy, frozen accuracy, extra seconds)`` per fine-tuned run."""
     scored = [r for r in runs if r.evaluation and pretrained_backbone(r)]
     out = []
     for tuned in (r for r in scored if fine_tuned(r, cont)):
@@ -69,11 +71,11 @@ def fine_tuning_findings(runs: Sequence, cont: Mapping) -> list[str]:
                            and pretrained_backbone(r) == pretrained_backbone(tuned)), None)
         if frozen is None:
             continue
-        extra = _total(tuned)
+        extra = training_seconds(tuned)
         if extra is not None and tuned.name not in cont:
-            extra = None if _total(frozen) is None else extra - _total(frozen)
-        out.append(_fine_tuning_sentence(backbone_label(pretrained_backbone(tuned)),
-                                         tuned.evaluation.accuracy, frozen.evaluation.accuracy, extra))
+            extra = None if training_seconds(frozen) is None else extra - training_seconds(frozen)
+        out.append((backbone_label(pretrained_backbone(tuned)), tuned.evaluation.accuracy,
+                    frozen.evaluation.accuracy, extra))
     return out
 
 
@@ -98,12 +100,11 @@ def per_minute_finding(runs: Sequence, cont: Mapping, names: Mapping[str, str]) 
     that learned nothing in a second would otherwise win.
     """
     rates = {}
-    for run in (r for r in runs if r.evaluation and _total(r)):
+    for run in (r for r in runs if r.evaluation and training_seconds(r)):
         chance = 1 / max(len(run.evaluation.class_names), 1)
         if run.evaluation.accuracy <= chance:
             continue
-        before = _total(cont[run.name]) if run.name in cont else 0.0
-        rates[run.name] = (run, _total(run) + (before or 0.0))
+        rates[run.name] = (run, cumulative_seconds(run, cont))
     if len(rates) < 2:
         return None
     run, spent = max(rates.values(), key=lambda p: p[0].evaluation.accuracy / p[1])
@@ -124,7 +125,7 @@ def confusions_finding(best, label: str, top: int = 3) -> str | None:
         return None
     mistakes = "; ".join(f"{class_label(t)} → {class_label(p)}: {plural(n, f'{ev.split} image')}"
                          for t, p, n in pairs)
-    return f"Most frequent mistakes ({label}): {mistakes}."
+    return f"Most frequent mistake{'s' if len(pairs) > 1 else ''} ({label}): {mistakes}."
 
 
 def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
@@ -137,4 +138,81 @@ def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[st
     out = [f"Best run: {label} ({pct(best.evaluation.accuracy)} test accuracy)."]
     out += fine_tuning_findings(runs, cont)
     out += filter(None, [per_minute_finding(runs, cont, names), confusions_finding(best, label)])
+    return out
+
+
+def transfer_finding(runs: Sequence) -> str | None:
+    """Transfer against scratch, said plainly when the usual claim (transfer wins) fails here."""
+    scored = [r for r in runs if r.evaluation]
+    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
+    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    if not transfer or not scratch:
+        return None
+    delta = 100 * (max(transfer) - max(scratch))
+    if abs(delta) < 0.05:
+        return (f"Transfer learning did not beat training from scratch here: both reached "
+                f"{pct(max(transfer))}.")
+    if delta > 0:
+        return (f"Transfer learning won, as expected: {delta:.1f} points above the best run "
+                "from scratch.")
+    return (f"Contrary to the usual result, transfer learning did not beat training from scratch "
+            f"here ({pct(max(transfer))} vs {pct(max(scratch))}): check the backbone's input "
+            "size, its preprocessing and the number of epochs.")
+
+
+def interpretation(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
+    """The sentences of the deck's "What the results mean": transfer, fine-tuning, cost, mistakes."""
+    scored = [r for r in runs if r.evaluation]
+    if not scored:
+        return ["No run was evaluated: nothing to interpret."]
+    best = max(scored, key=lambda r: r.evaluation.accuracy)
+    tuning = fine_tuning_findings(runs, cont)
+    if any("did not help" in s for s in tuning):
+        tuning.append("Where fine-tuning lost, its learning rate, its epochs or the layers "
+                      "unfrozen did not suit this data: the frozen head is the result to use.")
+    return list(filter(None, [transfer_finding(runs), *tuning, per_minute_finding(runs, cont, names),
+                              confusions_finding(best, names.get(best.name, best.name), top=2)]))
+
+
+def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
+    """The deck's last slide: the findings in a few short lines, not the interpretation again.
+
+    The best run, the transfer margin, fine-tuning's gains and losses in one
+    sentence, the best accuracy per minute and the most frequent mistake.
+    """
+    scored = [r for r in runs if r.evaluation]
+    if not scored:
+        return []
+    best = max(scored, key=lambda r: r.evaluation.accuracy)
+    out = [f"Best run: {names.get(best.name, best.name)} ({pct(best.evaluation.accuracy)} test accuracy)."]
+    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
+    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    if transfer and scratch:
+        delta = 100 * (max(transfer) - max(scratch))
+        out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch."
+                   if abs(delta) >= 0.05 else "Pretrained features: no gain over training from scratch.")
+    out += fine_tuning_summary(runs, cont)
+    out += filter(None, [per_minute_finding(runs, cont, names),
+                         confusions_finding(best, names.get(best.name, best.name), top=1)])
+    return out
+
+
+def fine_tuning_summary(runs: Sequence, cont: Mapping, skip: int = 0) -> list[str]:
+    """Fine-tuning's gains and losses in one sentence (ties in another), from the ``skip``-th run on.
+
+    Example: "Fine-tuning helped MobileNetV2 (+7.9); did not help ResNet50 (-9.1) points
+    over the frozen head."
+    """
+    pairs = _fine_tuning_pairs(runs, cont)[skip:]
+    helped = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f >= 0.0005]
+    hurt = [f"{b} ({100 * (t - f):+.1f})" for b, t, f, _ in pairs if t - f <= -0.0005]
+    same = [b for b, t, f, _ in pairs if abs(t - f) < 0.0005]
+    out = []
+    if helped or hurt:
+        out.append("Fine-tuning " + "; ".join(filter(None, [
+            f"helped {', '.join(helped)}" if helped else "",
+            f"did not help {', '.join(hurt)}" if hurt else ""])) + " points over the frozen head.")
+    if same:
+        out.append(f"Fine-tuning changed nothing for {', '.join(same)}: same test accuracy as the "
+                   "frozen head.")
     return out

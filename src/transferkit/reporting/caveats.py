@@ -1,0 +1,195 @@
+"""Benefits, limitations, pitfalls and ethics of *these* runs on *this* data and budget.
+
+Each function takes the runs and the dataset (a
+:class:`~transferkit.data.splits.DataSplits`, or None when only the run
+records are at hand) and returns sentences for a slide or the report. They
+name numbers where the records hold them (training images per class, the
+image size against the backbone's pretrained size, training time, class
+imbalance, the test split's margin of error, the dataset's provenance) and
+fall back to the general point only where they do not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from transferkit.models.registry import BACKBONES
+from transferkit.reporting._parts import pct, seconds
+from transferkit.reporting.naming import (
+    backbone_label,
+    class_label,
+    continuations,
+    dataset_label,
+    fine_tuned,
+    pretrained_backbone,
+)
+from transferkit.reporting.timing import cumulative_seconds, training_seconds
+
+CIFAR_PROVENANCE = (
+    "CIFAR-10 was drawn from 80 Million Tiny Images, which MIT withdrew in 2020 over offensive "
+    "labels; CIFAR-10's own 10 classes were checked by hand.")
+
+
+def _per_class(runs: Sequence, data) -> dict[str, int]:
+    """Training images per class: counted from the data, else spread evenly from the record."""
+    if data is not None:
+        import numpy as np
+
+        counts = np.bincount(np.asarray(data.y_train).ravel(), minlength=len(data.class_names))
+        return {str(n): int(c) for n, c in zip(data.class_names, counts)}
+    cfg = (runs[0].config.get("data") or {}) if runs else {}
+    names, train = cfg.get("class_names") or [], (cfg.get("sizes") or {}).get("train")
+    if not names or not isinstance(train, int):
+        return {}
+    return {str(n): train // len(names) for n in names}
+
+
+def _image_side(runs: Sequence, data) -> int | None:
+    shape = (list(data.image_shape) if data is not None
+             else ((runs[0].config.get("data") or {}).get("image_shape") if runs else None)
+             or (runs[0].config.get("input_shape") if runs else None))
+    return int(min(shape[:2])) if shape else None
+
+
+def _best(runs: Sequence, transfer: bool):
+    pool = [r for r in runs if r.evaluation and bool(pretrained_backbone(r)) == transfer]
+    return max(pool, key=lambda r: r.evaluation.accuracy) if pool else None
+
+
+def _share(run) -> float | None:
+    params = run.config.get("params") or {}
+    trainable, total = params.get("trainable"), params.get("total")
+    return trainable / total if isinstance(trainable, int) and total else None
+
+
+def benefits(runs: Sequence, data=None) -> list[str]:
+    """What transfer bought here: accuracy over scratch, parameters and time it did not train."""
+    counts, cont = _per_class(runs, data), continuations(runs)
+    t, s = _best(runs, True), _best(runs, False)
+    per_class = f" with about {min(counts.values()):,} training images per class" if counts else ""
+    out = []
+    if t is not None and s is not None and t.evaluation.accuracy > s.evaluation.accuracy:
+        out.append(f"Pretrained features reached {pct(t.evaluation.accuracy)} test accuracy"
+                   f"{per_class}, against {pct(s.evaluation.accuracy)} from scratch.")
+    elif t is not None and s is not None:  # said plainly: here the usual claim did not hold
+        out.append(f"Not here in accuracy: from scratch reached {pct(s.evaluation.accuracy)}, "
+                   f"transfer {pct(t.evaluation.accuracy)}{per_class}.")
+    frozen = [r for r in runs if pretrained_backbone(r) and not fine_tuned(r, cont) and _share(r)]
+    if frozen:
+        r = min(frozen, key=lambda r: _share(r))
+        took = training_seconds(r)
+        out.append(f"A frozen {backbone_label(pretrained_backbone(r))} trains only {pct(_share(r))} "
+                   "of its parameters" + (f" ({seconds(took)} of training here)" if took else "")
+                   + ": cheap enough to compare several backbones.")
+    fastest = min((cumulative_seconds(r, cont) for r in runs if r.evaluation and training_seconds(r)),
+                  default=None)
+    if fastest is not None and not frozen:
+        out.append(f"The quickest run trained in {seconds(fastest)}: transfer needs little compute.")
+    out.append("ImageNet's 1.28 M labelled photos did the expensive learning; this task "
+               "only had to label its own images.")
+    return out
+
+
+def limitations(runs: Sequence, data=None) -> list[str]:
+    """How far the numbers carry: sample size, test margin, image size, budget, imbalance."""
+    counts, out = _per_class(runs, data), []
+    if counts:
+        low, high = min(counts.values()), max(counts.values())
+        span = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+        out.append(f"Small data: {span} training images per class; transfer's advantage "
+                   "shrinks as data grows.")
+    best = max((r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
+    n = len(best.evaluation.y_true) if best is not None else 0
+    if n:
+        p = best.evaluation.accuracy
+        margin = 100 * 1.96 * math.sqrt(max(p * (1 - p), 1e-9) / n)
+        out.append(f"One seed, {n:,} test images: accuracy is known to about ±{margin:.1f} points, "
+                   "so closer runs are not told apart.")
+    else:
+        out.append("One seed per run: repeat with several seeds before trusting small differences.")
+    out += filter(None, [_size_limitation(runs, data), _imbalance(counts), _budget(runs)])
+    return out
+
+
+def _size_limitation(runs: Sequence, data) -> str | None:
+    side, name = _image_side(runs, data), next(filter(None, map(pretrained_backbone, runs)), None)
+    spec = BACKBONES.get(name) if name else None
+    if side is None or spec is None or side >= min(spec.pretrained_sizes):
+        return None
+    fed = next((r.config.get("backbone", {}).get("image_size") for r in runs
+                if pretrained_backbone(r) == name), None)
+    fed = min(fed) if isinstance(fed, list) and fed else None
+    upscaled = f"; they are upscaled to {fed} px" if fed and fed > side else ""
+    return (f"The images are {side} px; {spec.display_name} was pretrained on "
+            f"{min(spec.pretrained_sizes)} px photos{upscaled}, so its features fit them loosely.")
+
+
+def _imbalance(counts: dict[str, int]) -> str | None:
+    if len(counts) < 2 or min(counts.values()) * 1.5 > max(counts.values()):
+        return None
+    big, small = max(counts, key=counts.get), min(counts, key=counts.get)
+    return (f"Unbalanced classes: {class_label(big)} has {counts[big]:,} training images, "
+            f"{class_label(small)} {counts[small]:,}; read balanced accuracy, not accuracy.")
+
+
+def _budget(runs: Sequence) -> str | None:
+    cont = continuations(runs)
+    times = [t for t in (cumulative_seconds(r, cont) for r in runs) if t]
+    if not times:
+        return None
+    machine = next((r.config.get("machine") for r in runs if r.config.get("machine")), None)
+    where = f" ({machine.replace('_', '-')})" if machine else ""  # "x86_64 2 CPU cores, no GPU"
+    return (f"Budget: each run trained {seconds(min(times))} to {seconds(max(times))}{where}; "
+            "more epochs or larger inputs may change the ranking.")
+
+
+def pitfalls(runs: Sequence, data=None) -> list[str]:
+    """The mistakes that would have spoiled these runs, with their numbers where recorded."""
+    cont = continuations(runs)
+    head = next((cont[r.name] for r in runs if r.name in cont), None)
+    epochs = f" (here {head.epochs_run} epochs)" if head is not None else ""
+    val = ((runs[0].config.get("data") or {}).get("sizes") or {}).get("val") if runs else None
+    if data is not None:
+        val = len(data.y_val)
+    return [
+        f"Train the head first on a frozen backbone{epochs}: a random head sends large "
+        "gradients into the pretrained layers.",
+        "Keep BatchNorm in inference mode when fine-tuning; small batches corrupt its statistics.",
+        "Feed each backbone its own preprocessing (it is inside the model here).",
+        "Choose epochs and runs on validation images"
+        + (f" ({val:,} here)" if isinstance(val, int) else "") + ", never on the test split.",
+    ]
+
+
+def ethics(runs: Sequence, data=None) -> list[str]:
+    """Where the data came from, whom the model fails, and what the training cost."""
+    label = dataset_label(runs, data)
+    source = str(((runs[0].config.get("data") or {}).get("source") if runs else "")
+                 or getattr(data, "source", "") or "")
+    out = []
+    if label == "CIFAR-10":
+        out.append(CIFAR_PROVENANCE)
+    elif label != "Synthetic images" and source not in ("", "arrays"):
+        out.append("Own photos: ask the people in them for consent, strip location data, and "
+                   "keep faces and number plates out of shared sets.")
+    out.append("ImageNet's photos and labels carry the biases of who took and labelled them; "
+               "a pretrained backbone inherits them.")
+    out.append(_worst_class(runs) or "Accuracy hides per-class failures: check the confusion "
+               "matrix before any use.")
+    total = sum(t for t in (training_seconds(r) for r in runs) if t)
+    if total:
+        out.append(f"All runs together trained {seconds(total)}; frozen features and small inputs "
+                   "cut energy several-fold.")
+    return out
+
+
+def _worst_class(runs: Sequence) -> str | None:
+    best = max((r for r in runs if r.evaluation and r.evaluation.per_class),
+               key=lambda r: r.evaluation.accuracy, default=None)
+    recall = best.evaluation.recall_per_class if best is not None else {}
+    if len(recall) < 2:
+        return None
+    low, high = min(recall, key=recall.get), max(recall, key=recall.get)
+    return (f"Accuracy hides per-class failures: the best run finds {pct(recall[high])} of "
+            f"{class_label(high)} but {pct(recall[low])} of {class_label(low)}.")
