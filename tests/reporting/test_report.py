@@ -91,7 +91,7 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert text.count("QUICK RUN") == 10 and text.count("ResNet50") >= 2  # its display name
     assert "0.0010000000474974513" not in text and "1 epochs" not in text
     assert not re.search(r"features \d+ of \d+", text) and "see the backbone study" not in text
-    sees = text[text.index("What the network sees</h2>"):text.index("Limitations, pitfalls")]
+    sees = text[text.index("What the network sees</h2>"):text.index("Benefits, limitations")]
     assert "Grad-CAM of" in sees and sees.count("<img") == 1  # the best run's right and wrong
     slides = text.split('<section class="slide"')[1:]
     verdict = story.verdict(runs)

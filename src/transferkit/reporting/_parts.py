@@ -23,6 +23,7 @@ from transferkit.reporting.naming import (
 )
 from transferkit.reporting.naming import pretrained_backbone as backbone_name
 from transferkit.reporting.naming import run_kind as kind
+from transferkit.reporting.timing import cumulative_seconds
 
 logger = logging.getLogger("transferkit")
 
@@ -106,10 +107,10 @@ def results_table(runs, cont, *, compact: bool = False) -> str:
                pct(ev.balanced_accuracy if ev else None),
                f"{ev.f1:.2f}" if ev else "-", str(r.epochs_run),
                f"{params:,}" if isinstance(params, int) else "-",
-               seconds((r.timings or {}).get("total"))]
+               seconds(cumulative_seconds(r, cont))]
         rows.append(row if not compact else [row[i] for i in _COMPACT])
     header = ["Run", "Kind", "Test accuracy", "Balanced accuracy", "Macro F1", "Epochs",
-              "Trainable params", "Time"]
+              "Trainable params", "Training time"]
     return table(header if not compact else [header[i] for i in _COMPACT], rows, "results")
 
 
@@ -239,25 +240,6 @@ def step(run, cont: Mapping, names: Mapping[str, str] | None = None) -> str:
         what = (f"0 of {total} backbone layers trainable: only the new head trains, "
                 "so its random weights cannot wreck the pretrained features")
     return f"<b>{esc(names.get(run.name) or run_label(run, cont))}</b>: {esc(what)}; {esc(settings)}."
-
-
-LIMITATIONS = (
-    "One seed per run: repeat with several seeds before trusting differences of a point or two.",
-    "Small training sets favour transfer; its advantage shrinks as data grows.",
-    "Small images are upscaled for ImageNet backbones; larger inputs cost time quadratically.",
-    "Test accuracy is measured once on a held-out split never used for model selection.",
-)
-PITFALLS = (
-    "Feed each backbone its own preprocessing (it is inside the model here).",
-    "Keep BatchNorm in inference mode when fine-tuning; small batches corrupt its statistics.",
-    "Train the head first: unfreezing under a random head sends large gradients into the backbone.",
-)
-ETHICS = (
-    "ImageNet's images and labels carry biases of who took and labelled them; a pretrained "
-    "backbone inherits them.",
-    "Accuracy hides per-class failures: check the confusion matrix before any use.",
-    "Training costs energy; frozen features and small inputs cut it several-fold.",
-)
 
 
 def bullets(items: Sequence[str], cls: str = "") -> str:

@@ -20,7 +20,7 @@ from transferkit._text import plural
 from transferkit.data.splits import SPLIT_METHOD, DataSplits
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
-from transferkit.reporting import report_text
+from transferkit.reporting import caveats, report_text
 from transferkit.reporting._parts import same_test_split
 from transferkit.reporting.naming import class_label, continuations, display_names, report_title
 from transferkit.reporting.report_parts import (
@@ -41,7 +41,7 @@ REPORT_SECTIONS = (
     "Summary", "Data", "Models and training", "Results", "Learning curves",
     "Confusion matrices", "Per-class metrics", "Feature maps", "Where the model looks (Grad-CAM)",
     "Sample predictions", "Discussion", "Conclusion",
-    "Limitations, pitfalls and ethics", "Configuration",
+    "Benefits, limitations, pitfalls and ethics", "Configuration",
 )
 
 _CSS = """
@@ -162,9 +162,11 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
     out.append(("Sample predictions", predictions(runs, ctx["data"], figs)))
     out.append(("Discussion", report_text.discussion(runs, ctx, cont, figs)))
     out.append(("Conclusion", report_text.conclusion(runs, ctx, cont)))
-    out.append(("Limitations, pitfalls and ethics",
-                "<h3>Limitations</h3>" + parts.bullets(parts.LIMITATIONS) + "<h3>Pitfalls</h3>"
-                + parts.bullets(parts.PITFALLS) + "<h3>Ethics</h3>" + parts.bullets(parts.ETHICS)))
+    # The deck's slide 9, in full: each part names this data and budget where it can.
+    out.append(("Benefits, limitations, pitfalls and ethics", "".join(
+        f"<h3>{head}</h3>" + parts.bullets(part(runs, ctx["data"])) for head, part in (
+            ("Benefits", caveats.benefits), ("Limitations", caveats.limitations),
+            ("Pitfalls", caveats.pitfalls), ("Ethics", caveats.ethics)))))
     out.append(("Configuration", configuration(runs)))
     return out
 
