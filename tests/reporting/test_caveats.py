@@ -125,3 +125,17 @@ def test_the_conclusion_says_ties_in_words():
     assert ("Fine-tuning changed nothing for MobileNetV2: same test accuracy as the frozen head."
             in said)
     assert said[-1].startswith("Most frequent mistake (")  # one pair: singular
+
+
+def test_the_models_slide_names_the_chosen_backbone_with_its_size_and_input():
+    runs = _study()
+    runs[1].config.update(params={"trainable": 2_300_000, "total": 2_423_242})
+    runs[1].config["backbone"]["image_size"] = [96, 96]
+    used = deck_parts.backbone_use(runs, continuations(runs))
+    # One backbone: "Used here", its best run (the fine-tune, 85.0% of 60 test images).
+    assert used == ["Used here, MobileNetV2: 2.42 M parameters, fed 96 px images; "
+                    f"best test accuracy {story.pct(runs[1].evaluation.accuracy)}, fine-tuned."]
+    runs.append(_run("mobilenet_v1_025_frozen", "mobilenet_v1_025", pretrained=True, frozen=True,
+                     wrong={(0, 1): 30}))
+    used = deck_parts.backbone_use(runs, continuations(runs))
+    assert used[0].startswith("Chosen model, MobileNetV2") and used[1].startswith("Used here, MobileNet v1 0.25")

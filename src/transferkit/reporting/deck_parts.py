@@ -17,6 +17,7 @@ from transferkit.reporting.naming import (
     class_label,
     fine_tuned,
     pretrained_backbone,
+    run_kind,
 )
 from transferkit.reporting.timing import cumulative_seconds
 
@@ -272,3 +273,26 @@ def confused_examples(best, data, label: str, count: int = 3) -> str:
                           title=f"{label}, most frequent mistake:\n{words} (true → predicted)")
     return parts.img(fig, f"{plural(len(idx), 'test image')} of {class_label(pairs[0][0])} "
                      f"that {label} took for {class_label(pairs[0][1])}")
+
+
+def backbone_use(runs: Sequence, cont: Mapping) -> list[str]:
+    """Per backbone used: its size, the input it was fed here and its best run's test accuracy.
+
+    The first sentence names the model chosen: the backbone of the most accurate run.
+    """
+    out, best_of = [], {}
+    for run in runs:
+        name = pretrained_backbone(run)
+        if name and run.evaluation and (name not in best_of or run.evaluation.accuracy
+                                        > best_of[name].evaluation.accuracy):
+            best_of[name] = run
+    ranked = sorted(best_of.values(), key=lambda r: -r.evaluation.accuracy)
+    for i, run in enumerate(ranked):
+        total = (run.config.get("params") or {}).get("total")
+        size = (run.config.get("backbone") or {}).get("image_size")
+        fed = f", fed {size[0]} px images" if isinstance(size, list) and size else ""
+        params = f": {total / 1e6:.2f} M parameters" if isinstance(total, int) else ""
+        lead = "Chosen model" if i == 0 and len(ranked) > 1 else "Used here"
+        out.append(f"{lead}, {backbone_label(pretrained_backbone(run))}{params}{fed}; "
+                   f"best test accuracy {parts.pct(run.evaluation.accuracy)}, {run_kind(run, cont)}.")
+    return out

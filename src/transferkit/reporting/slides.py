@@ -194,7 +194,8 @@ def _purposes(runs, ctx) -> str:
     more = (f'<p class="note">{plural(len(used) - len(shown), "more backbone")} in the report.</p>'
             if len(used) > len(shown) else "")
     return ((parts.table(["Backbone", "Original purpose", "Pretrained at"], shown, "purposes small")
-             + more if shown else "")
+             + more + parts.bullets(deck.backbone_use(runs, continuations(runs))[:deck.ROWS])
+             if shown else "")
             + (f'<div class="small"><b>Skipped</b>{parts.bullets(skipped)}</div>' if skipped else ""))
 
 
