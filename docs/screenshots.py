@@ -1,9 +1,14 @@
 """Regenerate the report and deck screenshots in docs/_static/screenshots/.
 
 Photographs a real experiment's deck and report with headless Chromium, e.g.
-after ``transferkit run backbones --out runs/backbones``::
+after ``transferkit run backbones --out runs/backbones`` (a backbone study) and
+``transferkit train photos/ --out runs/own`` (a run on your own photos)::
 
     .venv/bin/python docs/screenshots.py runs/backbones
+    .venv/bin/python docs/screenshots.py runs/own own- 2,3,7,9
+
+The optional second and third arguments are a file-name prefix and the slides
+to photograph (default: slides 1, 2, 3, 5, 6, 7, 8, 9 and the report).
 
 Without a folder it trains three tiny runs on generated images (about 20 s on
 a CPU) and photographs their report and deck instead (layout only: the
@@ -21,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "_static" / "screenshots"
-SLIDES_SHOWN = (1, 2, 5, 6, 7, 8)
+SLIDES_SHOWN = (1, 2, 3, 5, 6, 7, 8, 9)
 
 
 def _shoot(browser: str, url: str, path: Path, size: str) -> None:
@@ -42,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (deck.exists() and report.exists()):
             print(f"screenshots.py: {folder} holds no slides.html and report.html", file=sys.stderr)
             return 2
-        _shoot_all(browser, deck, report)
+        slides = tuple(map(int, argv[2].split(","))) if len(argv) > 2 else SLIDES_SHOWN
+        _shoot_all(browser, deck, report, prefix=argv[1] if len(argv) > 1 else "", slides=slides)
         return 0
     import keras
 
@@ -70,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _shoot_all(browser: str, deck: Path, report: Path) -> None:
+def _shoot_all(browser: str, deck: Path, report: Path, *, prefix: str = "",
+               slides: tuple[int, ...] = SLIDES_SHOWN) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for n in SLIDES_SHOWN:
-        _shoot(browser, f"{deck.as_uri()}#{n}", OUT / f"slide-{n:02d}.png", "1280,720")
-    _shoot(browser, report.as_uri(), OUT / "report.png", "1200,1600")
-    print(f"Wrote {len(SLIDES_SHOWN) + 1} screenshots to {OUT}")
+    for n in slides:
+        _shoot(browser, f"{deck.as_uri()}#{n}", OUT / f"{prefix}slide-{n:02d}.png", "1280,720")
+    _shoot(browser, report.as_uri(), OUT / f"{prefix}report.png", "1200,1600")
+    print(f"Wrote {len(slides) + 1} screenshots to {OUT}")
 
 
 if __name__ == "__main__":
