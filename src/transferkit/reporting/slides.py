@@ -191,10 +191,12 @@ def _purposes(runs, ctx) -> str:
     used = [r[:3] for r in rows if r[3] == "used"]
     skipped = [f"{r[0]}: {r[3].removeprefix('skipped: ')}" for r in rows if r[3] != "used"]
     shown = used[:deck.ROWS + 1]
+    # A sentence per backbone where the table leaves room; at least the chosen model's.
+    room = max(1, deck.ROWS - len(shown) - (2 if skipped else 0))
     more = (f'<p class="note">{plural(len(used) - len(shown), "more backbone")} in the report.</p>'
             if len(used) > len(shown) else "")
     return ((parts.table(["Backbone", "Original purpose", "Pretrained at"], shown, "purposes small")
-             + more + parts.bullets(deck.backbone_use(runs, continuations(runs))[:deck.ROWS])
+             + more + parts.bullets(deck.backbone_use(runs, continuations(runs))[:room])
              if shown else "")
             + (f'<div class="small"><b>Skipped</b>{parts.bullets(skipped)}</div>' if skipped else ""))
 
