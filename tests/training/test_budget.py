@@ -2,6 +2,7 @@
 
 import logging
 import math
+import re
 import time
 
 import keras
@@ -109,7 +110,11 @@ def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, capl
     assert int(model.optimizer.iterations.numpy()) == record["steps"]  # stopped on its step
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # schedule ended
     assert run.epochs_run == run.config["epochs"] == len(run.history["loss"])
-    assert any(r.getMessage().startswith("Plan for the 40 s budget:") for r in caplog.records)
+    plan = next(r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("Plan for the 40 s budget:"))
+    # fit is given room beyond the plan (SLACK): the line says so when Keras will count further.
+    counted = re.search(r"Keras counts up to (\d+)", plan)
+    assert counted is None or int(counted[1]) > record["planned_epochs"]
     assert took < 40 * 2  # a runaway guard, not a speed target (benchmarks/budget.py is)
 
 

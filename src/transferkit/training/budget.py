@@ -288,10 +288,13 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
     keeper = BudgetKeeper(budget, costs, steps_per_epoch, total, start_step=taken,
                           fit_epochs=fit_epochs, schedule=schedule)
     remaining = (total - taken) * costs.step + keeper.epochs * costs.validation + costs.final
-    logger.info("Plan for the %s budget: %s (%s%s), about %s in all, ends ~%s.",
+    # Keras prints "Epoch 1/<fit_epochs>": say why that count may exceed the plan.
+    room = (f"; Keras counts up to {fit_epochs}, room to re-plan if steps run faster"
+            if fit_epochs > keeper.epochs else "")
+    logger.info("Plan for the %s budget: %s (%s%s), about %s in all, ends ~%s%s.",
                 format_duration(budget.seconds), plural(keeper.epochs, "epoch"),
                 plural(total, "step"), describe, format_duration(budget.elapsed() + remaining),
-                clock_in(remaining))
+                clock_in(remaining), room)
     return keeper
 
 
