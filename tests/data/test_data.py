@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from transferkit.data.cifar import CIFAR10_CLASSES, load_cifar10
 from transferkit.data.folder import load_image_folder
-from transferkit.data.splits import DataSplits, stratified_split
+from transferkit.data.splits import DataSplits
+from transferkit.data.stratify import stratified_split
 from transferkit.errors import (
     ConfigurationError,
     CorruptDataError,
@@ -381,7 +382,7 @@ def test_cifar_limit_decodes_only_the_images_it_keeps_and_the_same_ones(tmp_path
     from PIL import Image
 
     import transferkit.data.folder as folder
-    from transferkit.data.splits import _limit_indices
+    from transferkit.data.stratify import _limit_indices
 
     for split, count in (("train", 7), ("test", 5)):
         for c, name in enumerate(CIFAR10_CLASSES[:3]):

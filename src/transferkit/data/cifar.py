@@ -20,7 +20,8 @@ from transferkit.data.folder import (
     list_entries,
     read_image_tree,
 )
-from transferkit.data.splits import DataSplits, _check_fraction, _limit_indices, _train_val
+from transferkit.data.splits import DataSplits
+from transferkit.data.stratify import _check_fraction, _limit_indices, _train_val
 from transferkit.errors import ConfigurationError, CorruptDataError, DataError, DataNotFoundError
 
 logger = logging.getLogger("transferkit")

@@ -21,10 +21,9 @@ from transferkit.data.images import (
     sample_sizes,
 )
 from transferkit.data.sizing import SizeChoice, choose_image_size
-from transferkit.data.splits import (
-    _SPLIT_ALIASES,
+from transferkit.data.splits import _SPLIT_ALIASES, DataSplits
+from transferkit.data.stratify import (
     SPLIT_METHOD,
-    DataSplits,
     _check_fraction,
     _train_val,
     stratified_split,

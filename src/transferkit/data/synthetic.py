@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from transferkit.data.splits import DataSplits, _train_val
+from transferkit.data.splits import DataSplits
+from transferkit.data.stratify import _train_val
 from transferkit.errors import ConfigurationError
 
 logger = logging.getLogger("transferkit")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from transferkit._atomic import atomic_write_text
 from transferkit._text import plural
-from transferkit.data.splits import SPLIT_METHOD, DataSplits
+from transferkit.data.splits import DataSplits
+from transferkit.data.stratify import SPLIT_METHOD
 from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import caveats, report_text
