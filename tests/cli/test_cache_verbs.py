@@ -60,3 +60,10 @@ def test_cache_verbs_never_import_tensorflow(tmp_path):
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "LIGHT" and "2 entries removed" in done.stdout
+
+
+def test_cache_without_an_action_names_the_actions(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["cache"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "required: {info,clear}" in err and "Traceback" not in err

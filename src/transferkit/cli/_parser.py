@@ -372,7 +372,8 @@ def _add_cache(sub) -> None:
              "The cache lives in TRANSFERKIT_CACHE (default: the user's cache folder, e.g. "
              "~/.cache/transferkit; 'off' turns it off) and keeps at most TRANSFERKIT_CACHE_MAX "
              "(default 10GB), dropping the entries used longest ago.")
-    actions = c.add_subparsers(dest="cache_action", metavar="ACTION", required=True,
+    # The metavar names the actions, so `transferkit cache` alone says what it can do.
+    actions = c.add_subparsers(dest="cache_action", metavar="{info,clear}", required=True,
                                help="what to do (below)")
     i = _sub(actions, "info", "the cache's folder, entries, total size and cap")
     i.set_defaults(func=_lazy("cache_info"), needs_tensorflow=False)
