@@ -25,6 +25,8 @@ def test_info_reports_lookup_places(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "KERAS_HOME" in out and "mobilenet_v2" in out and "CIFAR-10 is looked up in" in out
+    # The README's --weights file is a 224-px one: the list says it covers the cache only.
+    assert "a file given with --weights is used as it is" in out
 
 
 def test_input_errors_exit_2_with_one_line(tmp_path, capsys):

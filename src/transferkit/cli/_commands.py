@@ -177,6 +177,9 @@ def info(args) -> int:
         size = b["upscale_size"]
         print(f"  {b['name']:<20} sizes {'/'.join(map(str, b['pretrained_sizes'])):<20} "
               f"[{state}] {b['weights_file'].format(size=size)}")
+    # The README passes a 224-px file with --weights: say why this list may not show it.
+    print("  (only the Keras cache is listed: a file given with --weights is used as it is, "
+          "whichever of the backbone's pretrained sizes it was saved at)")
     return EXIT_OK
 
 
