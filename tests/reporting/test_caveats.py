@@ -139,3 +139,16 @@ def test_the_models_slide_names_the_chosen_backbone_with_its_size_and_input():
                      wrong={(0, 1): 30}))
     used = deck_parts.backbone_use(runs, continuations(runs))
     assert used[0].startswith("Chosen model, MobileNetV2") and used[1].startswith("Used here, MobileNet v1 0.25")
+
+
+def test_the_budget_names_the_cpu_kind_the_times_come_from():
+    runs = _study()
+    runs[1].config.update(machine="x86_64 2 CPU cores, no GPU",
+                          cpu="AMD EPYC, 2 CPUs, avx avx2 avx512f avx512_vnni avx512_bf16")
+    budget = next(line for line in caveats.limitations(runs) if line.startswith("Budget:"))
+    assert "(AMD EPYC, 2 CPUs, AVX-512, no GPU)" in budget
+    runs[1].config["cpu"] = "AMD EPYC, 2 CPUs, avx avx2"
+    assert caveats.cpu_words(runs[1].config["cpu"]) == "AMD EPYC, 2 CPUs, AVX2"
+    del runs[1].config["cpu"]  # a record made before the CPU was kept
+    budget = next(line for line in caveats.limitations(runs) if line.startswith("Budget:"))
+    assert "(x86-64 2 CPU cores, no GPU)" in budget

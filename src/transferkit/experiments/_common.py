@@ -169,6 +169,7 @@ def finish(
         **(extra or {}),
         "wall_time_s": round(time.perf_counter() - started, 1),
         "machine": _machine.describe_devices(),
+        "cpu": _machine.cpu_description(),
     }
     atomic_write_json(out / "metrics.json", metrics)
     shares = getattr(args, "shares", None)

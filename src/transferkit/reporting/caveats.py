@@ -138,10 +138,31 @@ def _budget(runs: Sequence) -> str | None:
     times = [t for t in (cumulative_seconds(r, cont) for r in runs) if t]
     if not times:
         return None
-    machine = next((r.config.get("machine") for r in runs if r.config.get("machine")), None)
-    where = f" ({machine.replace('_', '-')})" if machine else ""  # "x86_64 2 CPU cores, no GPU"
+    config = next((r.config for r in runs if r.config.get("machine") or r.config.get("cpu")), {})
+    machine, cpu = config.get("machine"), config.get("cpu")
+    if cpu:  # the CPU kind decides the minutes: "AMD EPYC, 2 CPUs, AVX-512, no GPU"
+        gpu = machine.rsplit(", ", 1)[-1] if machine and ", " in machine else ""
+        where = f" ({', '.join(filter(None, [cpu_words(cpu), gpu]))})"
+    else:  # records before the CPU was kept: "x86_64 2 CPU cores, no GPU"
+        where = f" ({machine.replace('_', '-')})" if machine else ""
     return (f"Budget: each run trained {seconds(min(times))} to {seconds(max(times))}{where}; "
             "more epochs or larger inputs may change the ranking.")
+
+
+def cpu_words(cpu: str) -> str:
+    """A recorded CPU line in words, its widest vector extension named.
+
+    Example:
+        >>> cpu_words("AMD EPYC, 2 CPUs, avx avx2 avx512f avx512_vnni")
+        'AMD EPYC, 2 CPUs, AVX-512'
+    """
+    parts = cpu.split(", ")
+    if len(parts) < 3:
+        return cpu.replace("_", "-")
+    flags = parts[-1].split()
+    widest = ("AVX-512" if any(f.startswith("avx512") for f in flags)
+              else "AVX2" if "avx2" in flags else "no AVX2")
+    return ", ".join([*parts[:-1], widest])
 
 
 def pitfalls(runs: Sequence, data=None) -> list[str]:

@@ -217,6 +217,7 @@ def run_config(model, data, *, optimizer, lr, epochs, batch_size, augment, cache
         },
         "versions": _machine.versions(),
         "machine": _machine.describe_devices(),
+        "cpu": _machine.cpu_description(),  # model and vector extensions: what times depend on
     }
 
 
