@@ -95,3 +95,63 @@ def test_shifted_views_match_the_pad_then_crop_batches(shift, n_views):
     labels = np.arange(45) % 7
     _same_epochs(ShiftedViews(views, labels, 16, shift=shift, seed=2),
                  ReferenceShiftedViews(views, labels, 16, shift=shift, seed=2))
+
+
+
+def _aligned(shape, dtype=np.float32, align=64):
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(n + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + n].view(dtype).reshape(shape)
+
+
+def test_tensorflow_may_keep_the_very_buffer_a_stream_hands_out():
+    """Why the streams never reuse a batch's buffer (no ring): tf.data may still hold it.
+
+    TensorFlow wraps a 64-byte-aligned NumPy array without copying it, and the
+    pipeline (``_backend.fit_input``: two batches prefetched) builds the next
+    batches while the model trains on this one. A stream reusing one buffer
+    then hands the model overwritten batches. (Unaligned arrays are copied, which
+    is why a ring can look safe in a quick try: large ``np.empty`` arrays are
+    seldom 64-byte aligned.) If this ever fails, TensorFlow copies every batch.
+    """
+    import time
+
+    import keras
+
+    from transferkit import _backend
+
+    if not _backend.is_tensorflow():
+        pytest.skip("the tf.data pipeline is TensorFlow's")
+
+    class OneBuffer(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.buffer = _aligned((8, 4, 4, 2))
+
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, index):
+            self.buffer.fill(index)  # overwrites the batch handed out before
+            return self.buffer, np.full(8, index)
+
+    overwritten = 0
+    for x, y in _backend.fit_input(OneBuffer()):
+        time.sleep(0.01)  # a training step: the pipeline builds the next batches meanwhile
+        overwritten += float(x.numpy().max()) != float(y.numpy()[0])
+    assert overwritten > 0
+
+
+def test_every_batch_is_a_new_array():
+    """What makes the streams safe under that pipeline: no batch shares memory with another."""
+    rng = np.random.default_rng(0)
+    views = [rng.normal(size=(40, 6, 6, 4)).astype(np.float16) for _ in range(2)]
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    streams = [ShiftedViews(views, np.arange(40), 8, seed=0)]
+    streams += [AugmentedBatches(images, np.arange(40), 8, augment=a, seed=0)
+                for a in (True, "flip", False)]
+    for stream in streams:
+        batches = [stream[i][0] for i in range(len(stream))]
+        assert not any(np.shares_memory(a, b) for i, a in enumerate(batches) for b in batches[:i])
+        assert not any(np.shares_memory(b, source) for b in batches for source in [images, *views])

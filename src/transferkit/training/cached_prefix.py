@@ -120,8 +120,9 @@ class ShiftedViews(keras.utils.PyDataset):
         # (benchmarks/batch_streams.py; a whole epoch does not change measurably).
         rows, cols = crop_flip_indices(len(idx), *self.views[0].shape[1:3], self.rng,
                                        pad=self.shift, flip=False)
-        # A new batch every step, no ring of reused ones: tf.data copies each batch anyway,
-        # a ring of three measured slower (2.8 ms), and JAX or torch could still hold one.
+        # A new batch every step, no ring of reused ones: TensorFlow keeps 64-byte-aligned
+        # arrays without copying while the pipeline builds the next batches
+        # (tests/data/test_batch_equivalence.py), and a ring of three measured no faster.
         batch = np.empty((len(idx), *self.views[0].shape[1:]), np.float32)
         for v, view in enumerate(self.views):
             at = np.flatnonzero(pick == v)
