@@ -2,7 +2,7 @@
 
     python benchmarks/threads.py [--cifar ../shared/data/cifar10-jpeg.tar.gz] [--per-class 100]
         [--batches 10] [--epochs 2] [--reps 3] [--settings 0/0,1/1,1/2,2/1,2/2]
-        [--out benchmarks/threads.json] [--quick]
+        [--out benchmarks/threads.json] [--merge] [--quick]
 
 TensorFlow runs one op on up to ``intra`` threads (a convolution split over
 cores) and up to ``inter`` independent ops at once; ``0`` lets it choose (the
@@ -16,7 +16,9 @@ its context, so every measurement is a fresh process that calls
   compiling warm-up).
 - ``fine_tune``: ``tk.fine_tune`` with its defaults (cached prefix, crop + flip) on
   real CIFAR-10 (``--per-class`` images per class, ``--epochs`` epochs, seed 0,
-  determinism on), computing the cache included.
+  determinism on), computing the frozen prefix's activations included: the
+  on-disk cache is off (``TRANSFERKIT_CACHE=off``), so every run does what a
+  first ``fine_tune`` does, whatever ran before.
 
 The machine is shared, so the runs are interleaved: each repetition runs every
 case and setting once, in an order rotated per repetition, and the table gives
@@ -24,7 +26,7 @@ medians over ``--reps`` repetitions of images/s and CPU seconds (user +
 system), and each setting's img/s relative to the default's in the same
 repetition (median of those per-repetition ratios). Prints the CPU (model,
 vector extensions), the load average and a table; writes JSON to ``--out``.
-``--quick`` (2 batches, 10 images per class, 1 epoch, two settings, one
+``--merge`` keeps the other cases' rows of an earlier ``--out``. ``--quick`` (2 batches, 10 images per class, 1 epoch, two settings, one
 repetition) proves the script works.
 """
 
@@ -100,7 +102,7 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
 
 
 def run_case(case: str, setting: tuple[int, int], args) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TRANSFERKIT_CACHE": "off"}
     proc = subprocess.run([sys.executable, "-c", CASE, case, str(args.cifar), str(args.per_class),
                            str(args.batches), str(args.epochs), *map(str, setting)],
                           env=env, capture_output=True, text=True, timeout=3600)
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", default=DEFAULT_SETTINGS, help="intra/inter pairs, 0/0 first")
     p.add_argument("--cases", default="plain_fit,fine_tune")
     p.add_argument("--out", default=ROOT / "benchmarks" / "threads.json")
+    p.add_argument("--merge", action="store_true", help="keep other cases' rows of --out")
     p.add_argument("--quick", action="store_true",
                    help="2 batches, 10 per class, 1 epoch, 0/0 and 1/1, one repetition: a check")
     args = p.parse_args(argv)
@@ -180,13 +183,20 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"cpu": cpu_description(), "load": round(os.getloadavg()[0], 1), "quick": args.quick,
               "per_class": args.per_class, "batches": args.batches, "epochs": args.epochs,
-              "reps": args.reps, "rows": []}
+              "reps": args.reps, "cases": args.cases, "rows": []}
     for rep, case, setting in schedule(args.cases.split(","), parse_settings(args.settings), args.reps):
         row = run_case(case, setting, args)
         result["rows"].append({**row, "rep": rep})
         print(f"rep {rep} {case} {setting[0]}/{setting[1]}: {row['img_s']:.1f} img/s, "
               f"{row['cpu_s']:.1f} CPU s", flush=True)
     result["load_end"] = round(os.getloadavg()[0], 1)
+    if args.merge and Path(args.out).exists():
+        earlier = json.loads(Path(args.out).read_text())
+        kept = [r for r in earlier["rows"] if r["case"] not in args.cases.split(",")]
+        result["rows"] = kept + result["rows"]
+        result["earlier"] = [*earlier.get("earlier", []),  # the runs whose rows were kept
+                             {k: earlier[k] for k in ("cpu", "load", "load_end", "reps", "cases")
+                              if k in earlier}]
     result["summary"] = summarise(result["rows"])
     print(markdown(result))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
