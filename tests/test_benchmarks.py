@@ -1,10 +1,13 @@
 """The benchmark scripts' bookkeeping: partial runs report what they measured."""
 
 import importlib.util
+import json
 import os
 import tarfile
 
-from conftest import ROOT
+import numpy as np
+import pytest
+from conftest import CIFAR_ARCHIVE, ROOT
 
 
 def _load(name):
@@ -127,3 +130,60 @@ def test_tta_benchmark_compares_the_same_images_and_averages_seeds():
     mean = tta.summarise([{"test": row}, {"test": worse}], "test")
     assert mean["gain_points"] == 12.5 and mean["gains"] == [50.0, -25.0]
     assert (mean["fixed"], mean["broken"], mean["rows"]) == (2, 1, 2)
+
+
+def test_threads_schedule_interleaves_and_summary_compares_with_the_default_per_repetition():
+    threads = _load("threads")
+    settings = threads.parse_settings("0/0,1/1,2/1")
+    order = threads.schedule(["plain_fit", "fine_tune"], settings, 2)
+    assert len(order) == 12 and order[0][1:] == ("plain_fit", (0, 0))
+    assert order[6][1:] == ("fine_tune", (0, 0))  # rotated: the second repetition starts later
+    assert {o[1:] for o in order[:6]} == {o[1:] for o in order[6:]}  # each pair once per repetition
+    rows = [{"case": "plain_fit", "intra": i, "inter": j, "rep": rep, "img_s": img_s, "cpu_s": 1.0}
+            for rep, (i, j, img_s) in enumerate([(0, 0, 100.0), (1, 1, 50.0), (0, 0, 80.0),
+                                                 (1, 1, 60.0)])]
+    for row in rows:
+        row["rep"] //= 2
+    summary = {(s["intra"], s["inter"]): s for s in threads.summarise(rows)}
+    assert summary[(0, 0)]["vs_default"] == 1.0
+    assert summary[(1, 1)]["vs_default_all"] == [0.5, 0.75] and summary[(1, 1)]["img_s"] == 55.0
+    table = threads.markdown({"summary": list(summary.values()), "cpu": "c", "load": 1, "load_end": 2})
+    assert "| plain_fit | 0/0 (default) | 2 |" in table and "| 0.625 |" in table
+
+
+def test_threads_refuses_settings_without_the_default_first():
+    threads = _load("threads")
+    try:
+        threads.parse_settings("1/1,0/0")
+    except SystemExit as e:
+        assert "0/0" in str(e)
+    else:
+        raise AssertionError("no error")
+
+
+def test_batch_streams_before_is_the_reference_and_pairs_rotate():
+    from transferkit.data.augment import AugmentedBatches
+    from transferkit.training.cached_prefix import ShiftedViews
+
+    bench = _load("batch_streams")
+    rng = np.random.default_rng(0)
+    views = [rng.normal(size=(20, 5, 5, 3)).astype(np.float16) for _ in range(2)]
+    images = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(20)
+    for getitem in (bench.before_shifted, bench.ring_shifted):
+        ours, theirs = (ShiftedViews(views, labels, 8, seed=1) for _ in range(2))
+        for i in range(3):
+            np.testing.assert_array_equal(getitem(theirs, i)[0], ours[i][0])
+    ours, theirs = (AugmentedBatches(images, labels, 8, seed=1) for _ in range(2))
+    np.testing.assert_array_equal(bench.before_augmented(theirs, 0)[0], ours[0][0])
+    calls = []
+    times = bench.pairs_of({"before": 2.0, "after": 1.0}, 2, lambda v: calls.append(v) or v)
+    assert calls == [2.0, 1.0, 1.0, 2.0] and bench._row("c", "s", times)["ratio_before_over"] == {"after": 2.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["threads", "batch_streams"])
+def test_quick_run_writes_its_table(name, tmp_path):
+    out = tmp_path / f"{name}.json"
+    assert _load(name).main(["--quick", "--cifar", str(CIFAR_ARCHIVE), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["quick"]

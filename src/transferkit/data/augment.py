@@ -79,22 +79,74 @@ def crop_flip(
     if images.ndim != 4:
         raise DataError(f"crop_flip takes (n, h, w, c) batches, got shape {images.shape}.")
     n, h, w, _ = images.shape
+    rows, cols = crop_flip_indices(n, h, w, rng, pad=pad, flip=flip)
+    return gather_crops(images, np.arange(n), rows, cols)
+
+
+def crop_flip_indices(
+    n: int,
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    *,
+    pad: int | None = None,
+    flip: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source row and column of every output pixel of :func:`crop_flip`, drawn as it draws them.
+
+    A crop of the reflect-padded image, flipped or not, is only a choice of
+    source rows and columns: padding and flipping need no copy of the pixels,
+    and :func:`gather_crops` then reads each pixel once, straight from the
+    images (or from the rows of a whole split, skipping the batch's copy).
+
+    Args:
+        n, h, w: Images in the batch and their height and width.
+        rng: NumPy random generator: the same draws, in the same order, as
+            ``crop_flip`` (so a seed gives the same crops either way).
+        pad: As in :func:`crop_flip`.
+        flip: As in :func:`crop_flip`.
+
+    Returns:
+        ``rows`` ``(n, h)`` and ``cols`` ``(n, w)``: output pixel ``[k, i, j]``
+        is source pixel ``[k, rows[k, i], cols[k, j]]``.
+
+    Example:
+        >>> rows, cols = crop_flip_indices(1, 4, 4, np.random.default_rng(0), pad=1, flip=False)
+        >>> rows.tolist(), cols.tolist()
+        ([[1, 2, 3, 2]], [[0, 1, 2, 3]])
+    """
     pad = max(1, min(h, w) // 8) if pad is None else int(pad)
     if not 0 <= pad < min(h, w):
         raise ConfigurationError(f"pad must be in [0, {min(h, w)}), got {pad}.")
-    out = images
     if pad:
-        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        rows = rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(h)[None]
-        cols = rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(w)[None]
-        out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        # Offset o in [0, 2*pad] of the padded image: padded row o + i is source row o + i - pad,
+        # mirrored at the edges without repeating them (np.pad's "reflect").
+        rows = _reflect(rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(-pad, h - pad), h)
+        cols = _reflect(rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(-pad, w - pad), w)
     else:
-        out = images.copy()
+        rows, cols = np.tile(np.arange(h), (n, 1)), np.tile(np.arange(w), (n, 1))
     if flip:
         flipped = rng.random(n) < 0.5
-        out[flipped] = out[flipped][:, :, ::-1]
-    return out
+        cols[flipped] = cols[flipped, ::-1]
+    return rows, cols
 
+
+def gather_crops(images: np.ndarray, index: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 ) -> np.ndarray:
+    """``images[index[k], rows[k, i], cols[k, j]]`` for every ``k, i, j``: one read per pixel.
+
+    Example:
+        >>> images = np.arange(2 * 2 * 2, dtype=np.uint8).reshape(2, 2, 2, 1)
+        >>> gather_crops(images, np.array([1]), np.array([[0, 1]]), np.array([[1, 0]]))[0, :, :, 0]
+        array([[5, 4],
+               [7, 6]], dtype=uint8)
+    """
+    return images[index[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+    """Mirror indices in ``(-size, 2 * size - 1)`` into ``[0, size)``, edges not repeated."""
+    return (size - 1) - np.abs((size - 1) - np.abs(index))
 
 
 def crop_boxes(n: int, height: int, width: int, rng: np.random.Generator, *,
@@ -286,11 +338,14 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         # Sorted indices read memory in order; the batch's content is what is random.
         idx = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
-        images = self.x[idx]
         if self.augment == "photo":
-            images = photo_augment(images, self._rng)
-        elif self.augment:
-            images = crop_flip(images, self._rng, pad=0 if self.augment == "flip" else None)
+            images = photo_augment(self.x[idx], self._rng)
+        elif self.augment:  # crops read straight from the split: no copy of the batch first
+            rows, cols = crop_flip_indices(len(idx), *self.x.shape[1:3], self._rng,
+                                           pad=0 if self.augment == "flip" else None)
+            images = gather_crops(self.x, idx, rows, cols)
+        else:
+            images = self.x[idx]
         return images, self.y[idx]
 
     def on_epoch_end(self) -> None:
