@@ -14,6 +14,7 @@ from PIL import Image
 
 from transferkit._diskarray import is_on_disk
 from transferkit.data import stream
+from transferkit.data.augment import AugmentedBatches
 from transferkit.data.batches import StreamBatches
 from transferkit.data.folder import load_image_folder
 from transferkit.data.stream import ImageFiles
@@ -99,6 +100,20 @@ def test_a_file_changed_or_gone_while_streaming_raises_data_changed(folder, tmp_
         data.x_train.verify()
     with pytest.raises(DataChangedError):
         data.x_train[1:3]
+
+
+@pytest.mark.parametrize("augment", [True, "flip", False])
+def test_augmented_batches_of_streamed_images_equal_those_of_the_decoded_images(folder, augment):
+    streamed, decoded = _load(folder, in_memory=False), _load(folder, in_memory=True)
+    assert isinstance(streamed.x_train, ImageFiles)
+    a = AugmentedBatches(streamed.x_train, streamed.y_train, 16, augment=augment, seed=1)
+    b = AugmentedBatches(decoded.x_train, decoded.y_train, 16, augment=augment, seed=1)
+    for _epoch in range(2):
+        for i in range(len(a)):
+            (xa, ya), (xb, yb) = a[i], b[i]
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+        a.on_epoch_end(), b.on_epoch_end()
 
 
 def _tiny_model(data):

@@ -343,7 +343,10 @@ class AugmentedBatches(keras.utils.PyDataset):
         elif self.augment:  # crops read straight from the split: no copy of the batch first
             rows, cols = crop_flip_indices(len(idx), *self.x.shape[1:3], self._rng,
                                            pad=0 if self.augment == "flip" else None)
-            images = gather_crops(self.x, idx, rows, cols)
+            # Streamed images (ImageFiles) index by image only: decode the batch, then crop.
+            source, at = ((self.x, idx) if isinstance(self.x, np.ndarray)
+                          else (self.x[idx], np.arange(len(idx))))
+            images = gather_crops(source, at, rows, cols)
         else:
             images = self.x[idx]
         return images, self.y[idx]
