@@ -287,10 +287,18 @@ def test_predict_names_classes_and_writes_csv(own_images, capsys):
 def test_evaluate_scores_a_folder_with_the_model_classes(own_images, capsys):
     tmp, val = own_images
     assert main(["evaluate", str(tmp / "run" / "model.keras"), str(val), "--out", str(tmp / "ev")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert out.startswith("12 images (every image of") and "accuracy" in out
     metrics = json.loads((tmp / "ev" / "metrics.json").read_text())
     assert metrics["class_names"] == ["a", "b", "c"] and 0 <= metrics["accuracy"] <= 1
+    assert "trained on" not in err  # val/ alone is not the training folder
+
+
+def test_evaluate_on_the_training_folder_says_the_accuracy_is_optimistic(own_images, capsys):
+    tmp, _ = own_images
+    assert main(["evaluate", str(tmp / "run" / "model.keras"), str(tmp / "photos")]) == 0
+    err = capsys.readouterr().err
+    assert "is the folder this model was trained on" in err and "optimistic" in err
 
 
 def test_warnings_print_as_one_cli_line_without_source(capsys):

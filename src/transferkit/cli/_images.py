@@ -250,6 +250,10 @@ def evaluate(args) -> int:
     print(f"accuracy {ev.accuracy:.4f}  balanced accuracy {ev.balanced_accuracy:.4f}  precision "
           f"{ev.precision:.4f}  recall {ev.recall:.4f}  F1 {ev.f1:.4f} (macro)\n")
     print(ev.report)
+    if split is None and _trained_on(args.model) == root.resolve():
+        print(f"Note: {root} is the folder this model was trained on (its run.json says so): "
+              "most of these images trained it, so this accuracy is optimistic. The held-out "
+              "test split's accuracy is in the training run's metrics.", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         plot_confusion_matrix(ev, path=out / "confusion_matrix.png")
@@ -342,3 +346,13 @@ def _merge(tree: dict) -> dict:
         for name, images in classes.items():
             merged.setdefault(name, []).append(images)
     return {name: concatenate(parts) for name, parts in merged.items()}
+
+
+def _trained_on(model_path: str) -> Path | None:
+    """The image folder ``transferkit train`` trained this model on, from the run.json beside it."""
+    record = Path(model_path).expanduser().parent / "run.json"
+    try:
+        source = json.loads(record.read_text(encoding="utf-8"))["config"]["data"]["source"]
+    except (OSError, ValueError, KeyError, TypeError):  # no record, or not train's: say nothing
+        return None
+    return Path(source).expanduser().resolve() if isinstance(source, str) and source else None
