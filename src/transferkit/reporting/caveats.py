@@ -18,6 +18,7 @@ from transferkit.models.registry import BACKBONES
 from transferkit.reporting._parts import pct, seconds
 from transferkit.reporting.naming import (
     backbone_label,
+    best_run,
     class_label,
     continuations,
     dataset_label,
@@ -53,8 +54,7 @@ def _image_side(runs: Sequence, data) -> int | None:
 
 
 def _best(runs: Sequence, transfer: bool):
-    pool = [r for r in runs if r.evaluation and bool(pretrained_backbone(r)) == transfer]
-    return max(pool, key=lambda r: r.evaluation.accuracy) if pool else None
+    return best_run([r for r in runs if bool(pretrained_backbone(r)) == transfer])
 
 
 def _share(run) -> float | None:
@@ -99,7 +99,7 @@ def limitations(runs: Sequence, data=None) -> list[str]:
         span = f"{low:,}" if low == high else f"{low:,} to {high:,}"
         out.append(f"Small data: {span} training images per class; transfer's advantage "
                    "shrinks as data grows.")
-    best = max((r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
+    best = best_run(runs)
     n = len(best.evaluation.y_true) if best is not None else 0
     if n:
         p = best.evaluation.accuracy
@@ -206,8 +206,7 @@ def ethics(runs: Sequence, data=None) -> list[str]:
 
 
 def _worst_class(runs: Sequence) -> str | None:
-    best = max((r for r in runs if r.evaluation and r.evaluation.per_class),
-               key=lambda r: r.evaluation.accuracy, default=None)
+    best = best_run([r for r in runs if r.evaluation and r.evaluation.per_class])
     recall = best.evaluation.recall_per_class if best is not None else {}
     if len(recall) < 2:
         return None

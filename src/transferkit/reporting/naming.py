@@ -85,6 +85,11 @@ def pretrained_backbone(run) -> str | None:
     return (run.config.get("backbone") or {}).get("name") if is_pretrained(run) else None
 
 
+def best_run(runs: Sequence):
+    """The evaluated run with the highest test accuracy (the first of a tie); None if none was evaluated."""
+    return max((r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
+
+
 def fine_tuned(run, cont: Mapping) -> bool:
     """Whether a transfer run trained part of its backbone (or continues a frozen run)."""
     return run.name in cont or not (run.config.get("backbone") or {}).get("frozen")

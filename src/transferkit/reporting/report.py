@@ -23,7 +23,13 @@ from transferkit.errors import ConfigurationError, DataNotFoundError
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import caveats, report_text
 from transferkit.reporting._parts import same_test_split
-from transferkit.reporting.naming import class_label, continuations, display_names, report_title
+from transferkit.reporting.naming import (
+    best_run,
+    class_label,
+    continuations,
+    display_names,
+    report_title,
+)
 from transferkit.reporting.report_parts import (
     OPEN_FOR_PRINT,
     Figures,
@@ -185,8 +191,7 @@ def _models(runs, ctx, cont, figs: Figures) -> str:
 def _time_figure(runs, figs: Figures) -> str:
     from transferkit.reporting.plots import plot_accuracy_vs_time
 
-    names, best = display_names(runs), max(
-        (r for r in runs if r.evaluation), key=lambda r: r.evaluation.accuracy, default=None)
+    names, best = display_names(runs), best_run(runs)
     spent = (best.timings or {}).get("total") if best else None
     where = (f" The best test accuracy is {parts.pct(best.evaluation.accuracy)} ({names[best.name]}"
              + (f", after {parts.seconds(spent)} of training)." if spent is not None else ").") if best else "")

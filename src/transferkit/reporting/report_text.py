@@ -17,16 +17,12 @@ from transferkit.reporting import _parts as parts
 from transferkit.reporting import story
 from transferkit.reporting.naming import (
     backbone_label,
+    best_run,
     dataset_label,
     display_names,
     pretrained_backbone,
 )
 from transferkit.reporting.report_parts import Figures, no_paths
-
-
-def _best(runs: Sequence):
-    scored = [r for r in runs if r.evaluation]
-    return max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
 
 
 def _test_images(run) -> int:
@@ -54,7 +50,7 @@ def summary(runs: Sequence, ctx: Mapping, cont: Mapping) -> str:
     if data_words in ("Synthetic images", "Your images"):  # words, not a name: mid-sentence in lower case
         data_words = data_words.lower()
     classes = len((runs[0].config.get("data") or {}).get("class_names") or getattr(ctx["data"], "class_names", []))
-    tested = _test_images(_best(runs))
+    tested = _test_images(best_run(runs))
     about = ", ".join(filter(None, [plural(classes, "class") if classes else "",
                                     f"{tested:,} test images" if tested else ""]))
     found = story.findings(runs, cont, names)
@@ -89,7 +85,7 @@ def kept(runs: Sequence) -> list[str]:
 
 def margin(runs: Sequence) -> float | None:
     """Two standard errors of the best run's test accuracy, in points: how far chance can move it."""
-    best = _best(runs)
+    best = best_run(runs)
     n = _test_images(best)
     if not n:
         return None
@@ -99,7 +95,7 @@ def margin(runs: Sequence) -> float | None:
 
 def discussion(runs: Sequence, ctx: Mapping, cont: Mapping, figures: Figures) -> str:
     """Transfer vs scratch, fine-tuning's gain and cost, accuracy per minute, mistakes, trust."""
-    names, best = display_names(runs), _best(runs)
+    names, best = display_names(runs), best_run(runs)
     if best is None:
         return "<p>No run was evaluated: there is nothing to discuss yet.</p>"
     tuned = story.fine_tuning_findings(runs, cont)
@@ -126,7 +122,7 @@ def discussion(runs: Sequence, ctx: Mapping, cont: Mapping, figures: Figures) ->
 
 def trust(runs: Sequence, ctx: Mapping) -> list[str]:
     """The limits of this comparison, from its own numbers (the general ones have their own section)."""
-    best, spread = _best(runs), margin(runs)
+    best, spread = best_run(runs), margin(runs)
     out = []
     if ctx["quick"]:
         out.append("This was a quick run (a few images and epochs): it checks the pipeline, it "
@@ -142,7 +138,7 @@ def trust(runs: Sequence, ctx: Mapping) -> list[str]:
 
 def conclusion(runs: Sequence, ctx: Mapping, cont: Mapping) -> str:
     """The answer again in two or three sentences, and what to do next."""
-    names, best = display_names(runs), _best(runs)
+    names, best = display_names(runs), best_run(runs)
     if best is None:
         return "<p>No run was evaluated.</p>"
     spread = margin(runs)

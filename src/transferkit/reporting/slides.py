@@ -14,7 +14,7 @@ from transferkit._text import plural
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import caveats, story
 from transferkit.reporting import deck_parts as deck
-from transferkit.reporting.naming import backbone_label, continuations, display_names
+from transferkit.reporting.naming import backbone_label, best_run, continuations, display_names
 
 SLIDES = (
     "Overview",
@@ -128,8 +128,7 @@ def _contents(runs, ctx) -> dict[str, str]:
     from transferkit.reporting.plots import plot_accuracy_vs_time
 
     cont, names, data = continuations(runs), display_names(runs), ctx["data"]
-    scored = [r for r in runs if r.evaluation]
-    best = max(scored, key=lambda r: r.evaluation.accuracy) if scored else None
+    best = best_run(runs)
     listed = "; ".join(names.values())  # the labels hold commas
     timing = parts.img(plot_accuracy_vs_time(runs),
                        f"Validation accuracy against cumulative training time for {listed}; "

@@ -15,11 +15,19 @@ from transferkit._text import plural
 from transferkit.reporting._parts import pct, seconds
 from transferkit.reporting.naming import (
     backbone_label,
+    best_run,
     class_label,
     fine_tuned,
     pretrained_backbone,
 )
 from transferkit.reporting.timing import cumulative_seconds, training_seconds
+
+
+def _accuracies(runs: Sequence) -> tuple[list[float], list[float]]:
+    """Test accuracies of the evaluated runs: (with a pretrained backbone, from scratch)."""
+    scored = [r for r in runs if r.evaluation]
+    return ([r.evaluation.accuracy for r in scored if pretrained_backbone(r)],
+            [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)])
 
 
 def verdict(runs: Sequence) -> str:
@@ -28,10 +36,8 @@ def verdict(runs: Sequence) -> str:
     It names no run (the conclusion does) so it can open the deck without
     repeating what follows.
     """
-    scored = [r for r in runs if r.evaluation]
-    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
-    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
-    if not scored:
+    transfer, scratch = _accuracies(runs)
+    if not transfer and not scratch:
         return "No run was evaluated."
     if not transfer:
         return (f"No transfer run was evaluated: training from scratch reached "
@@ -130,10 +136,9 @@ def confusions_finding(best, label: str, top: int = 3) -> str | None:
 
 def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
     """The conclusion's sentences: best run, fine-tuning's gain and cost, accuracy per minute, mistakes."""
-    scored = [r for r in runs if r.evaluation]
-    if not scored:
+    best = best_run(runs)
+    if best is None:
         return []
-    best = max(scored, key=lambda r: r.evaluation.accuracy)
     label = names.get(best.name, best.name)
     out = [f"Best run: {label} ({pct(best.evaluation.accuracy)} test accuracy)."]
     out += fine_tuning_findings(runs, cont)
@@ -143,9 +148,7 @@ def findings(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[st
 
 def transfer_finding(runs: Sequence) -> str | None:
     """Transfer against scratch, said plainly when the usual claim (transfer wins) fails here."""
-    scored = [r for r in runs if r.evaluation]
-    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
-    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    transfer, scratch = _accuracies(runs)
     if not transfer or not scratch:
         return None
     delta = 100 * (max(transfer) - max(scratch))
@@ -162,10 +165,9 @@ def transfer_finding(runs: Sequence) -> str | None:
 
 def interpretation(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
     """The sentences of the deck's "What the results mean": transfer, fine-tuning, cost, mistakes."""
-    scored = [r for r in runs if r.evaluation]
-    if not scored:
+    best = best_run(runs)
+    if best is None:
         return ["No run was evaluated: nothing to interpret."]
-    best = max(scored, key=lambda r: r.evaluation.accuracy)
     tuning = fine_tuning_findings(runs, cont)
     if any("did not help" in s for s in tuning):
         tuning.append("Where fine-tuning lost, its learning rate, its epochs or the layers "
@@ -180,13 +182,11 @@ def conclusion(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[
     The best run, the transfer margin, fine-tuning's gains and losses in one
     sentence, the best accuracy per minute and the most frequent mistake.
     """
-    scored = [r for r in runs if r.evaluation]
-    if not scored:
+    best = best_run(runs)
+    if best is None:
         return []
-    best = max(scored, key=lambda r: r.evaluation.accuracy)
     out = [f"Best run: {names.get(best.name, best.name)} ({pct(best.evaluation.accuracy)} test accuracy)."]
-    transfer = [r.evaluation.accuracy for r in scored if pretrained_backbone(r)]
-    scratch = [r.evaluation.accuracy for r in scored if not pretrained_backbone(r)]
+    transfer, scratch = _accuracies(runs)
     if transfer and scratch:
         delta = 100 * (max(transfer) - max(scratch))
         out.append(f"Pretrained features: {delta:+.1f} points against the best run from scratch."
