@@ -89,6 +89,13 @@ def _shown(text) -> bool:
     return ax is None or (ax.get_visible() and (ax.axison or text is ax.title))
 
 
+def trained_share(run) -> float | None:
+    """The share of the model's parameters that training updated, from ``config["params"]``."""
+    params = run.config.get("params") or {}
+    trainable, total = params.get("trainable"), params.get("total")
+    return trainable / total if isinstance(trainable, int) and total else None
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
     """An HTML table; cells are escaped."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)

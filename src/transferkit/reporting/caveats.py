@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from transferkit.models.registry import BACKBONES
-from transferkit.reporting._parts import pct, seconds
+from transferkit.reporting._parts import pct, seconds, trained_share
 from transferkit.reporting.naming import (
     backbone_label,
     best_run,
@@ -57,12 +57,6 @@ def _best(runs: Sequence, transfer: bool):
     return best_run([r for r in runs if bool(pretrained_backbone(r)) == transfer])
 
 
-def _share(run) -> float | None:
-    params = run.config.get("params") or {}
-    trainable, total = params.get("trainable"), params.get("total")
-    return trainable / total if isinstance(trainable, int) and total else None
-
-
 def benefits(runs: Sequence, data=None) -> list[str]:
     """What transfer bought here: accuracy over scratch, parameters and time it did not train."""
     counts, cont = _per_class(runs, data), continuations(runs)
@@ -75,11 +69,11 @@ def benefits(runs: Sequence, data=None) -> list[str]:
     elif t is not None and s is not None:  # said plainly: here the usual claim did not hold
         out.append(f"Not here in accuracy: from scratch reached {pct(s.evaluation.accuracy)}, "
                    f"transfer {pct(t.evaluation.accuracy)}{per_class}.")
-    frozen = [r for r in runs if pretrained_backbone(r) and not fine_tuned(r, cont) and _share(r)]
+    frozen = [r for r in runs if pretrained_backbone(r) and not fine_tuned(r, cont) and trained_share(r)]
     if frozen:
-        r = min(frozen, key=lambda r: _share(r))
+        r = min(frozen, key=lambda r: trained_share(r))
         took = training_seconds(r)
-        out.append(f"A frozen {backbone_label(pretrained_backbone(r))} trains only {pct(_share(r))} "
+        out.append(f"A frozen {backbone_label(pretrained_backbone(r))} trains only {pct(trained_share(r))} "
                    "of its parameters" + (f" ({seconds(took)} of training here)" if took else "")
                    + ": cheap enough to compare several backbones.")
     fastest = min((cumulative_seconds(r, cont) for r in runs if r.evaluation and training_seconds(r)),

@@ -72,10 +72,10 @@ def pipeline_run(runs: Sequence, cont: Mapping):
 
 def share_sentence(run) -> str | None:
     """"56 % of parameters train (1.36 M of 2.42 M)", from the run's parameter counts."""
-    p = run.config.get("params") or {}
-    if not isinstance(p.get("trainable"), int) or not p.get("total"):
+    share, p = parts.trained_share(run), run.config.get("params") or {}
+    if share is None:
         return None
-    return (f"{parts.pct(p['trainable'] / p['total'])} of parameters train "
+    return (f"{parts.pct(share)} of parameters train "
             f"({_params(p['trainable'])} of {_params(p['total'])})")
 
 
@@ -234,11 +234,8 @@ def settings_table(runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> s
     shown, left_out = ordered(runs, cont)
     rows = []
     for r in shown:
-        p = r.config.get("params") or {}
-        share = (parts.pct(p["trainable"] / p["total"]) if isinstance(p.get("trainable"), int)
-                 and p.get("total") else "-")
         rows.append([names.get(r.name, r.name), str(r.epochs_run), parts.num(r.config.get("lr")),
-                     str(r.config.get("batch_size") or "-"), share,
+                     str(r.config.get("batch_size") or "-"), parts.pct(parts.trained_share(r)),
                      parts.seconds(cumulative_seconds(r, cont))])
     return (parts.table(["Run", "Epochs", "Learning rate", "Batch", "Parameters trained",
                          "Training time*"], rows, "results tight") + _note(left_out))
