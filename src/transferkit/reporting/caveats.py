@@ -94,16 +94,36 @@ def limitations(runs: Sequence, data=None) -> list[str]:
         out.append(f"Small data: {span} training images per class; transfer's advantage "
                    "shrinks as data grows.")
     best = best_run(runs)
-    n = len(best.evaluation.y_true) if best is not None else 0
-    if n:
-        p = best.evaluation.accuracy
-        margin = 100 * 1.96 * math.sqrt(max(p * (1 - p), 1e-9) / n)
+    margin = accuracy_margin(best)
+    if margin is not None:
+        n = len(best.evaluation.y_true)
         out.append(f"One seed, {n:,} test images: accuracy is known to about ±{margin:.1f} points, "
                    "so closer runs are not told apart.")
     else:
         out.append("One seed per run: repeat with several seeds before trusting small differences.")
     out += filter(None, [_size_limitation(runs, data), _imbalance(counts), _budget(runs)])
     return out
+
+
+def accuracy_margin(run) -> float | None:
+    """How far chance alone moves ``run``'s test accuracy, in points (a 95 % margin, 1.96 SE).
+
+    The variance has a floor of 1 / (4n): 100 % on 20 test images is not certain.
+    None for a run without test predictions.
+
+    Example:
+        >>> from transferkit.runs.evaluation import evaluate_predictions
+        >>> from transferkit.runs.record import Run
+        >>> ev = evaluate_predictions([0] * 50 + [1] * 50, [[0.9, 0.1]] * 50 + [[0.2, 0.8]] * 40
+        ...                           + [[0.6, 0.4]] * 10, ["a", "b"])
+        >>> round(accuracy_margin(Run("r", {}, {}, ev, {})), 1)  # 90 % of 100 images
+        5.9
+    """
+    n = len(run.evaluation.y_true) if run is not None and run.evaluation is not None else 0
+    if not n:
+        return None
+    p = run.evaluation.accuracy
+    return 100 * 1.96 * math.sqrt(max(p * (1 - p), 0.25 / n) / n)
 
 
 def _size_limitation(runs: Sequence, data) -> str | None:

@@ -9,12 +9,12 @@ frequent mistakes, how far the numbers can be trusted) and a conclusion.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 from transferkit._text import plural
 from transferkit.reporting import _parts as parts
 from transferkit.reporting import story
+from transferkit.reporting.caveats import accuracy_margin
 from transferkit.reporting.naming import (
     backbone_label,
     best_run,
@@ -84,13 +84,9 @@ def kept(runs: Sequence) -> list[str]:
 
 
 def margin(runs: Sequence) -> float | None:
-    """Two standard errors of the best run's test accuracy, in points: how far chance can move it."""
-    best = best_run(runs)
-    n = _test_images(best)
-    if not n:
-        return None
-    p = best.evaluation.accuracy
-    return 200 * math.sqrt(max(p * (1 - p), 0.25 / n) / n)  # a floor: 100% on 20 images is not certain
+    """How far chance can move the best run's test accuracy, in points: the same margin as the
+    limitations section states (:func:`~transferkit.reporting.caveats.accuracy_margin`)."""
+    return accuracy_margin(best_run(runs))
 
 
 def discussion(runs: Sequence, ctx: Mapping, cont: Mapping, figures: Figures) -> str:
@@ -129,7 +125,8 @@ def trust(runs: Sequence, ctx: Mapping) -> list[str]:
                    "measures nothing.")
     if spread is not None:
         out.append(f"With {_test_images(best):,} test images, chance alone moves a test accuracy by "
-                   f"about {spread:.1f} points (two standard errors): closer results than that are a tie.")
+                   f"about {spread:.1f} points (a 95 % margin, about two standard errors): closer "
+                   "results than that are a tie.")
     out.append("Each run was trained once, with one seed; another seed moves results too.")
     out.append("The test split was scored once per run and chose nothing: model choices used the "
                "validation split.")
