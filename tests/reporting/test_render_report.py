@@ -153,3 +153,12 @@ def test_no_local_path_anywhere(handed_in):
     for path in (SOURCE, SECRET, "/home/me", "/data/me"):
         assert path not in text and html.escape(path) not in text
     assert "Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny Images" in text
+
+
+def test_the_results_caption_times_the_best_run_as_its_table_row_does(handed_in):
+    text = html.unescape(handed_in.read_text(encoding="utf-8"))
+    said = re.search(r"The best test accuracy is [\d.]+% \(([^,]+, [^,]+), after ([^)]+) of training\)",
+                     text)
+    assert said, "the caption names the best run and its training time"
+    row = re.search(r"<tr><td>" + re.escape(said[1]) + r"</td>(.*?)</tr>", text)
+    assert row and re.findall(r"<td>([^<]*)</td>", row[1])[-1] == said[2]  # the Training time column

@@ -39,6 +39,7 @@ from transferkit.reporting.report_parts import (
     recall_table,
 )
 from transferkit.reporting.slides import deck_html
+from transferkit.reporting.timing import cumulative_seconds
 from transferkit.runs.layout import RUN_FILE
 from transferkit.runs.record import Run
 
@@ -152,7 +153,7 @@ def _sections(runs, ctx) -> list[tuple[str, str]]:
     out = [("Summary", report_text.summary(runs, ctx, cont)),
            ("Data", parts.table(["", ""], parts.dataset_rows(runs, ctx["data"]), "data")),
            ("Models and training", _models(runs, ctx, cont, figs)),
-           ("Results", parts.results_table(runs, cont) + _time_figure(runs, figs)),
+           ("Results", parts.results_table(runs, cont) + _time_figure(runs, cont, figs)),
            ("Learning curves", _curves_figure(runs, figs))]
     out.append(("Confusion matrices", "".join(_confusion(r, label[r.name], figs) for r in evaluated) or none))
     out.append(("Per-class metrics", recall_table(evaluated)
@@ -188,17 +189,20 @@ def _models(runs, ctx, cont, figs: Figures) -> str:
                       for cap, p in ctx["figures"].items()))
 
 
-def _time_figure(runs, figs: Figures) -> str:
+def _time_figure(runs, cont, figs: Figures) -> str:
     from transferkit.reporting.plots import plot_accuracy_vs_time
 
     names, best = display_names(runs), best_run(runs)
-    spent = (best.timings or {}).get("total") if best else None
+    # The chart's time basis (and the table's): cumulative training time, evaluation left out.
+    spent = cumulative_seconds(best, cont) if best else None
     where = (f" The best test accuracy is {parts.pct(best.evaluation.accuracy)} ({names[best.name]}"
              + (f", after {parts.seconds(spent)} of training)." if spent is not None else ").") if best else "")
     return figs(plot_accuracy_vs_time(runs), "Validation accuracy against training time for "
                 + "; ".join(names.values()),
-                "Validation accuracy against wall-clock training time; a star marks each run's test "
-                "accuracy at its total time. Higher and further left is better." + where, key="results")
+                "Validation accuracy against cumulative training time (a fine-tune starts after its "
+                "frozen head; the test evaluation is left out, as in the table); a star marks each "
+                "run's test accuracy at the end of its curve. Higher and further left is better."
+                + where, key="results")
 
 
 def _curves_figure(runs, figs: Figures) -> str:
