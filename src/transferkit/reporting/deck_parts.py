@@ -51,12 +51,16 @@ def _params(x: int) -> str:
     return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.0f} k" if x >= 1e3 else str(x)
 
 
+def _frozen_runs(run, runs: Sequence, cont: Mapping) -> list:
+    """The run ``run`` continues (its head), then the frozen runs of its backbone in order."""
+    bb = pretrained_backbone(run)
+    return [r for r in [cont.get(run.name)] if r is not None] + [
+        r for r in runs if pretrained_backbone(r) == bb and (r.config.get("backbone") or {}).get("frozen")]
+
+
 def head_params(run, runs: Sequence, cont: Mapping) -> int | None:
     """The new head's parameters: all that trains in a frozen run of the same backbone."""
-    bb = pretrained_backbone(run)
-    frozen = [cont.get(run.name)] + [r for r in runs if pretrained_backbone(r) == bb
-                                     and (r.config.get("backbone") or {}).get("frozen")]
-    for r in filter(None, frozen):
+    for r in _frozen_runs(run, runs, cont):
         trainable = (r.config.get("params") or {}).get("trainable")
         if isinstance(trainable, int):
             return trainable
@@ -130,9 +134,7 @@ def _boxes_html(boxes: Sequence[tuple[str, ...]]) -> str:
 def _pipeline_captions(run, runs: Sequence, cont: Mapping, names: Mapping[str, str]) -> list[str]:
     """The share of parameters that trains, for the run drawn and for its frozen head."""
     bb = run.config.get("backbone") or {}
-    frozen = cont.get(run.name) or next(
-        (r for r in runs if r is not run and pretrained_backbone(r) == pretrained_backbone(run)
-         and (r.config.get("backbone") or {}).get("frozen")), None)
+    frozen = next((r for r in _frozen_runs(run, runs, cont) if r is not run), None)
     out = []
     for r in (run, frozen):
         share = share_sentence(r) if r is not None else None
