@@ -382,7 +382,7 @@ def test_cifar_limit_decodes_only_the_images_it_keeps_and_the_same_ones(tmp_path
     from PIL import Image
 
     import transferkit.data.folder as folder
-    from transferkit.data.stratify import _limit_indices
+    from transferkit.data.stratify import limit_indices
 
     for split, count in (("train", 7), ("test", 5)):
         for c, name in enumerate(CIFAR10_CLASSES[:3]):
@@ -396,7 +396,7 @@ def test_cifar_limit_decodes_only_the_images_it_keeps_and_the_same_ones(tmp_path
                         lambda reads, *a, **k: decoded.append(len(reads)) or decode(reads, *a, **k))
     few = load_cifar10(tmp_path, validation_split=0, limit_per_class=2, seed=5)
     assert decoded == [3 * 2 + 3 * 2]  # 2 per class in each split, not all 36
-    kept_train, kept_test = _limit_indices(full.y_train, 2, 5), _limit_indices(full.y_test, 2, 6)
+    kept_train, kept_test = limit_indices(full.y_train, 2, 5), limit_indices(full.y_test, 2, 6)
     np.testing.assert_array_equal(few.x_train, full.x_train[kept_train])
     np.testing.assert_array_equal(few.y_train, full.y_train[kept_train])
     np.testing.assert_array_equal(few.x_test, full.x_test[kept_test])

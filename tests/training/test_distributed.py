@@ -2,11 +2,12 @@
 
 ``run_training`` builds, compiles and fits what each fast path makes from the
 model (the cached head, the cached-prefix suffix, the progressive views) in the
-model's distribution scope (``_backend.distribution_scope``). The slow tests run
-every path in one fresh process per backend, where two CPU devices can still be
-configured: two logical CPUs under ``MirroredStrategy``, two XLA host devices
-under ``DataParallel``. The fast tests catch the scoping bugs in-process: a
-one-device ``MirroredStrategy`` refuses optimizer variables made outside it.
+model's distribution scope (``_backend.distribution_scope``). Two tests run every
+path in one fresh process per backend, where two CPU devices can still be
+configured: two logical CPUs under ``MirroredStrategy`` (slow suite), two XLA host
+devices under ``DataParallel`` (the fast suite, where it runs on JAX). The fast
+tests catch the scoping bugs in-process: a one-device ``MirroredStrategy`` refuses
+optimizer variables made outside it.
 """
 
 import importlib.util
@@ -51,9 +52,9 @@ SCRIPT = """
     import numpy as np
     import transferkit as tk
     from transferkit.errors import ConfigurationError
-    from transferkit.training import recipes
+    from transferkit.training import head_first
 
-    recipes.HEAD_FIRST_STEPS = 1  # its fewest epochs (3): what counts is where the head trains
+    head_first.HEAD_FIRST_STEPS = 1  # its fewest epochs (3): what counts is where the head trains
     data = tk.make_synthetic_dataset(2, per_class=20, image_size=16, test_per_class=4,
                                      validation_split=0.2, seed=1)
 
@@ -147,8 +148,10 @@ def test_every_path_trains_under_mirrored_strategy_on_two_logical_cpus():
     _assert_every_path_trained_on_two_devices(_run_every_path("tensorflow"))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+# In the fast suite where the suite runs on JAX (CI's JAX run, whose environment has no
+# TensorFlow for the slow suite to run in): there it runs on every change.
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax" or importlib.util.find_spec("jax") is None,
+                    reason="two JAX devices: runs where the suite runs on JAX")
 def test_every_path_trains_under_jax_data_parallel_on_two_cpu_devices():
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     _assert_every_path_trained_on_two_devices(_run_every_path("jax", XLA_FLAGS=flags.strip()))

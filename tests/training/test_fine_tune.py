@@ -12,8 +12,10 @@ from transferkit.errors import ConfigurationError, UnknownNameError
 from transferkit.models.anatomy import find_backbone
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.runs.layout import read_history
+from transferkit.training import head_first
+from transferkit.training.head_first import _at_chance, head_first_data
 from transferkit.training.progressive import progressive_phases
-from transferkit.training.recipes import _at_chance, fine_tune
+from transferkit.training.recipes import fine_tune
 from transferkit.training.train import train
 
 
@@ -89,6 +91,21 @@ def test_a_head_at_chance_is_trained_first_on_the_frozen_backbone(tiny):
                      verbose=0).config["recipe"]["head_first"] is None
     with pytest.raises(ConfigurationError, match="head_first"):
         fine_tune(model, tiny, head_first="yes", verbose=0)
+
+
+def test_the_head_trained_first_sees_a_stratified_share_and_no_test_split(tiny, monkeypatch):
+    # 3 classes of 28-29 training images: a cap of 30 keeps 10 of each, all of them real rows.
+    monkeypatch.setattr(head_first, "HEAD_FIRST_IMAGES", 30)
+    small = head_first_data(tiny, seed=0)
+    assert np.bincount(small.y_train).tolist() == [10, 10, 10] and len(small.y_test) == 0
+    assert len(small.y_val) == len(tiny.y_val)  # under the cap: whole
+    rows = {x.tobytes(): y for x, y in zip(tiny.x_train, tiny.y_train, strict=True)}
+    assert all(rows[x.tobytes()] == y for x, y in zip(small.x_train, small.y_train, strict=True))
+    assert not np.array_equal(head_first_data(tiny, seed=1).x_train, small.x_train)  # seeded
+    keras.utils.set_random_seed(0)
+    run = fine_tune(_upscaling_model(tiny), tiny, epochs=1, head_first=True, seed=0, verbose=0)
+    assert run.config["recipe"]["head_first"]["images"] == 30
+    assert run.config["data"]["sizes"]["test"] == len(tiny.y_test)  # the fine-tune's own: whole
 
 
 def test_auto_head_first_asks_whether_the_model_scores_at_chance(tiny):

@@ -21,7 +21,7 @@ from transferkit.data.folder import (
     read_image_tree,
 )
 from transferkit.data.splits import DataSplits
-from transferkit.data.stratify import _check_fraction, _limit_indices, _train_val
+from transferkit.data.stratify import _check_fraction, _train_val, limit_indices
 from transferkit.errors import ConfigurationError, CorruptDataError, DataError, DataNotFoundError
 
 logger = logging.getLogger("transferkit")
@@ -109,8 +109,8 @@ def load_cifar10(
         (x_tr, y_tr), (x_te, y_te), limited = _read_cifar10(path, strict=strict, limit=limit)
         source = str(path)
     if limit_per_class is not None and not limited:
-        tr = _limit_indices(y_tr, limit_per_class, seed)
-        te = _limit_indices(y_te, limit_per_class, seed + 1)
+        tr = limit_indices(y_tr, limit_per_class, seed)
+        te = limit_indices(y_te, limit_per_class, seed + 1)
         x_tr, y_tr, x_te, y_te = x_tr[tr], y_tr[tr], x_te[te], y_te[te]
     x_tr, y_tr, x_val, y_val = _train_val(x_tr, y_tr, validation_split, seed)
     data = DataSplits(x_tr, y_tr, x_val, y_val, x_te, y_te, CIFAR10_CLASSES, source=source)
@@ -214,7 +214,7 @@ def _limited_entries(entries: Entries, per_class: int, seed: int) -> Entries:
         files = [f for name in CIFAR10_CLASSES for f in folders.get(name, [])]
         labels = np.concatenate([np.full(len(folders.get(name, [])), i)
                                  for i, name in enumerate(CIFAR10_CLASSES)])
-        keep.update(files[i][0] for i in _limit_indices(labels, per_class, split_seed))
+        keep.update(files[i][0] for i in limit_indices(labels, per_class, split_seed))
     return {parts: read for parts, read in entries.items()
             if "/".join(parts) in keep or not is_image(parts)}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transferkit.data.checks import class_indices
-from transferkit.data.stratify import _limit_indices, take
+from transferkit.data.stratify import limit_indices, take
 from transferkit.data.stream import ImageFiles
 from transferkit.errors import ConfigurationError, DataError
 
@@ -169,7 +169,7 @@ class DataSplits:
         arrays = {}
         for i, split in enumerate(SPLITS):
             x, y = self.split(split)
-            idx = _limit_indices(y, per_class, seed + i)
+            idx = limit_indices(y, per_class, seed + i)
             arrays[f"x_{split}"], arrays[f"y_{split}"] = take(x, idx), y[idx]
         return DataSplits(**arrays, class_names=self.class_names, source=self.source,
                           provenance=_then(self.provenance, {"limit": per_class, "seed": seed}))

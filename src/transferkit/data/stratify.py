@@ -62,7 +62,13 @@ def _check_fraction(fraction: float) -> float:
                               include_max=False))
 
 
-def _limit_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+def limit_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` labels of each class (a seeded choice).
+
+    Example:
+        >>> limit_indices(np.array([0, 0, 0, 1]), 2, seed=0).size
+        3
+    """
     rng = np.random.default_rng(seed)
     keep = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)

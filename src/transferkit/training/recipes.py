@@ -24,11 +24,9 @@ path (:mod:`~transferkit.training.fastpath`) and fits.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 
 import keras
-import numpy as np
 
 from transferkit._validation import check_scalar
 from transferkit.data.augment import AUGMENTATIONS
@@ -41,10 +39,11 @@ from transferkit.runs.record import Run
 from transferkit.training.budget import Budget
 from transferkit.training.class_weight import resolve_class_weight
 from transferkit.training.fastpath import FineTuneRequest
+from transferkit.training.head_first import train_head_first
 from transferkit.training.losses import recipe_loss
 from transferkit.training.optim import recipe_optimizer
 from transferkit.training.plan import TrainOptions, resolve_epochs
-from transferkit.training.train import run_training, train
+from transferkit.training.train import run_training
 
 logger = logging.getLogger("transferkit")
 
@@ -200,9 +199,10 @@ def fine_tune(
             cross-entropy.
         head_first: ``"auto"`` (default: when the model scores at chance on
             validation, as a fresh model does, first train its head on the frozen
-            backbone's cached features for :data:`HEAD_FIRST_STEPS` steps or more, as
-            ``transferkit train`` does; recorded as ``recipe["head_first"]``),
-            True (always) or False (never).
+            backbone's cached features, as ``transferkit train`` does:
+            :func:`~transferkit.training.head_first.train_head_first`, at least
+            100 steps on at most 10,000 training images; recorded as
+            ``recipe["head_first"]``), True (always) or False (never).
         **train_kwargs: Passed to :func:`~transferkit.training.train.train`
             (``run_dir``, ``patience``, ``seed``, ``name``, ``verbose`` ...), among
             them ``class_weight="balanced"`` for unbalanced classes (the head
@@ -255,51 +255,6 @@ def fine_tune(
     recipe = replace(recipe, head_first=train_head_first(model, data, head_first, train_kwargs))
     set_freeze(find_backbone(model), frozen, train_batchnorm=train_batchnorm)
     return run_training(model, data, options, recipe=recipe)
-
-
-HEAD_FIRST_STEPS, HEAD_FIRST_EPOCHS = 100, (3, 30)
-"""A fresh head trains for at least this many steps on cached features, in (min, max) epochs.
-
-Epochs on cached features cost little (a Dense layer per step): small sets get
-more of them, so that the head has learned before the backbone moves.
-"""
-
-
-def train_head_first(model: keras.Model, data: DataSplits, when: bool | str,
-                     train_kwargs: dict) -> dict | None:
-    """Train a fresh head on the frozen backbone before fine-tuning; what was done, or None.
-
-    A new head's first gradients, carried into the backbone at the recipe's rate,
-    wreck the pretrained features when the warm-up is short: one epoch of
-    ``fine_tune`` on a fresh model ended at chance. Training the head alone first
-    (cached features, cheap) removes the problem, as fastai's ``fine_tune`` does.
-    """
-    if when not in (True, False, "auto"):
-        raise ConfigurationError(f"head_first must be True, False or 'auto', got {when!r}.")
-    if when is False or (when == "auto" and not _at_chance(model, data)):
-        return None
-    started = time.perf_counter()
-    set_freeze(find_backbone(model), True)
-    keep = {k: train_kwargs[k] for k in ("seed", "verbose", "batch_size", "class_weight")
-            if k in train_kwargs}
-    steps = -(-len(data.y_train) // keep.get("batch_size", 64))
-    low, high = HEAD_FIRST_EPOCHS
-    epochs = min(high, max(low, -(-HEAD_FIRST_STEPS // steps)))
-    logger.info("The head scores at chance: training it on the frozen backbone first "
-                "(%d epochs); head_first=False skips this.", epochs)
-    head = train(model, data, epochs=epochs, cache_features=True, **keep)
-    return {"epochs": epochs, "seconds": round(time.perf_counter() - started, 1),
-            "val_accuracy": (head.history.get("val_accuracy") or [None])[-1]}
-
-
-def _at_chance(model: keras.Model, data: DataSplits, sample: int = 512) -> bool:
-    """Whether ``model`` scores under 1.5x chance on (a sample of) validation or training images."""
-    x, y = (data.x_val, data.y_val) if len(data.y_val) else (data.x_train, data.y_train)
-    x, y = x[:sample], y[:sample]
-    if not len(y):
-        return False
-    accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y))
-    return accuracy < 1.5 / data.num_classes
 
 
 def _progressive_within(budget: Budget | None, progressive):
