@@ -47,6 +47,8 @@ requires_tensorflow = pytest.mark.skipif(
     BACKEND != "tensorflow",
     reason=f"calls TensorFlow itself (tf.data, tf.distribute); the Keras backend is {BACKEND}",
 )
+requires_jax_suite = pytest.mark.skipif(
+    BACKEND != "jax", reason="runs where the suite runs on JAX (KERAS_BACKEND=jax)")
 requires_imagenet = pytest.mark.skipif(
     not MOBILENET_FILE.exists(), reason=f"MobileNetV2 ImageNet weights absent: {MOBILENET_FILE}"
 )

@@ -19,7 +19,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, requires_tensorflow
+from conftest import ROOT, requires_jax_suite, requires_tensorflow
 
 from transferkit.data.synthetic import make_synthetic_dataset
 from transferkit.models.builders import build_baseline_cnn, build_transfer_model
@@ -150,8 +150,7 @@ def test_every_path_trains_under_mirrored_strategy_on_two_logical_cpus():
 
 # In the fast suite where the suite runs on JAX (CI's JAX run, whose environment has no
 # TensorFlow for the slow suite to run in): there it runs on every change.
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax" or importlib.util.find_spec("jax") is None,
-                    reason="two JAX devices: runs where the suite runs on JAX")
+@requires_jax_suite
 def test_every_path_trains_under_jax_data_parallel_on_two_cpu_devices():
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     _assert_every_path_trained_on_two_devices(_run_every_path("jax", XLA_FLAGS=flags.strip()))

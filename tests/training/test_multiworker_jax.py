@@ -9,7 +9,6 @@ with one clear message before training, since Keras' ``predict`` there returns
 arrays that span the other process's devices (docs/scaling.rst).
 """
 
-import importlib.util
 import json
 import os
 import socket
@@ -18,12 +17,9 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
-from conftest import ROOT
+from conftest import ROOT, requires_jax_suite
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KERAS_BACKEND") != "jax" or importlib.util.find_spec("jax") is None,
-    reason="a JAX job: runs where the suite runs on JAX")
+pytestmark = requires_jax_suite  # a JAX job
 
 PROCESS = """
     import json, sys

@@ -42,13 +42,8 @@ fine-tune's own caching began; on 10,000 it takes a fifth of the training part.
 
 def train_head_first(model: keras.Model, data: DataSplits, when: bool | str,
                      train_kwargs: dict) -> dict | None:
-    """Train a fresh head on the frozen backbone before fine-tuning; what was done, or None.
-
-    A new head's first gradients, carried into the backbone at the recipe's rate,
-    wreck the pretrained features when the warm-up is short: one epoch of
-    ``fine_tune`` on a fresh model ended at chance. Training the head alone first
-    (cached features, cheap) removes the problem, as fastai's ``fine_tune`` does.
-    """
+    """Train a fresh head on the frozen backbone before fine-tuning (see the module); what was
+    done, or None."""
     if when not in (True, False, "auto"):
         raise ConfigurationError(f"head_first must be True, False or 'auto', got {when!r}.")
     if when is False or (when == "auto" and not _at_chance(model, data)):
