@@ -134,7 +134,7 @@ def stream_rows(steps: int, pairs: int) -> list[dict]:
     return rows
 
 
-def fit_row(cifar: str, per_class: int, epochs: int, pairs: int) -> dict:
+def fit_row(cifar: str, per_class: int, epochs: int, pairs: int, warm_up: bool = True) -> dict:
     import keras
 
     import transferkit as tk
@@ -164,7 +164,8 @@ def fit_row(cifar: str, per_class: int, epochs: int, pairs: int) -> dict:
         accuracies.setdefault(name, set()).add(run.evaluation.accuracy)
         return statistics.median(timer.seconds[1:] or timer.seconds)
 
-    measure("after")  # warm-up: the prefix's activations go to the disk cache
+    if warm_up:  # the prefix's activations go to the disk cache (--quick times nothing)
+        measure("after")
     row = _row(f"fine_tune epoch, {len(data.y_train)} CIFAR-10 images", "s/epoch",
                pairs_of({"before": "before", "after": "after"}, pairs, measure))
     row["test_accuracy"] = {name: sorted(a) for name, a in accuracies.items()}
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
               "steps": args.steps, "pairs": args.pairs,
               "rows": stream_rows(args.steps, args.pairs)}
     if args.fit_pairs:
-        result["rows"].append(fit_row(args.cifar, args.per_class, args.epochs, args.fit_pairs))
+        result["rows"].append(fit_row(args.cifar, args.per_class, args.epochs, args.fit_pairs,
+                                      warm_up=not args.quick))
     result["load_end"] = round(os.getloadavg()[0], 1)
     print(markdown(result))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

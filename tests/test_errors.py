@@ -225,6 +225,7 @@ def test_matrix_has_at_least_25_cases(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("row_id", _ROW_IDS)
+@pytest.mark.backend_neutral
 def test_bad_input_raises_one_clear_error(row_id, tmp_path, tiny):
     _, call, expected, fragment = next(r for r in _rows(tmp_path, tiny) if r[0] == row_id)
     with pytest.raises(expected) as info:

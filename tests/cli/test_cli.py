@@ -35,6 +35,7 @@ def test_input_errors_exit_2_with_one_line(tmp_path, capsys):
     assert len(err) == 1 and "does not exist" in err[0] and "Traceback" not in err[0]
 
 
+@pytest.mark.backend_neutral
 def test_quickstart_falls_back_offline_and_strict_refuses(tmp_path, capsys, monkeypatch):
     import keras
 
@@ -260,6 +261,7 @@ def test_train_keeps_the_stage_better_on_validation_and_says_why(own_images):
                                .predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.backend_neutral
 def test_train_keeps_the_head_when_the_budget_leaves_no_time_to_fine_tune(own_images, capsys):
     tmp, _ = own_images
     assert main(["train", str(tmp / "photos"), "--weights", "none", "--image-size", "32",

@@ -11,6 +11,7 @@ def _offline():
     raise Exception("URL fetch failure: no network")
 
 
+@pytest.mark.backend_neutral
 def test_offline_quickstart_says_everything_once_in_cli_terms(tmp_path, capsys, monkeypatch):
     real = keras.applications.MobileNetV2
 

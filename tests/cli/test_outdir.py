@@ -76,6 +76,7 @@ def test_overwrite_never_clears_a_folder_holding_the_images(photos, capsys):
     assert len(list(photos.rglob("*.png"))) == 20
 
 
+@pytest.mark.backend_neutral
 def test_overwrite_replaces_the_previous_run_without_stale_stages(photos, tmp_path):
     out = _old_run(tmp_path / "run")
     assert main(["train", str(photos), "--weights", "none", "--image-size", "32",

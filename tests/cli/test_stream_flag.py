@@ -34,6 +34,7 @@ def _tiny_transfer_model(backbone, data, *, weights, name):
     return build_transfer_model(keras.Model(inp, features, name="tiny"), data, name=name)
 
 
+@pytest.mark.backend_neutral
 def test_train_and_evaluate_stream_the_folder(photos, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("transferkit.cli._images.build_transfer_model", _tiny_transfer_model,
                         raising=False)

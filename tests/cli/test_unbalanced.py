@@ -61,6 +61,7 @@ def _tiny_transfer_model(backbone, data, *, weights, name):
     return build_transfer_model(keras.Model(inp, features, name="tiny"), data, name=name)
 
 
+@pytest.mark.backend_neutral
 def test_train_warns_about_unbalanced_classes_and_weighs_them_on_request(unbalanced, tmp_path,
                                                                          capsys, monkeypatch):
     monkeypatch.setattr("transferkit.models.builders.build_transfer_model", _tiny_transfer_model)

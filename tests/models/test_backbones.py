@@ -126,6 +126,7 @@ sys.exit(1)
 '''
 
 
+@pytest.mark.backend_neutral
 def test_stalled_download_fails_within_the_timeout(tmp_path):
     """Offline with a network that answers nothing: the weights error comes in seconds.
 

@@ -100,6 +100,7 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert re.search(r"Best run: (MobileNetV2, frozen head|CNN from scratch) \(\d+\.\d% test", slides[-1])
 
 
+@pytest.mark.backend_neutral
 def test_report_cli_loads_saved_runs_in_a_fresh_process(runs_and_data, tmp_path):
     """Nothing has imported transferkit's model classes there: loading must register them."""
     import subprocess
