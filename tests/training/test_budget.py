@@ -99,7 +99,7 @@ def test_a_budgeted_run_plans_stops_on_its_step_and_ends_its_schedule(tiny, capl
     # machine). The per-epoch re-plan then uses the real steps' times: it stretches the
     # run to fit's room (SLACK) where they are fast, or shortens it where JAX compiles in
     # the first epoch on a busy machine; either way the schedule follows to the last step.
-    monkeypatch.setattr(budget_module, "_step_time", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr(budget_module, "step_time", lambda *args, **kwargs: 1.0)
     model = build_baseline_cnn(tiny, filters=(4,), head=())
     started = time.monotonic()
     with caplog.at_level(logging.INFO, logger="transferkit"):
@@ -145,7 +145,7 @@ def test_a_budget_spent_before_training_stops_without_timing_steps(tiny):
 def test_a_budget_too_short_for_one_epoch_says_what_it_needs(tiny, monkeypatch):
     # A slow machine, made deterministic: every timed step "takes" 100 s, so one epoch
     # cannot fit in 60 s whatever the backend compiles (PyTorch fits a real epoch in 0.3 s).
-    monkeypatch.setattr(budget_module, "_step_time", lambda *args, **kwargs: 100.0)
+    monkeypatch.setattr(budget_module, "step_time", lambda *args, **kwargs: 100.0)
     model = build_baseline_cnn(tiny, filters=(4,), head=())
     with pytest.raises(BudgetTooShortError, match=r"too short for one epoch.*Give at least") as err:
         train_from_scratch(model, tiny, budget=60, verbose=0)
@@ -156,7 +156,7 @@ def test_a_budget_too_short_for_one_epoch_says_what_it_needs(tiny, monkeypatch):
 def test_a_share_too_short_for_one_epoch_trains_one_epoch_and_says_so(tiny, monkeypatch, caplog):
     from transferkit.training.budget import Budget
 
-    monkeypatch.setattr(budget_module, "_step_time", lambda *args, **kwargs: 100.0)
+    monkeypatch.setattr(budget_module, "step_time", lambda *args, **kwargs: 100.0)
     model = build_baseline_cnn(tiny, filters=(4,), head=())
     share = Budget(60.0, one_epoch_at_least=True)  # a BudgetShares' share
     with caplog.at_level(logging.WARNING, logger="transferkit"):
@@ -194,3 +194,16 @@ def test_shares_split_what_is_left_and_pass_on_what_a_run_leaves(monkeypatch):
     now[0] += 200  # a spent budget: the run trains one epoch (not fail a command half done)
     last = shares.next()
     assert last.seconds == 0 and last.one_epoch_at_least
+
+
+def test_an_estimate_refuses_before_preparing_only_where_it_cannot_fit():
+    from transferkit.training.budget import Budget, refuse_before_preparing
+
+    ten_spent = Budget(100.0, started=time.monotonic() - 10)
+    refuse_before_preparing(ten_spent, preparing=40, what="caching", epoch=40, final=5)  # 95 s fit
+    with pytest.raises(BudgetTooShortError, match=r"caching would take about 50 s.*before caching"
+                                                  r".*budget=10[78]\)") as err:
+        refuse_before_preparing(ten_spent, preparing=50, what="caching", epoch=40, final=5)
+    assert "an epoch about 40 s" in str(err.value)
+    share = Budget(100.0, started=time.monotonic() - 10, one_epoch_at_least=True)
+    refuse_before_preparing(share, preparing=500, what="caching", epoch=40, final=5)  # one epoch anyway

@@ -157,3 +157,22 @@ def test_fine_tune_on_a_streamed_folder_trains_on_activations_on_disk(streamed_p
     run = fine_tune(model, streamed, epochs=1, seed=0, verbose=0, cache_prefix=True)
     assert run.config["recipe"]["cached_prefix"] == "block_5_add"
     assert len(run.evaluation.y_true) == len(streamed.y_test) and run.epochs_run == 1
+
+
+def test_a_budget_too_short_for_caching_and_an_epoch_is_refused_before_caching(tiny, monkeypatch):
+    # A slow machine, made deterministic: every timed suffix step "takes" 100 s. The
+    # refusal comes after the probe's two prefix passes (one batch), before the caching.
+    from transferkit.errors import BudgetTooShortError
+    from transferkit.training import cached_prefix
+
+    monkeypatch.setattr(cached_prefix, "step_time", lambda *args, **kwargs: 100.0)
+    passes = []
+    real = cached_prefix.cache_activations
+    monkeypatch.setattr(cached_prefix, "cache_activations",
+                        lambda prefix, x, **kw: passes.append(len(x)) or real(prefix, x, **kw))
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    with pytest.raises(BudgetTooShortError, match=r"caching the frozen prefix's activations would "
+                                                  r"take about .*before caching") as err:
+        fine_tune(model, tiny, budget=60, head_first=False, verbose=0)
+    assert passes == [64, 64] and len(tiny.y_train) > 64  # the probe's batch, twice; no caching
+    assert int(str(err.value).split("budget=")[1].split(")")[0]) > 100  # one 100-s epoch at least

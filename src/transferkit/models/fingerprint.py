@@ -174,6 +174,10 @@ class OutputCache:
         return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(),
                                digest_size=16).hexdigest()
 
+    def has(self, images: np.ndarray | ImageFiles, *, flip: bool = False) -> bool:
+        """Whether the cache holds an entry for ``images`` (it may still prove torn on reading)."""
+        return self.store is not None and self.store.path(self.key(images, flip=flip)).exists()
+
     def get_or_compute(self, images: np.ndarray | ImageFiles, compute: Callable[[], np.ndarray], *,
                        flip: bool = False, label: str) -> np.ndarray:
         """The cached outputs for ``images``, else ``compute()``'s, which are then stored.

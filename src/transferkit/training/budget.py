@@ -86,6 +86,29 @@ class Budget:
                 "machine.")
 
 
+def refuse_before_preparing(budget: Budget, *, preparing: float, what: str, epoch: float,
+                            final: float) -> None:
+    """Refuse now, before ``what`` is paid, where it, one epoch and the test cannot fit.
+
+    ``preparing``, ``epoch`` and ``final`` are estimates in seconds from timed
+    batches (lower bounds: no validation pass). A share of a larger budget is
+    never refused (it trains one epoch at least).
+
+    Raises:
+        BudgetTooShortError: With the budget this machine would need.
+    """
+    needed = budget.elapsed() + preparing + epoch + final
+    if budget.one_epoch_at_least or needed <= budget.seconds * (1 - MARGIN):
+        return
+    raise BudgetTooShortError(
+        f"A budget of {format_duration(budget.seconds)} is too short for one epoch here: "
+        f"{what} would take about {format_duration(preparing)} and an epoch about "
+        f"{format_duration(epoch)}, after {format_duration(budget.elapsed())} spent (estimated "
+        f"from timed batches, before {what}). Give at least "
+        f"{format_duration(needed / (1 - MARGIN))} (budget={math.ceil(needed / (1 - MARGIN))}) "
+        "on this machine.")
+
+
 @dataclass
 class BudgetShares:
     """One budget for several training calls (``transferkit run NAME --budget``).
@@ -300,7 +323,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
 
 def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_size: int,
                test) -> Costs:
-    step = _step_time(fitted, train_data, steps)
+    step = step_time(fitted, train_data, steps)
     if val is None:
         per_image = step / batch_size / 3  # a forward pass: about a third of a step
         validation = 0.0
@@ -327,7 +350,7 @@ class _StepClock(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
-def _step_time(fitted: keras.Model, train_data: dict, steps: int) -> float:
+def step_time(fitted: keras.Model, train_data: dict, steps: int) -> float:
     """Seconds per training step: ``steps`` timed after the first (which compiles).
 
     fit() with steps_per_epoch, not train_on_batch: fit's own compiled step, which
