@@ -87,12 +87,14 @@ def case_fine_tune(cfg) -> dict:
     model = tk.build_transfer_model("mobilenet_v2", 10, weights="imagenet", **model_kwargs)
     epochs = {} if cfg["epochs_ft"] is None else {"epochs": cfg["epochs_ft"]}  # None: the default
     run = tk.fine_tune(model, data, seed=0, verbose=2, **epochs, **cfg.get("ft_kwargs", {}))
-    images = len(data.y_train) * run.epochs_run
+    # A budget's last epoch may stop part-way: count its steps, not its epochs.
+    steps = (run.config.get("budget") or {}).get("steps")
+    images = len(data.y_train) * run.epochs_run if steps is None else steps * run.config["batch_size"]
     spent = run.timings["fit"] + run.timings.get("features", 0.0)  # caching counts as training
     return {"test_accuracy": run.evaluation.accuracy, "epochs": run.epochs_run,
             "fit_s": run.timings["fit"], "features_s": run.timings.get("features"),
             "train_img_s": images / spent, "recipe": run.config["recipe"],
-            "model_kwargs": model_kwargs}
+            "budget": run.config.get("budget"), "model_kwargs": model_kwargs}
 
 
 def _model_kwargs(cfg) -> dict:
