@@ -207,3 +207,19 @@ def test_an_estimate_refuses_before_preparing_only_where_it_cannot_fit():
     assert "an epoch about 40 s" in str(err.value)
     share = Budget(100.0, started=time.monotonic() - 10, one_epoch_at_least=True)
     refuse_before_preparing(share, preparing=500, what="caching", epoch=40, final=5)  # one epoch anyway
+    with pytest.raises(BudgetTooShortError, match=r"an epoch \(feeding\) would take about 1.5 min"):
+        refuse_before_preparing(ten_spent, preparing=0, what="feeding", epoch=90, final=5)
+
+
+@pytest.mark.parametrize("seconds, cached_epochs, fed_epochs", [
+    (600, 1.0, 1.4), (1200, 3.5, 2.9), (3000, 10.8, 7.4)])
+def test_caching_pays_where_it_buys_more_epochs(seconds, cached_epochs, fed_epochs):
+    # The AVX2 EPYC's figures on all of CIFAR-10: caching 300 s, then 240 s an epoch;
+    # 390 s an epoch without it. The estimates given here are what each way buys.
+    from transferkit.training.budget import MARGIN, Budget, caching_pays
+
+    left = seconds * (1 - MARGIN) - 40
+    assert round((left - 300) / 240, 1) == cached_epochs and round(left / 390, 1) == fed_epochs
+    assert caching_pays(Budget(seconds), caching=300, cached_epoch=240, fed_epoch=390,
+                        final=40) == (cached_epochs >= fed_epochs)
+    assert caching_pays(Budget(seconds), caching=0, cached_epoch=240, fed_epoch=390, final=40)

@@ -159,20 +159,53 @@ def test_fine_tune_on_a_streamed_folder_trains_on_activations_on_disk(streamed_p
     assert len(run.evaluation.y_true) == len(streamed.y_test) and run.epochs_run == 1
 
 
-def test_a_budget_too_short_for_caching_and_an_epoch_is_refused_before_caching(tiny, monkeypatch):
-    # A slow machine, made deterministic: every timed suffix step "takes" 100 s. The
-    # refusal comes after the probe's two prefix passes (one batch), before the caching.
-    from transferkit.errors import BudgetTooShortError
+def _slow_suffix(monkeypatch, seconds: float) -> list[int]:
+    """Every timed suffix step "takes" ``seconds`` (a slow machine, made deterministic);
+    the lengths of the batches the prefix runs on are recorded."""
     from transferkit.training import cached_prefix
 
-    monkeypatch.setattr(cached_prefix, "step_time", lambda *args, **kwargs: 100.0)
+    monkeypatch.setattr(cached_prefix, "step_time", lambda *args, **kwargs: seconds)
     passes = []
     real = cached_prefix.cache_activations
     monkeypatch.setattr(cached_prefix, "cache_activations",
                         lambda prefix, x, **kw: passes.append(len(x)) or real(prefix, x, **kw))
+    return passes
+
+
+@pytest.mark.parametrize("cache_prefix, costs", [
+    (True, r"caching the frozen prefix's activations would take about .*before caching"),
+    ("auto", r"an epoch \(feeding the images; caching would leave less time\) would take"),
+])
+def test_a_budget_too_short_for_one_epoch_is_refused_before_caching(tiny, monkeypatch,
+                                                                    cache_prefix, costs):
+    # Each 100-s step leaves no room for an epoch either way. Required, the cache is
+    # weighed; on "auto", caching cannot pay within 60 s, so feeding the images is. The
+    # refusal comes after the probe's two prefix passes (one batch), before any caching.
+    from transferkit.errors import BudgetTooShortError
+
+    passes = _slow_suffix(monkeypatch, 100.0)
     model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
-    with pytest.raises(BudgetTooShortError, match=r"caching the frozen prefix's activations would "
-                                                  r"take about .*before caching") as err:
-        fine_tune(model, tiny, budget=60, head_first=False, verbose=0)
+    with pytest.raises(BudgetTooShortError, match=costs) as err:
+        fine_tune(model, tiny, budget=60, head_first=False, verbose=0, cache_prefix=cache_prefix)
     assert passes == [64, 64] and len(tiny.y_train) > 64  # the probe's batch, twice; no caching
     assert int(str(err.value).split("budget=")[1].split(")")[0]) > 100  # one 100-s epoch at least
+
+
+def test_a_budget_that_holds_under_two_epochs_feeds_the_images_instead_of_caching(
+        tiny, monkeypatch, caplog):
+    # Caching both views costs two passes of the prefix: with the estimates made so
+    # that the budget holds one epoch without caching and none after it, the run
+    # trains on the images, its prefix frozen, and records that nothing was cached.
+    from transferkit.training import cached_prefix
+
+    monkeypatch.setattr(cached_prefix, "caching_pays", lambda *args, **kwargs: False)
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    base = find_backbone(model)
+    frozen_before = base.get_layer("block_5_project").get_weights()[0].copy()
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        run = fine_tune(model, tiny, budget=120, head_first=False, epochs=1, verbose=0)
+    assert run.config["recipe"]["cached_prefix"] is None and run.epochs_run == 1
+    assert "features" not in run.timings  # nothing was cached
+    assert "Feeding the images every epoch, not caching the frozen prefix" in caplog.text
+    np.testing.assert_array_equal(base.get_layer("block_5_project").get_weights()[0], frozen_before)
+    assert len(run.evaluation.y_true) == len(tiny.y_test)

@@ -14,6 +14,11 @@ reloads and predicts like any other. The activations are kept on disk too
 (:class:`~transferkit.models.fingerprint.OutputCache`): fine-tuning the same
 model from the same frozen weights on the same images again reads them back.
 
+Caching is paid before the first step: two passes of the frozen layers (each
+image and its mirror). Under a time budget that holds fewer than about two
+epochs, feeding the images (the frozen layers run every step) trains more
+steps, so a timed batch decides (:func:`~transferkit.training.budget.caching_pays`).
+
 Measured on full CIFAR-10 (a 2-core AVX-512 Xeon): the suffix trains at about
 1,050 images/s (an epoch in 46-49 s), 1.8x the 596 of the same model fed
 images at full resolution, where progressive resizing spends most epochs at 64
@@ -41,8 +46,9 @@ from transferkit.models.features import predict_in_chunks
 from transferkit.models.fingerprint import OutputCache
 from transferkit.models.parts import Classifier
 from transferkit.runs.evaluation import evaluate
-from transferkit.training.budget import refuse_before_preparing, step_time
-from transferkit.training.core import fit, validation_input
+from transferkit.training.budget import MARGIN, caching_pays, refuse_before_preparing, step_time
+from transferkit.training.core import fit, image_inputs, validation_input
+from transferkit.training.eta import format_duration
 from transferkit.training.plan import Plan
 
 logger = logging.getLogger("transferkit")
@@ -179,8 +185,8 @@ class CachedPrefix:
 
     name = "cached_prefix"
 
-    def __init__(self, layer_name: str) -> None:
-        self.layer_name = layer_name
+    def __init__(self, layer_name: str, *, required: bool = False) -> None:
+        self.layer_name, self.required = layer_name, required
 
     def fit(self, plan: Plan, timings: dict):
         model, data = plan.model, plan.data
@@ -195,8 +201,9 @@ class CachedPrefix:
                                         flip=flip, label=f"{split} split")
 
         suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-        if plan.budget is not None and isinstance(data.x_train, np.ndarray):
-            _refuse_early(plan, cache, prefix, suffix)
+        if (plan.budget is not None and isinstance(data.x_train, np.ndarray)
+                and not _caching_pays(plan, cache, prefix, suffix, required=self.required)):
+            return self._feed_images(plan)
         views = [activations(data.x_train, "train"), activations(data.x_train, "train", True)]
         val = None
         if len(data.y_val):
@@ -216,13 +223,29 @@ class CachedPrefix:
         return history, lambda: evaluate(model, data, "test")  # the full model
 
 
-def _refuse_early(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: keras.Model) -> None:
-    """Where a budget cannot pay for caching and one epoch, say so before caching.
+    def _feed_images(self, plan: Plan):
+        """Train the model on the images, its prefix frozen but run every step: nothing cached."""
+        self.layer_name = None  # the run records that no prefix was cached
+        # Timed, not guessed as a third of a step: no backward pass reaches the frozen layers,
+        # so a step costs less than three forward passes: guessed at 7.8 s on all of CIFAR-10, the
+        # test made a 257-s run end 7 s late.
+        plan.test_model = plan.model
+        train_data, val = image_inputs(plan)
+        history = fit(plan, plan.model, train_data, val)
+        return history, lambda: evaluate(plan.model, plan.data, "test")
+
+
+def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: keras.Model, *,
+                  required: bool) -> bool:
+    """Under a budget: whether caching first buys more epochs than feeding the images.
 
     Times the prefix on one batch of training images and 3 suffix steps on its
     activations (real training steps, counted by the schedule like the budget's
-    own timed steps). On a 2-core AVX2 EPYC, ``budget=600`` on all of CIFAR-10
-    was refused only after 6.9 minutes of caching and timing.
+    own timed steps), then weighs the two ways
+    (:func:`~transferkit.training.budget.caching_pays`). Where the way chosen
+    cannot pay for one epoch, it refuses now, before caching: on a 2-core AVX2
+    EPYC, ``budget=600`` on all of CIFAR-10 had been refused only after 6.9
+    minutes of caching and timing. ``required`` (``cache_prefix=True``): cache.
     """
     data, batch = plan.data, plan.batch_size
     probe = data.x_train[:batch]
@@ -235,7 +258,22 @@ def _refuse_early(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: k
     # 3 batches of the probe's activations: fit times 2 steps after the one that compiles.
     views, labels = [np.concatenate([acts] * 3)] * 2, np.tile(data.y_train[:batch], 3)
     step = step_time(suffix, {"x": ShiftedViews(views, labels, batch), "shuffle": False}, 2)
-    steps_per_epoch = -(-len(data.y_train) // batch)
-    refuse_before_preparing(plan.budget, preparing=images * per_image,
-                            what="caching the frozen prefix's activations",
-                            epoch=steps_per_epoch * step, final=len(data.y_test) * per_image)
+    epoch = -(-len(data.y_train) // batch) * step
+    # Without the cache the frozen layers run on every training and validation image
+    # each epoch (measured: a step costs the suffix's step plus the prefix's pass, within 3 %).
+    fed_epoch = epoch + (len(data.y_train) + len(data.y_val)) * per_image
+    final = len(data.y_test) * per_image
+    caching = images * per_image
+    if required or caching_pays(plan.budget, caching=caching, cached_epoch=epoch,
+                                fed_epoch=fed_epoch, final=final):
+        refuse_before_preparing(plan.budget, preparing=caching, epoch=epoch, final=final,
+                                what="caching the frozen prefix's activations")
+        return True
+    refuse_before_preparing(plan.budget, preparing=0.0, epoch=fed_epoch, final=final,
+                            what="feeding the images; caching would leave less time")
+    left = plan.budget.seconds * (1 - MARGIN) - plan.budget.elapsed() - final
+    logger.info("Feeding the images every epoch, not caching the frozen prefix: within the "
+                "budget, caching (about %s) would leave about %.1f epochs, feeding them buys "
+                "about %.1f (caching pays from about two).", format_duration(caching),
+                max(0.0, (left - caching) / epoch), left / fed_epoch)
+    return False

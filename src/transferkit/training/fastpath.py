@@ -58,7 +58,7 @@ def choose_fast_path(model, data, options: TrainOptions, fine_tune: FineTuneRequ
     cut = prefix_cut(model, data, fine_tune.frozen, options.augment, fine_tune.cache_prefix,
                      fine_tune.progressive)
     if cut is not None:
-        return CachedPrefix(cut)
+        return CachedPrefix(cut, required=fine_tune.cache_prefix is True)
     phases = progressive_phases(model, options.epochs, fine_tune.progressive,
                                 train_images=len(data.y_train))
     return Streamed() if phases is None else Progressive(phases)

@@ -191,7 +191,10 @@ def fine_tune(
         cache_prefix: ``"auto"`` (cache the frozen prefix's activations of each
             training image and its mirror image, float16, when a prefix is frozen,
             ``augment=True`` and they fit in a quarter of the memory; with
-            ``augment="photo"`` a log line says why it feeds images instead),
+            ``augment="photo"`` a log line says why it feeds images instead;
+            under a ``budget``, only where caching buys more epochs than feeding
+            the images: caching both views costs two passes of the frozen layers,
+            so it pays from about two epochs),
             ``True`` (require it; refused with ``augment="photo"``) or ``False``
             (feed images every epoch).
         label_smoothing: Smooth the one-hot targets by this much
