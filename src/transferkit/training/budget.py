@@ -29,6 +29,7 @@ from transferkit._validation import parse_duration
 from transferkit.errors import BudgetTooShortError
 from transferkit.training.eta import clock_in, format_duration
 from transferkit.training.optim import WarmupCosine
+from transferkit.training.timing import per_item_time, step_time
 
 logger = logging.getLogger("transferkit")
 
@@ -72,9 +73,10 @@ class Budget:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def for_training(self, costs: Costs) -> float:
-        """Seconds left to train: what is not spent, less the test evaluation and the margin."""
-        return self.seconds * (1 - MARGIN) - self.elapsed() - costs.final
+    def for_training(self, final: float) -> float:
+        """Seconds left to train: what is not spent, less the test evaluation (``final``
+        seconds) and the margin."""
+        return self.seconds * (1 - MARGIN) - self.elapsed() - final
 
     def check_left(self) -> None:
         """Raise :class:`BudgetTooShortError` if the budget is spent before training began."""
@@ -108,9 +110,13 @@ def refuse_before_preparing(budget: Budget, *, preparing: float, what: str, epoc
     raise BudgetTooShortError(
         f"A budget of {format_duration(budget.seconds)} is too short for one epoch here: "
         f"{costs}, after {format_duration(budget.elapsed())} spent (estimated from timed "
-        f"batches{before}). Give at least "
-        f"{format_duration(needed / (1 - MARGIN))} (budget={math.ceil(needed / (1 - MARGIN))}) "
-        "on this machine.")
+        f"batches{before}). {_give_at_least(needed)}")
+
+
+def _give_at_least(needed: float) -> str:
+    """The least budget that would do, ``needed`` seconds of estimates plus the margin."""
+    least = needed / (1 - MARGIN)
+    return f"Give at least {format_duration(least)} (budget={math.ceil(least)}) on this machine."
 
 
 def caching_pays(budget: Budget, *, caching: float, cached_epoch: float, fed_epoch: float,
@@ -131,7 +137,7 @@ def caching_pays(budget: Budget, *, caching: float, cached_epoch: float, fed_epo
         >>> caching_pays(Budget(600), **kw), caching_pays(Budget(1800), **kw)
         (False, True)
     """
-    left = budget.seconds * (1 - MARGIN) - budget.elapsed() - final
+    left = budget.for_training(final)
     return (left - caching) / cached_epoch >= left / fed_epoch
 
 
@@ -274,7 +280,7 @@ class BudgetKeeper(keras.callbacks.Callback):
         self.costs.step = (trained - self._epoch_started) / max(1, done - self._first_step)
         if trained < now and self.costs.validation:
             self.costs.validation = now - trained
-        total = done + max(1, steps_that_fit(self.budget.for_training(self.costs), self.costs,
+        total = done + max(1, steps_that_fit(self.budget.for_training(self.costs.final), self.costs,
                                              self.steps_per_epoch, self.max_steps - done))
         if total != self.total_steps:
             self.total_steps = total
@@ -311,7 +317,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
                        batch_size, test)
     taken = _optimizer_steps(fitted)
     max_steps = taken + max_epochs * steps_per_epoch
-    total = taken + steps_that_fit(budget.for_training(costs), costs, steps_per_epoch,
+    total = taken + steps_that_fit(budget.for_training(costs.final), costs, steps_per_epoch,
                                    max_steps - taken)
     one_epoch = min(steps_per_epoch, max_steps - taken)
     if total - taken < one_epoch and budget.one_epoch_at_least:
@@ -325,9 +331,7 @@ def plan_budget(fitted: keras.Model, train_data: dict, val, *, budget: Budget,
             f"A budget of {format_duration(budget.seconds)} is too short for one epoch here: "
             f"{format_duration(budget.elapsed())} went on preparing (features, compiling, "
             f"timing), an epoch takes about {format_duration(costs.epoch(steps_per_epoch))} and "
-            f"the test evaluation {format_duration(costs.final)}. Give at least "
-            f"{format_duration(needed / (1 - MARGIN))} (budget={math.ceil(needed / (1 - MARGIN))})"
-            " on this machine.")
+            f"the test evaluation {format_duration(costs.final)}. {_give_at_least(needed)}")
     schedule = _adjustable_schedule(fitted)
     if schedule is not None:
         schedule.set_total_steps(total, step=taken)
@@ -356,48 +360,17 @@ def _calibrate(fitted: keras.Model, train_data: dict, val, steps: int, batch_siz
     else:
         x_val, y_val = (val.x, val.y) if isinstance(val, keras.utils.PyDataset) else val
         batch = slice(0, min(batch_size, len(y_val)))
-        fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0)  # compiles
-        started = time.perf_counter()
-        fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0)
-        per_image = (time.perf_counter() - started) / len(np.asarray(y_val[batch]))
+        per_image, _ = per_item_time(
+            lambda: fitted.evaluate(x_val[batch], y_val[batch], batch_size=batch_size, verbose=0),
+            len(np.asarray(y_val[batch])))
         validation = per_image * len(y_val)
     test_model, x_test = test
     if test_model is not None and len(x_test):
-        per_image = _predict_time(test_model, x_test[:EVALUATE_BATCH], EVALUATE_BATCH)
+        x = x_test[:EVALUATE_BATCH]  # what the test evaluation calls: predict
+        per_image, _ = per_item_time(
+            lambda: test_model.predict(x, batch_size=EVALUATE_BATCH, verbose=0), len(x))
     return Costs(step=step, validation=validation, epoch_overhead=0.0,
                  final=len(x_test) * per_image)
-
-
-class _StepClock(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None) -> None:
-        self.ends: list[float] = []
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self.ends.append(time.perf_counter())
-
-
-def step_time(fitted: keras.Model, train_data: dict, steps: int) -> float:
-    """Seconds per training step: ``steps`` timed after the first (which compiles).
-
-    fit() with steps_per_epoch, not train_on_batch: fit's own compiled step, which
-    the real fit reuses (train_on_batch compiles another). The steps are timed
-    between batch ends, leaving out fit's own start and end.
-    """
-    clock = _StepClock()
-    fitted.fit(**train_data, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[clock])
-    if steps:
-        return (clock.ends[-1] - clock.ends[0]) / steps
-    started = time.perf_counter()  # one step an epoch: a second call, timed whole
-    fitted.fit(**train_data, epochs=1, steps_per_epoch=1, verbose=0)
-    return time.perf_counter() - started
-
-
-def _predict_time(model: keras.Model, x, batch_size: int) -> float:
-    """Seconds per image of ``model.predict`` (what the test evaluation calls), compiled first."""
-    model.predict(x, batch_size=batch_size, verbose=0)
-    started = time.perf_counter()
-    model.predict(x, batch_size=batch_size, verbose=0)
-    return (time.perf_counter() - started) / len(x)
 
 
 def _optimizer_steps(model: keras.Model) -> int:

@@ -46,10 +46,11 @@ from transferkit.models.features import predict_in_chunks
 from transferkit.models.fingerprint import OutputCache
 from transferkit.models.parts import Classifier
 from transferkit.runs.evaluation import evaluate
-from transferkit.training.budget import MARGIN, caching_pays, refuse_before_preparing, step_time
-from transferkit.training.core import fit, image_inputs, validation_input
+from transferkit.training.budget import caching_pays, refuse_before_preparing
+from transferkit.training.core import Streamed, fit, validation_input
 from transferkit.training.eta import format_duration
 from transferkit.training.plan import Plan
+from transferkit.training.timing import per_item_time, step_time
 
 logger = logging.getLogger("transferkit")
 
@@ -203,7 +204,7 @@ class CachedPrefix:
         suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
         if (plan.budget is not None and isinstance(data.x_train, np.ndarray)
                 and not _caching_pays(plan, cache, prefix, suffix, required=self.required)):
-            return self._feed_images(plan)
+            return self._feed_images(plan, timings)
         views = [activations(data.x_train, "train"), activations(data.x_train, "train", True)]
         val = None
         if len(data.y_val):
@@ -223,16 +224,14 @@ class CachedPrefix:
         return history, lambda: evaluate(model, data, "test")  # the full model
 
 
-    def _feed_images(self, plan: Plan):
+    def _feed_images(self, plan: Plan, timings: dict):
         """Train the model on the images, its prefix frozen but run every step: nothing cached."""
         self.layer_name = None  # the run records that no prefix was cached
         # Timed, not guessed as a third of a step: no backward pass reaches the frozen layers,
         # so a step costs less than three forward passes: guessed at 7.8 s on all of CIFAR-10, the
         # test made a 257-s run end 7 s late.
         plan.test_model = plan.model
-        train_data, val = image_inputs(plan)
-        history = fit(plan, plan.model, train_data, val)
-        return history, lambda: evaluate(plan.model, plan.data, "test")
+        return Streamed().fit(plan, timings)
 
 
 def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: keras.Model, *,
@@ -249,10 +248,7 @@ def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: k
     """
     data, batch = plan.data, plan.batch_size
     probe = data.x_train[:batch]
-    cache_activations(prefix, probe)  # compiles
-    started = time.perf_counter()
-    acts = cache_activations(prefix, probe)
-    per_image = (time.perf_counter() - started) / len(probe)
+    per_image, acts = per_item_time(lambda: cache_activations(prefix, probe), len(probe))
     uncached = [(data.x_train, False), (data.x_train, True), (data.x_val, False)]
     images = sum(len(x) for x, flip in uncached if len(x) and not cache.has(x, flip=flip))
     # 3 batches of the probe's activations: fit times 2 steps after the one that compiles.
@@ -271,9 +267,8 @@ def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: k
         return True
     refuse_before_preparing(plan.budget, preparing=0.0, epoch=fed_epoch, final=final,
                             what="feeding the images; caching would leave less time")
-    left = plan.budget.seconds * (1 - MARGIN) - plan.budget.elapsed() - final
     logger.info("Feeding the images every epoch, not caching the frozen prefix: within the "
-                "budget, caching (about %s) would leave about %.1f epochs, feeding them buys "
-                "about %.1f (caching pays from about two).", format_duration(caching),
-                max(0.0, (left - caching) / epoch), left / fed_epoch)
+                "budget, caching (about %s, then %s an epoch) would leave fewer epochs than "
+                "feeding them (%s an epoch; caching pays from about two).",
+                format_duration(caching), format_duration(epoch), format_duration(fed_epoch))
     return False

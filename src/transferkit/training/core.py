@@ -18,6 +18,7 @@ from transferkit._diskarray import is_on_disk
 from transferkit.data.augment import AugmentedBatches
 from transferkit.data.batches import StreamBatches
 from transferkit.data.stream import ImageFiles
+from transferkit.runs.evaluation import evaluate
 from transferkit.runs.record import metric_mode
 from transferkit.training.budget import plan_budget
 from transferkit.training.callbacks import default_callbacks, lr_callback
@@ -61,6 +62,17 @@ def fit(plan: Plan, fitted: keras.Model, train_data: dict, val, *, start: int = 
                          initial_epoch=start, epochs=end, callbacks=callbacks,
                          verbose=plan.verbose)
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+class Streamed:
+    """No fast path: the (augmented) images go to ``fit`` every epoch."""
+
+    name = "streamed"
+
+    def fit(self, plan: Plan, timings: dict):
+        train_data, val = image_inputs(plan)
+        history = fit(plan, plan.model, train_data, val)
+        return history, lambda: evaluate(plan.model, plan.data, "test")
 
 
 def _test_probe(plan: Plan):

@@ -9,30 +9,18 @@
 - :class:`~transferkit.training.progressive.Progressive`: ``fine_tune``
   where the whole backbone trains and the model upscales inside
   (``progressive``).
-- :class:`Streamed`: everything else: the images, every epoch.
+- :class:`~transferkit.training.core.Streamed`: everything else: the images, every epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transferkit.runs.evaluation import evaluate
 from transferkit.training.cached_head import CachedHead, cached_head_valid
 from transferkit.training.cached_prefix import CachedPrefix, prefix_cut
-from transferkit.training.core import fit, image_inputs
-from transferkit.training.plan import Plan, TrainOptions
+from transferkit.training.core import Streamed
+from transferkit.training.plan import TrainOptions
 from transferkit.training.progressive import Progressive, progressive_phases
-
-
-class Streamed:
-    """No fast path: the (augmented) images go to ``fit`` every epoch."""
-
-    name = "streamed"
-
-    def fit(self, plan: Plan, timings: dict):
-        train_data, val = image_inputs(plan)
-        history = fit(plan, plan.model, train_data, val)
-        return history, lambda: evaluate(plan.model, plan.data, "test")
 
 
 @dataclass(frozen=True)
