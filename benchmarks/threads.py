@@ -102,7 +102,10 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
 
 
 def run_case(case: str, setting: tuple[int, int], args) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TRANSFERKIT_CACHE": "off"}
+    # 0/0 must mean TensorFlow's own default, whatever this shell (or the test suite) set.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", TRANSFERKIT_CACHE="off")
     proc = subprocess.run([sys.executable, "-c", CASE, case, str(args.cifar), str(args.per_class),
                            str(args.batches), str(args.epochs), *map(str, setting)],
                           env=env, capture_output=True, text=True, timeout=3600)
