@@ -6,6 +6,8 @@ doctests (``--doctest-modules``), which tests/conftest.py never applies to.
 So it holds what both need:
 
 - The feature cache turned off (``TRANSFERKIT_CACHE=off``; see below).
+- One compute thread per test process for TensorFlow and PyTorch, set before
+  either is imported (see below); JAX keeps its threads and gets cheaper compiles.
 - A private Keras cache, set before Keras is imported (Keras reads
   ``KERAS_HOME`` once, at import): it holds the shared MobileNetV2 ImageNet
   weights (when ``../shared/weights`` has them) under every per-size name
