@@ -6,6 +6,8 @@
 - :func:`real_subset`: a seeded subset of the session's real CIFAR-10 copy.
 - :func:`assert_learned`: a run's test accuracy clears a threshold above chance.
 - :func:`assert_learns_on_real_subset`: subset, build, fit and assert, in one call.
+- :func:`small_transfer_model`: a transfer model on a two-block CNN, for tests of the
+  recipes' logic where MobileNetV2's 150 layers would cost seconds of tracing each.
 
 The real-data helpers take the session fixture ``cifar`` (../conftest.py): the
 archive is decoded once per session (about 15 s) and every subset is cut from
@@ -22,7 +24,7 @@ import keras
 import numpy as np
 
 from transferkit.data.splits import DataSplits
-from transferkit.models.builders import load_model
+from transferkit.models.builders import build_baseline_cnn, build_transfer_model, load_model
 from transferkit.runs.record import Run
 
 
@@ -51,6 +53,23 @@ def assert_round_trip(model: keras.Model, images: np.ndarray, tmp_path: Path, *,
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
                                rtol=0, atol=atol)
     return loaded
+
+
+SMALL_PREFIX = "block1_pool"
+"""The last layer of :func:`small_transfer_model`'s first block: pass it as ``unfreeze``."""
+
+
+def small_transfer_model(data: DataSplits) -> keras.Model:
+    """A transfer model for ``data`` on a two-block CNN backbone (4 and 8 filters).
+
+    The model resizes its input to 32 px inside, like a real backbone's upscale, and
+    has no hidden head layer. The backbone is in no registry, so it has no default
+    cut: pass ``unfreeze=SMALL_PREFIX`` to fine-tune after its first block (with a
+    frozen prefix to cache), or ``unfreeze="all"``. It traces in a fraction of a
+    second, where MobileNetV2 takes seconds per compiled function.
+    """
+    cnn = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=(4, 8), head=())
+    return build_transfer_model(cnn.backbone, data, image_size=32, head=())
 
 
 def real_subset(cifar: DataSplits, *, classes: Sequence[str | int] | None = None,

@@ -5,6 +5,7 @@ import logging
 import keras
 import numpy as np
 import pytest
+from harness import SMALL_PREFIX, small_transfer_model
 
 from transferkit import build_transfer_model, fine_tune, load_model
 from transferkit.data.augment import crop_flip
@@ -64,12 +65,16 @@ def test_shifted_views_cover_every_sample_once_per_epoch_with_its_label():
 
 
 def test_fine_tune_caches_the_frozen_prefix_by_default(tiny, tmp_path):
+    # MobileNetV2's own cut, fed 32 px rather than upscaled to 96 (the cut does not depend
+    # on the size; PyTorch computes 9x less) and without the head stage (not checked here).
     keras.utils.set_random_seed(0)
-    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None,
+                                 image_size=32)
     base = find_backbone(model)
     frozen_before = base.get_layer("block_5_project").get_weights()[0].copy()
     trained_before = base.get_layer("block_6_expand").get_weights()[0].copy()
-    run = fine_tune(model, tiny, epochs=2, seed=0, verbose=0, run_dir=tmp_path / "ft")
+    run = fine_tune(model, tiny, epochs=2, seed=0, verbose=0, run_dir=tmp_path / "ft",
+                    head_first=False)
     assert run.config["recipe"]["cached_prefix"] == "block_5_add"
     assert run.config["recipe"]["phases"] is None and run.timings["features"] > 0
     np.testing.assert_array_equal(base.get_layer("block_5_project").get_weights()[0], frozen_before)
@@ -81,30 +86,36 @@ def test_fine_tune_caches_the_frozen_prefix_by_default(tiny, tmp_path):
 
 
 def test_cache_prefix_choices_are_checked(tiny):
-    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
-    run = fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix=False, head_first=False)
+    # The choices are the recipe's logic, not MobileNetV2's: a two-block CNN checks them.
+    model = small_transfer_model(tiny)
+    run = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=SMALL_PREFIX, cache_prefix=False,
+                    head_first=False)
     assert run.config["recipe"]["cached_prefix"] is None
     with pytest.raises(ConfigurationError, match="no part of the backbone stays frozen"):
         fine_tune(model, tiny, epochs=1, verbose=0, unfreeze="all", cache_prefix=True,
                   head_first=False)
     with pytest.raises(ConfigurationError, match="cache_prefix"):
-        fine_tune(model, tiny, epochs=1, verbose=0, cache_prefix="yes", head_first=False)
-    classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=20, head_first=False)  # classic: no cache
+        fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=SMALL_PREFIX, cache_prefix="yes",
+                  head_first=False)
+    classic = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=6, head_first=False)  # classic: no cache
     assert classic.config["recipe"]["cached_prefix"] is None
+    cached = fine_tune(model, tiny, epochs=1, verbose=0, unfreeze=SMALL_PREFIX, head_first=False)
+    assert cached.config["recipe"]["cached_prefix"] == SMALL_PREFIX  # "auto" caches this cut
 
 
 def test_photo_augmentation_feeds_images_and_says_why(tiny, caplog):
     # Random-resized crops change what the frozen layers see every epoch: "auto" falls
     # back to images with a log line, True is refused with the reason.
-    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    model = small_transfer_model(tiny)
     with caplog.at_level(logging.INFO, logger="transferkit"):
-        run = fine_tune(model, tiny, epochs=1, verbose=0, augment="photo", head_first=False)
+        run = fine_tune(model, tiny, epochs=1, verbose=0, augment="photo", head_first=False,
+                        unfreeze=SMALL_PREFIX)
     assert run.config["recipe"]["cached_prefix"] is None
     assert run.config["recipe"]["augment"] == "photo" and run.config["augment"] == "photo"
     assert "Feeding the images every epoch" in caplog.text and "augment='photo'" in caplog.text
     with pytest.raises(ConfigurationError, match="augment='photo' crops and rescales"):
         fine_tune(model, tiny, epochs=1, verbose=0, augment="photo", cache_prefix=True,
-                  head_first=False)
+                  head_first=False, unfreeze=SMALL_PREFIX)
     with pytest.raises(ConfigurationError, match="augment must be"):
         fine_tune(model, tiny, epochs=1, verbose=0, augment="crop", head_first=False)
 
@@ -199,13 +210,14 @@ def test_a_budget_that_holds_under_two_epochs_feeds_the_images_instead_of_cachin
     from transferkit.training import cached_prefix
 
     monkeypatch.setattr(cached_prefix, "caching_pays", lambda *args, **kwargs: False)
-    model = build_transfer_model("mobilenet_v2", 3, input_shape=tiny.image_shape, weights=None)
+    model = small_transfer_model(tiny)
     base = find_backbone(model)
-    frozen_before = base.get_layer("block_5_project").get_weights()[0].copy()
+    frozen_before = base.get_layer("block1_conv1").get_weights()[0].copy()
     with caplog.at_level(logging.INFO, logger="transferkit"):
-        run = fine_tune(model, tiny, budget=120, head_first=False, epochs=1, verbose=0)
+        run = fine_tune(model, tiny, budget=120, head_first=False, epochs=1, verbose=0,
+                        unfreeze=SMALL_PREFIX)
     assert run.config["recipe"]["cached_prefix"] is None and run.epochs_run == 1
     assert "features" not in run.timings  # nothing was cached
     assert "Feeding the images every epoch, not caching the frozen prefix" in caplog.text
-    np.testing.assert_array_equal(base.get_layer("block_5_project").get_weights()[0], frozen_before)
+    np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], frozen_before)
     assert len(run.evaluation.y_true) == len(tiny.y_test)
