@@ -113,7 +113,10 @@ def test_keras_model_as_backbone_is_cloned(raw_images):
 
 @pytest.mark.parametrize("builder", [
     lambda: build_transfer_model("mobilenet_v2", 4, weights=None),
-    lambda: build_transfer_model("resnet50", 4, input_shape=(32, 32, 3), image_size=32, weights=None),
+    # ResNet50 (caffe preprocessing) writes and reads 94 MB: on TensorFlow only (34 s on JAX);
+    # the other two cover saving on every backend.
+    pytest.param(lambda: build_transfer_model("resnet50", 4, input_shape=(32, 32, 3), image_size=32,
+                                              weights=None), marks=pytest.mark.backend_neutral),
     lambda: build_baseline_cnn(4),
 ])
 def test_models_save_and_load_with_identical_predictions(tmp_path, raw_images, builder):

@@ -12,7 +12,12 @@ from transferkit.reporting.report import REPORT_SECTIONS, write_report
 from transferkit.reporting.slides import SLIDES
 from transferkit.training.train import train
 
-pytestmark = pytest.mark.xdist_group("report")  # one worker builds the module's runs (pytest -n)
+# The report's HTML and figures are the same on every backend: CI checks them on TensorFlow
+# only (backend_neutral). What the backend computes for them (predictions, feature maps,
+# Grad-CAM) is checked on each backend by test_backends (which writes both reports from a
+# JAX or PyTorch run), test_gradcam and test_features. On JAX this module took 90 s.
+pytestmark = [pytest.mark.xdist_group("report"),  # one worker builds the module's runs (pytest -n)
+              pytest.mark.backend_neutral]
 
 
 class _Checker(HTMLParser):
@@ -100,7 +105,6 @@ def test_slide_deck_has_exactly_the_declared_slides(runs_and_data, tmp_path):
     assert re.search(r"Best run: (MobileNetV2, frozen head|CNN from scratch) \(\d+\.\d% test", slides[-1])
 
 
-@pytest.mark.backend_neutral
 def test_report_cli_loads_saved_runs_in_a_fresh_process(runs_and_data, tmp_path):
     """Nothing has imported transferkit's model classes there: loading must register them."""
     import subprocess
