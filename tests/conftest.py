@@ -9,8 +9,9 @@ backends other than TensorFlow. tests/harness.py holds the shared assertions.
 The suite runs under every Keras backend (``KERAS_BACKEND=torch`` or ``jax``,
 where TensorFlow need not be installed; see docs/backends.rst). Tests that call
 TensorFlow themselves carry ``@requires_tensorflow``. Tests of what the backend does
-not change (messages, folders, argument checks) carry ``@pytest.mark.backend_neutral``:
-CI's PyTorch and JAX suites leave them out (``-m "not slow and not backend_neutral"``).
+not change (messages, folders, argument checks, the report's HTML, what Keras builds and
+saves alike everywhere) carry ``@pytest.mark.backend_neutral``: CI's PyTorch and JAX
+suites leave them out (``-m "not slow and not backend_neutral"``).
 
 The suites run on 2 processes with ``--dist loadfile``: each module's tests
 stay in one process. ``--dist loadgroup`` ignored the ``xdist_group`` marks
