@@ -7,7 +7,7 @@
 - :func:`assert_learned`: a run's test accuracy clears a threshold above chance.
 - :func:`assert_learns_on_real_subset`: subset, build, fit and assert, in one call.
 - :func:`small_transfer_model`: a transfer model on a two-block CNN, for tests of the
-  recipes' logic where MobileNetV2's 150 layers would cost seconds of tracing each.
+  recipes' logic where MobileNetV2's 154 layers would cost seconds of tracing each.
 
 The real-data helpers take the session fixture ``cifar`` (../conftest.py): the
 archive is decoded once per session (about 15 s) and every subset is cut from
@@ -59,16 +59,17 @@ SMALL_PREFIX = "block1_pool"
 """The last layer of :func:`small_transfer_model`'s first block: pass it as ``unfreeze``."""
 
 
-def small_transfer_model(data: DataSplits) -> keras.Model:
-    """A transfer model for ``data`` on a two-block CNN backbone (4 and 8 filters).
+def small_transfer_model(data: DataSplits, *, filters: Sequence[int] = (4, 8)) -> keras.Model:
+    """A transfer model for ``data`` on a small CNN backbone, one block per ``filters`` entry.
 
     The model resizes its input to 32 px inside, like a real backbone's upscale, and
     has no hidden head layer. The backbone is in no registry, so it has no default
     cut: pass ``unfreeze=SMALL_PREFIX`` to fine-tune after its first block (with a
-    frozen prefix to cache), or ``unfreeze="all"``. It traces in a fraction of a
+    frozen prefix to cache), or ``unfreeze="all"``. Built inside a distribution
+    scope, it is built in that distribution. It traces in a fraction of a
     second, where MobileNetV2 takes seconds per compiled function.
     """
-    cnn = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=(4, 8), head=())
+    cnn = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=filters, head=())
     return build_transfer_model(cnn.backbone, data, image_size=32, head=())
 
 

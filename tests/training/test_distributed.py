@@ -20,9 +20,9 @@ import textwrap
 
 import pytest
 from conftest import ROOT, requires_jax_suite, requires_tensorflow
+from harness import SMALL_PREFIX, small_transfer_model
 
 from transferkit.data.synthetic import make_synthetic_dataset
-from transferkit.models.builders import build_baseline_cnn, build_transfer_model
 from transferkit.models.freezing import unfreeze_last
 from transferkit.training.recipes import fine_tune
 
@@ -163,8 +163,7 @@ def _mirrored_transfer_model():
     data = make_synthetic_dataset(2, per_class=20, image_size=16, test_per_class=4,
                                   validation_split=0.2, seed=1)
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        cnn = build_baseline_cnn(2, input_shape=(32, 32, 3), filters=(4,), head=())
-        return build_transfer_model(cnn.backbone, data, image_size=32, head=()), data
+        return small_transfer_model(data, filters=(4,)), data
 
 
 def _all_mirrored(variables) -> bool:
@@ -178,9 +177,9 @@ def test_cached_prefix_suffix_trains_in_the_model_strategy():
     # The suffix was built outside the strategy: its fit failed creating the shared
     # optimizer's variables ("Need to be inside strategy.scope()").
     model, data = _mirrored_transfer_model()
-    run = fine_tune(model, data, unfreeze="block1_pool", head_first=False, epochs=1,
+    run = fine_tune(model, data, unfreeze=SMALL_PREFIX, head_first=False, epochs=1,
                     batch_size=8, verbose=0)
-    assert run.config["recipe"]["cached_prefix"] == "block1_pool"
+    assert run.config["recipe"]["cached_prefix"] == SMALL_PREFIX
     assert _all_mirrored(model.optimizer.variables)
 
 
