@@ -1,5 +1,7 @@
 """What the CLI says when something is missing or wrong: whole, once, in the CLI's terms."""
 
+import json
+
 import keras
 import pytest
 
@@ -32,6 +34,8 @@ def test_offline_quickstart_says_everything_once_in_cli_terms(tmp_path, capsys, 
         assert python not in err
     assert "--image-size" not in err  # quickstart has no such option
     assert err.count("Upscaling 32x32 inputs") == 1
+    notes = json.loads((tmp_path / "metrics.json").read_text())["notes"]
+    assert "data: generated images (fallback)" in notes, notes
 
 
 def test_hints_name_only_options_the_command_has():

@@ -80,6 +80,7 @@ def test_overwrite_never_clears_a_folder_holding_the_images(photos, capsys):
 def test_overwrite_replaces_the_previous_run_without_stale_stages(photos, tmp_path):
     out = _old_run(tmp_path / "run")
     assert main(["train", str(photos), "--weights", "none", "--image-size", "32",
+                 "--backbone", "mobilenet_v1_025",  # the subject is the folder, not the network
                  "--head-epochs", "1", "--epochs", "0", "--out", str(out), "--overwrite", "-q"]) == 0
     assert not (out / "fine_tuned").exists()  # the old run's stage, not written by this one
     assert json.loads((out / "metrics.json").read_text())["kept"] == "frozen_head"

@@ -443,6 +443,7 @@ def test_limit_per_class_and_classes(tmp_path):
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow  # decodes all 60,000 JPEGs (15 s); the slow suite's processes load them anyway
 @requires_cifar
 @pytest.mark.realdata
 def test_real_cifar10_copy_is_complete(cifar):

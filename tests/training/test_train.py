@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import ROOT
+from harness import small_transfer_model
 
 from transferkit.errors import ConfigurationError, DataError, RunDirectoryExistsError
 from transferkit.models.anatomy import find_backbone
@@ -74,21 +75,21 @@ def test_train_rejects_mismatched_data(tiny):
 
 
 def test_fine_tune_changes_exactly_the_unfrozen_weights(tiny):
-    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
-                                 image_size=32, weights=None, head=(16,))
+    model = small_transfer_model(tiny)  # the subject is the count, not the backbone
     train(model, tiny, epochs=1, seed=0, verbose=0)
     base = find_backbone(model)
     before = {w.path: w.numpy().copy() for w in base.weights}
-    run = fine_tune(model, tiny, unfreeze=4, lr=1e-2, epochs=1, batch_size=16, seed=0, verbose=0)
+    # The last 7: block2_bn1, its ReLU, block2_conv2, its BatchNorm, ReLU, pooling, dropout.
+    run = fine_tune(model, tiny, unfreeze=7, lr=1e-2, epochs=1, batch_size=16, seed=0, verbose=0)
     layers = [x for x in base.layers if not isinstance(x, keras.layers.InputLayer)]
-    unfrozen = {w.path for x in layers[-4:] if not isinstance(x, keras.layers.BatchNormalization)
+    unfrozen = {w.path for x in layers[-7:] if not isinstance(x, keras.layers.BatchNormalization)
                 for w in x.weights}
-    assert unfrozen, "the last 4 layers hold trainable weights"
+    assert unfrozen, "the last 7 layers hold trainable weights"
     for w in base.weights:
         changed = not np.array_equal(before[w.path], w.numpy())
         assert changed == (w.path in unfrozen), w.path
     assert run.config["augment"] and not run.config["cached_features"]
-    assert run.config["backbone"]["trainable_layers"] == 1  # Conv_1 (its BN stays frozen)
+    assert run.config["backbone"]["trainable_layers"] == 1  # block2_conv2 (its BN stays frozen)
 
 
 def test_run_save_load_roundtrip(tiny, tmp_path):
@@ -298,8 +299,7 @@ def test_separate_processes_with_one_seed_agree_exactly(tmp_path):
 
 
 def test_flip_views_keep_cached_training_and_double_the_head_data(tiny):
-    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
-                                 image_size=32, weights=None, head=(8,))
+    model = small_transfer_model(tiny)
     steps = []
 
     class CountSteps(keras.callbacks.Callback):
@@ -325,8 +325,7 @@ def test_best_checkpoint_of_the_last_epoch_is_stored_once(tmp_path, val_accuracy
 
 
 def test_photo_augmentation_trains_on_images_not_cached_features(tiny):
-    model = build_transfer_model("mobilenet_v2", tiny.num_classes, input_shape=tiny.image_shape,
-                                 image_size=32, weights=None, head=(8,))
+    model = small_transfer_model(tiny)
     run = train(model, tiny, epochs=1, batch_size=16, augment="photo", verbose=0)
     assert not run.config["cached_features"] and run.config["augment"] == "photo"
     with pytest.raises(ConfigurationError, match="augmentation changes the images"):
