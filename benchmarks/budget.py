@@ -1,13 +1,17 @@
 """Time budgets: ``fine_tune(budget=B)`` against the fixed default (10 epochs), on this machine.
 
     python benchmarks/budget.py [--sizes 500,5000] [--fractions 0.25,0.5,1.0]
-        [--data ../shared/data/cifar10-jpeg.tar.gz] [--out benchmarks/budget] [--rerun] [--quick]
+        [--image-sizes 96] [--data ../shared/data/cifar10-jpeg.tar.gz]
+        [--out benchmarks/budget] [--rerun] [--quick]
 
 What it measures: for each data size (CIFAR-10 training images per class; 5000 is
 all 50,000), a fresh MobileNetV2 (ImageNet weights, seed 0) fine-tuned with the
 defaults for 10 epochs, then one fine-tuned with ``budget=f * T`` for each
 fraction ``f``, where ``T`` is the default run's own wall time on this machine
 (the method is machine-independent: the budgets follow the machine's speed).
+``--image-sizes 96,128`` runs each budget again with the model resizing its
+input to 128 px inside instead of 96 (the default's size, and ``T``'s): what
+a budget buys spent on resolution rather than on epochs.
 Each row: test accuracy, wall and CPU seconds of the whole ``fine_tune`` call
 (head trained first, caching, training, test evaluation), the wall time as a
 share of the budget (the target: 0.9-1.1), and the plan (epochs, steps).
@@ -50,7 +54,7 @@ def _sys() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
-def measure(data, *, budget: float | None, seed: int = 0) -> dict:
+def measure(data, *, budget: float | None, seed: int = 0, image_size: int = 96) -> dict:
     """One fresh model fine-tuned with the defaults (or within ``budget`` seconds)."""
     import keras
 
@@ -58,7 +62,7 @@ def measure(data, *, budget: float | None, seed: int = 0) -> dict:
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = tk.build_transfer_model("mobilenet_v2", data)
+    model = tk.build_transfer_model("mobilenet_v2", data, image_size=image_size)
     wall, cpu, system = time.perf_counter(), _cpu(), _sys()
     try:
         run = tk.fine_tune(model, data, budget=budget, seed=seed, verbose=0)
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="500,5000", help="training images per class")
     parser.add_argument("--fractions", default="0.25,0.5,1.0", help="budgets, in default runs")
+    parser.add_argument("--image-sizes", default="96", help="the model's input sizes (96 first)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "budget")
     parser.add_argument("--rerun", action="store_true")
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [20] if args.quick else [int(s) for s in args.sizes.split(",")]
     fractions = [float(f) for f in args.fractions.split(",")]
+    image_sizes = [int(s) for s in args.image_sizes.split(",")]
     rows_dir = args.out / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)
     cpu = _machine.cpu_description()
@@ -99,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(default)
         for fraction in fractions:
             budget = fraction * default["wall_s"]
-            rows.append(_row(rows_dir, per_class, f"budget_{fraction:g}", args.rerun,
-                             lambda d=data, b=budget, f=fraction: measure(d, budget=b)
-                             | {"fraction": f}))
+            for px in image_sizes:  # 96: the case names of the rows measured before sizes
+                case = f"budget_{fraction:g}" + ("" if px == 96 else f"_{px}px")
+                rows.append(_row(rows_dir, per_class, case, args.rerun,
+                                 lambda d=data, b=budget, f=fraction, s=px:
+                                 measure(d, budget=b, image_size=s) | {"fraction": f, "image_size": s}))
     # Every row measured into OUT so far (other --sizes/--fractions runs too), in order.
     rows = sorted((json.loads(p.read_text()) for p in rows_dir.glob("*.json")),
-                  key=lambda r: (r["train_images"], r.get("fraction", 0)))
+                  key=lambda r: (r["train_images"], r.get("fraction", 0), r.get("image_size", 96)))
     table = _table(rows, cpu)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -126,27 +134,27 @@ def _row(rows_dir: Path, per_class: int, case: str, rerun: bool, measure_row) ->
 
 def _table(rows: list[dict], cpu: str) -> str:
     lines = [f"CPU: {cpu}", "",
-             "| training images | run | budget | wall (share of budget) | test accuracy | plan "
-             "| fixed default (10 epochs) within the budget? |",
-             "|---:|---|---:|---:|---:|---|---|"]
+             "| training images | run | input | budget | wall (share of budget) | test accuracy "
+             "| plan | fixed default (10 epochs) within the budget? |",
+             "|---:|---|---:|---:|---:|---:|---|---|"]
     defaults = {r["train_images"]: r for r in rows if r["case"] == "default"}
     for r in rows:
         d = defaults[r["train_images"]]
         if r["case"] == "default":
-            lines.append(f"| {r['train_images']:,} | default, 10 epochs | - | {r['wall_s']:.0f} s "
+            lines.append(f"| {r['train_images']:,} | default, 10 epochs | 96 px | - | {r['wall_s']:.0f} s "
                          f"| {r['test_accuracy']:.4f} | 10 epochs | - |")
             continue
         if r.get("too_short"):
             needs = r["too_short"].split("Give at least ")[1].split(" (")[0]
             lines.append(f"| {r['train_images']:,} | budget {r['fraction']:g} x default | "
-                         f"{r['budget_s']:.0f} s | stopped after {r['wall_s']:.0f} s | - | too "
+                         f"{r.get('image_size', 96)} px | {r['budget_s']:.0f} s | stopped after {r['wall_s']:.0f} s | - | too "
                          f"short for one epoch: needs {needs} | - |")
             continue
         plan = r["plan"] or {}
         fits = (f"yes: {d['test_accuracy']:.4f}" if d["wall_s"] <= r["budget_s"] * TARGET[1]
                 else f"no: it takes {d['wall_s']:.0f} s")
         lines.append(f"| {r['train_images']:,} | budget {r['fraction']:g} x default | "
-                     f"{r['budget_s']:.0f} s | {r['wall_s']:.0f} s ({r['wall_share']:.2f}) | "
+                     f"{r.get('image_size', 96)} px | {r['budget_s']:.0f} s | {r['wall_s']:.0f} s ({r['wall_share']:.2f}) | "
                      f"{r['test_accuracy']:.4f} | {plan.get('planned_epochs')} epochs, "
                      f"{plan.get('steps')} steps | {fits} |")
     return "\n".join(lines)
