@@ -30,6 +30,20 @@ def test_a_partial_run_writes_the_rows_it_measured():
     assert "1. head training" not in table  # needs plain_head, which did not run
 
 
+def test_budget_table_names_each_rows_input_size():
+    budget = _load("budget")
+    rows = [{"train_images": 5000, "case": "default", "wall_s": 168.0, "test_accuracy": 0.8354},
+            {"train_images": 5000, "case": "budget_1", "fraction": 1.0, "budget_s": 168.0,
+             "wall_s": 163.0, "wall_share": 0.97, "test_accuracy": 0.8336,
+             "plan": {"planned_epochs": 12, "steps": 945}},  # measured before --image-sizes
+            {"train_images": 5000, "case": "budget_1_128px", "fraction": 1.0, "image_size": 128,
+             "budget_s": 168.0, "wall_s": 30.0, "too_short": "Give at least 3.1 min (budget=186)."}]
+    lines = budget._table(rows, "cpu").splitlines()
+    assert {len(line.split("|")) for line in lines if line.startswith("|")} == {10}  # 8 columns
+    assert "| 96 px | 168 s | 163 s (0.97) | 0.8336 | 12 epochs, 945 steps | yes: 0.8354 |" in lines[5]
+    assert "| 128 px | 168 s | stopped after" in lines[6] and "needs 3.1 min" in lines[6]
+
+
 def test_results_table_and_doc_markers(tmp_path):
     results = _load("results")
     case = {"measured": "2026-11-25 21:00", "machine": "x86_64, 2 CPU cores, no GPU",
