@@ -44,7 +44,8 @@ def test_quickstart_strict_refuses_to_fall_back_offline(tmp_path, capsys, monkey
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     assert main(["quickstart", "--strict", "--out", str(tmp_path / "s")]) == 2
-    assert "FALLBACK" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "FALLBACK" not in err and "cifar-10-python.tar.gz" in err, err
     assert not (tmp_path / "s" / "metrics.json").exists()
     # The fallback itself runs in test_messages' offline quickstart (one run for both).
 
