@@ -79,12 +79,12 @@ def test_fine_tune_changes_exactly_the_unfrozen_weights(tiny):
     train(model, tiny, epochs=1, seed=0, verbose=0)
     base = find_backbone(model)
     before = {w.path: w.numpy().copy() for w in base.weights}
-    # The last 7: block2_bn1, its ReLU, block2_conv2, its BatchNorm, ReLU, pooling, dropout.
-    run = fine_tune(model, tiny, unfreeze=7, lr=1e-2, epochs=1, batch_size=16, seed=0, verbose=0)
+    last = 7  # block2_bn1, its ReLU, block2_conv2, its BatchNorm, ReLU, pooling, dropout
+    run = fine_tune(model, tiny, unfreeze=last, lr=1e-2, epochs=1, batch_size=16, seed=0, verbose=0)
     layers = [x for x in base.layers if not isinstance(x, keras.layers.InputLayer)]
-    unfrozen = {w.path for x in layers[-7:] if not isinstance(x, keras.layers.BatchNormalization)
+    unfrozen = {w.path for x in layers[-last:] if not isinstance(x, keras.layers.BatchNormalization)
                 for w in x.weights}
-    assert unfrozen, "the last 7 layers hold trainable weights"
+    assert unfrozen, f"the last {last} layers hold trainable weights"
     for w in base.weights:
         changed = not np.array_equal(before[w.path], w.numpy())
         assert changed == (w.path in unfrozen), w.path
