@@ -44,6 +44,24 @@ def test_budget_table_names_each_rows_input_size():
     assert "| 128 px | 168 s | stopped after" in lines[6] and "needs 3.1 min" in lines[6]
 
 
+def test_budget_views_table_pairs_the_two_ways_by_seed():
+    views = _load("budget_views")
+
+    def row(seed, n, acc):
+        return {"train_images": 5000, "case": f"s{seed}v{n}", "fraction": 0.5, "budget_s": 84.0,
+                "wall_share": 0.98, "test_accuracy": acc, "views": n, "seed": seed, "steps": 100 * n}
+
+    rows = [{"train_images": 5000, "case": "default", "wall_s": 168.0, "test_accuracy": 0.8354},
+            row(0, 2, 0.79), row(0, 1, 0.81), row(1, 2, 0.78), row(1, 1, 0.81),
+            row(2, 1, 0.70)]  # seed 2's run with both views is missing: left out of the pairs
+    lines = views._table(rows, "cpu").splitlines()
+    image = next(line for line in lines if "| image |" in line)
+    assert "| 3 | 100 |" in image and "0.8100, 0.8100, 0.7000" in image
+    assert "+2.50 ± 0.50 points" in image  # seeds 0 and 1: +2 and +3 points
+    both = [line for line in lines if "| both |" in line]
+    assert "none (10 epochs, 168 s)" in both[0] and "| both | 2 | 200 |" in both[1]
+
+
 def test_results_table_and_doc_markers(tmp_path):
     results = _load("results")
     case = {"measured": "2026-11-25 21:00", "machine": "x86_64, 2 CPU cores, no GPU",

@@ -211,15 +211,22 @@ def test_an_estimate_refuses_before_preparing_only_where_it_cannot_fit():
         refuse_before_preparing(ten_spent, preparing=0, what="feeding", epoch=90, final=5)
 
 
-@pytest.mark.parametrize("seconds, cached_epochs, fed_epochs", [
-    (600, 1.0, 1.4), (1200, 3.5, 2.9), (3000, 10.8, 7.4)])
-def test_caching_pays_where_it_buys_more_epochs(seconds, cached_epochs, fed_epochs):
-    # The AVX2 EPYC's figures on all of CIFAR-10: caching 300 s, then 240 s an epoch;
-    # 390 s an epoch without it. The estimates given here are what each way buys.
-    from transferkit.training.budget import MARGIN, Budget, caching_pays
+@pytest.mark.parametrize("seconds, fed, one, two, views", [
+    (300, 0.7, 0.4, -0.2, 0), (600, 1.4, 1.7, 1.0, 1), (1200, 2.9, 4.1, 3.5, 1),
+    (3000, 7.4, 11.5, 10.8, 2)])
+def test_views_that_pay_buy_the_most_epochs_and_the_mirror_only_in_long_runs(
+        seconds, fed, one, two, views):
+    # The AVX2 EPYC's figures on all of CIFAR-10: caching 150 s a view, then 240 s an
+    # epoch; 390 s an epoch without it. The estimates given here are what each way buys.
+    from transferkit.training.budget import MARGIN, MIRROR_EPOCHS, Budget, views_that_pay
 
     left = seconds * (1 - MARGIN) - 40
-    assert round((left - 300) / 240, 1) == cached_epochs and round(left / 390, 1) == fed_epochs
-    assert caching_pays(Budget(seconds), caching=300, cached_epoch=240, fed_epoch=390,
-                        final=40) == (cached_epochs >= fed_epochs)
-    assert caching_pays(Budget(seconds), caching=0, cached_epoch=240, fed_epoch=390, final=40)
+    assert [round(left / 390, 1), round((left - 150) / 240, 1),
+            round((left - 300) / 240, 1)] == [fed, one, two]
+    kw = dict(image_pass=150, mirror_pass=150, cached_epoch=240, fed_epoch=390, final=40)
+    assert views_that_pay(Budget(seconds), **kw) == views
+    assert two < MIRROR_EPOCHS or views == 2
+    # A mirror view already cached costs nothing: it is kept wherever caching pays.
+    assert views_that_pay(Budget(seconds), **{**kw, "mirror_pass": 0}) == (2 if views else 0)
+    # Both views cached already: nothing to pay, caching always wins.
+    assert views_that_pay(Budget(seconds), **{**kw, "image_pass": 0, "mirror_pass": 0}) == 2

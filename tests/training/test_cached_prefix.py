@@ -209,7 +209,7 @@ def test_a_budget_that_holds_under_two_epochs_feeds_the_images_instead_of_cachin
     # trains on the images, its prefix frozen, and records that nothing was cached.
     from transferkit.training import cached_prefix
 
-    monkeypatch.setattr(cached_prefix, "caching_pays", lambda *args, **kwargs: False)
+    monkeypatch.setattr(cached_prefix, "views_that_pay", lambda *args, **kwargs: 0)
     model = small_transfer_model(tiny)
     base = find_backbone(model)
     frozen_before = base.get_layer("block1_conv1").get_weights()[0].copy()
@@ -217,7 +217,32 @@ def test_a_budget_that_holds_under_two_epochs_feeds_the_images_instead_of_cachin
         run = fine_tune(model, tiny, budget=120, head_first=False, epochs=1, verbose=0,
                         unfreeze=SMALL_PREFIX)
     assert run.config["recipe"]["cached_prefix"] is None and run.epochs_run == 1
+    assert run.config["recipe"]["cached_views"] is None
     assert "features" not in run.timings  # nothing was cached
     assert "Feeding the images every epoch, not caching the frozen prefix" in caplog.text
     np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], frozen_before)
     assert len(run.evaluation.y_true) == len(tiny.y_test)
+
+
+def test_a_short_budget_caches_the_images_without_their_mirror_images(tiny, monkeypatch, caplog):
+    # Where the mirror view's pass would cost more epochs than its flips are worth
+    # (views_that_pay: 1), the prefix runs once per training image, not twice, and
+    # the suffix trains on that one view; the run records it.
+    from transferkit.training import cached_prefix
+
+    monkeypatch.setattr(cached_prefix, "views_that_pay", lambda *args, **kwargs: 1)
+    passes = []
+    real = cached_prefix.cache_activations
+    monkeypatch.setattr(cached_prefix, "cache_activations",
+                        lambda prefix, x, **kw: passes.append((len(x), kw.get("flip", False)))
+                        or real(prefix, x, **kw))
+    model = small_transfer_model(tiny)
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        run = fine_tune(model, tiny, budget=120, head_first=False, epochs=2, verbose=0,
+                        unfreeze=SMALL_PREFIX)
+    recipe = run.config["recipe"]
+    assert recipe["cached_prefix"] == SMALL_PREFIX and recipe["cached_views"] == 1
+    cached = passes[1:]  # after the budget's one timed probe batch
+    assert (len(tiny.y_train), False) in cached and not any(flip for _, flip in cached)
+    assert "ran once per image (no mirror images" in caplog.text
+    assert run.epochs_run == 2 and len(run.evaluation.y_true) == len(tiny.y_test)

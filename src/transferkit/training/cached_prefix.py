@@ -17,7 +17,8 @@ model from the same frozen weights on the same images again reads them back.
 Caching is paid before the first step: two passes of the frozen layers (each
 image and its mirror). Under a time budget that holds fewer than about two
 epochs, feeding the images (the frozen layers run every step) trains more
-steps, so a timed batch decides (:func:`~transferkit.training.budget.caching_pays`).
+steps, and where it holds a few epochs, leaving out the mirror view trains more of
+them; so timed batches decide (:func:`~transferkit.training.budget.views_that_pay`).
 
 Measured on full CIFAR-10 (a 2-core AVX-512 Xeon): the suffix trains at about
 1,050 images/s (an epoch in 46-49 s), 1.8x the 596 of the same model fed
@@ -46,7 +47,7 @@ from transferkit.models.features import predict_in_chunks
 from transferkit.models.fingerprint import OutputCache
 from transferkit.models.parts import Classifier
 from transferkit.runs.evaluation import evaluate
-from transferkit.training.budget import caching_pays, refuse_before_preparing
+from transferkit.training.budget import refuse_before_preparing, views_that_pay
 from transferkit.training.core import Streamed, fit, validation_input
 from transferkit.training.eta import format_duration
 from transferkit.training.plan import Plan
@@ -188,6 +189,9 @@ class CachedPrefix:
 
     def __init__(self, layer_name: str, *, required: bool = False) -> None:
         self.layer_name, self.required = layer_name, required
+        self.views = 2
+        """Views of each training image cached: the image and its mirror image, or (under a
+        short budget) the image only."""
 
     def fit(self, plan: Plan, timings: dict):
         model, data = plan.model, plan.data
@@ -202,10 +206,13 @@ class CachedPrefix:
                                         flip=flip, label=f"{split} split")
 
         suffix.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-        if (plan.budget is not None and isinstance(data.x_train, np.ndarray)
-                and not _caching_pays(plan, cache, prefix, suffix, required=self.required)):
-            return self._feed_images(plan, timings)
-        views = [activations(data.x_train, "train"), activations(data.x_train, "train", True)]
+        if plan.budget is not None and isinstance(data.x_train, np.ndarray):
+            self.views = _views_that_pay(plan, cache, prefix, suffix, required=self.required)
+            if not self.views:
+                return self._feed_images(plan, timings)
+        views = [activations(data.x_train, "train")]
+        if self.views == 2:
+            views.append(activations(data.x_train, "train", True))
         val = None
         if len(data.y_val):
             val = activations(data.x_val, "val")
@@ -214,7 +221,9 @@ class CachedPrefix:
         timings["features"] = time.perf_counter() - t
         plan.test_model = model  # the test evaluation runs the prefix too: a budget times it
         cache.log_summary()
-        ran = "came from the cache" if cache.all_hits else "ran once per image and mirror image"
+        ran = "came from the cache" if cache.all_hits else (
+            "ran once per image and mirror image" if self.views == 2 else
+            "ran once per image (no mirror images: the budget buys more epochs without them)")
         logger.info("Fine-tuning fast path: the frozen prefix (through %s) %s in %.0f s; the "
                     "rest trains on its activations (%s per view).", self.layer_name, ran,
                     timings["features"], format_size(views[0].nbytes))
@@ -222,7 +231,6 @@ class CachedPrefix:
         # The batches reshuffle themselves.
         history = fit(plan, suffix, {"x": batches, "shuffle": False}, val)
         return history, lambda: evaluate(model, data, "test")  # the full model
-
 
     def _feed_images(self, plan: Plan, timings: dict):
         """Train the model on the images, its prefix frozen but run every step: nothing cached."""
@@ -234,23 +242,27 @@ class CachedPrefix:
         return Streamed().fit(plan, timings)
 
 
-def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: keras.Model, *,
-                  required: bool) -> bool:
-    """Under a budget: whether caching first buys more epochs than feeding the images.
+def _views_that_pay(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: keras.Model, *,
+                    required: bool) -> int:
+    """Under a budget: how many views caching should hold (2, 1), or 0 to feed the images.
 
     Times the prefix on one batch of training images and 3 suffix steps on its
     activations (real training steps, counted by the schedule like the budget's
-    own timed steps), then weighs the two ways
-    (:func:`~transferkit.training.budget.caching_pays`). Where the way chosen
+    own timed steps), then weighs the three ways
+    (:func:`~transferkit.training.budget.views_that_pay`). Where the way chosen
     cannot pay for one epoch, it refuses now, before caching: on a 2-core AVX2
     EPYC, ``budget=600`` on all of CIFAR-10 had been refused only after 6.9
-    minutes of caching and timing. ``required`` (``cache_prefix=True``): cache.
+    minutes of caching and timing. ``required`` (``cache_prefix=True``): both views.
     """
     data, batch = plan.data, plan.batch_size
     probe = data.x_train[:batch]
     per_image, acts = per_item_time(lambda: cache_activations(prefix, probe), len(probe))
-    uncached = [(data.x_train, False), (data.x_train, True), (data.x_val, False)]
-    images = sum(len(x) for x, flip in uncached if len(x) and not cache.has(x, flip=flip))
+
+    def cost(x: np.ndarray, flip: bool = False) -> float:  # nothing for what is cached already
+        return 0.0 if not len(x) or cache.has(x, flip=flip) else len(x) * per_image
+
+    image_pass = cost(data.x_train) + cost(data.x_val)
+    mirror_pass = cost(data.x_train, flip=True)
     # 3 batches of the probe's activations: fit times 2 steps after the one that compiles.
     views, labels = [np.concatenate([acts] * 3)] * 2, np.tile(data.y_train[:batch], 3)
     step = step_time(suffix, {"x": ShiftedViews(views, labels, batch), "shuffle": False}, 2)
@@ -259,16 +271,18 @@ def _caching_pays(plan: Plan, cache: OutputCache, prefix: keras.Model, suffix: k
     # each epoch (measured: a step costs the suffix's step plus the prefix's pass, within 3 %).
     fed_epoch = epoch + (len(data.y_train) + len(data.y_val)) * per_image
     final = len(data.y_test) * per_image
-    caching = images * per_image
-    if required or caching_pays(plan.budget, caching=caching, cached_epoch=epoch,
-                                fed_epoch=fed_epoch, final=final):
-        refuse_before_preparing(plan.budget, preparing=caching, epoch=epoch, final=final,
+    n = 2 if required else views_that_pay(
+        plan.budget, image_pass=image_pass, mirror_pass=mirror_pass, cached_epoch=epoch,
+        fed_epoch=fed_epoch, final=final)
+    if n:
+        refuse_before_preparing(plan.budget, preparing=image_pass + (n - 1) * mirror_pass,
+                                epoch=epoch, final=final,
                                 what="caching the frozen prefix's activations")
-        return True
+        return n
     refuse_before_preparing(plan.budget, preparing=0.0, epoch=fed_epoch, final=final,
                             what="feeding the images; caching would leave less time")
     logger.info("Feeding the images every epoch, not caching the frozen prefix: within the "
                 "budget, caching (about %s, then %s an epoch) would leave fewer epochs than "
-                "feeding them (%s an epoch; caching pays from about two).",
-                format_duration(caching), format_duration(epoch), format_duration(fed_epoch))
-    return False
+                "feeding them (%s an epoch; caching pays from about one).",
+                format_duration(image_pass), format_duration(epoch), format_duration(fed_epoch))
+    return 0

@@ -113,6 +113,8 @@ class Recipe:
             frozen = self.fine_tune.frozen
             record |= {"unfreeze": self.unfreeze, "phases": getattr(path, "phases", None),
                        "cached_prefix": getattr(path, "layer_name", None),
+                       "cached_views": getattr(path, "views", None) if getattr(
+                           path, "layer_name", None) else None,
                        "frozen_through": frozen if isinstance(frozen, str) else None,
                        "head_first": self.head_first}
         return record
@@ -193,8 +195,9 @@ def fine_tune(
             ``augment=True`` and they fit in a quarter of the memory; with
             ``augment="photo"`` a log line says why it feeds images instead;
             under a ``budget``, only where caching buys more epochs than feeding
-            the images: caching both views costs two passes of the frozen layers,
-            so it pays from about two epochs),
+            the images, and the mirror images only where the budget still holds
+            :data:`~transferkit.training.budget.MIRROR_EPOCHS` epochs with them:
+            ``run.config["recipe"]["cached_views"]`` says which),
             ``True`` (require it; refused with ``augment="photo"``) or ``False``
             (feed images every epoch).
         label_smoothing: Smooth the one-hot targets by this much
