@@ -45,7 +45,11 @@ MARGIN = 0.02
 """Share of the budget kept back for what is not measured (saving the model, logging)."""
 MIRROR_EPOCHS = 6.0
 """Cache the mirror view of the training images only where the budget still buys this many
-epochs with it (:func:`views_that_pay`); below, the pass it costs trains more steps instead."""
+epochs with it (:func:`views_that_pay`); below, the pass it costs trains more steps instead.
+
+Measured on 5,000 CIFAR-10 images, 3 seeds (benchmarks/budget_views): where both views bought
+2.2 epochs, the image alone trained 56 % more steps and scored 2.5 ± 0.3 points higher; where
+they bought 7-14 epochs, it scored 0.6 ± 0.7 points lower. 6 lies between; it is not tuned."""
 
 
 @dataclass(frozen=True)
