@@ -296,7 +296,9 @@ def markdown(r: dict) -> str:
         trained = (f"after {f['recipe']['frozen_through']}" if f["recipe"].get("frozen_through")
                    else "whole backbone")
         size = f.get("model_kwargs", {}).get("image_size", 96)
-        fast = (f"the frozen prefix cached, {size} px, flip views + shifts"
+        views = ("shifts of the image alone" if f["recipe"].get("cached_views") == 1
+                 else "flip views + shifts")  # one view: a short budget's choice
+        fast = (f"the frozen prefix cached, {size} px, {views}"
                 if f["recipe"].get("cached_prefix") else phases or "one size")
         rows.append(f"| `fine_tune` defaults ({_head(f)}): backbone {trained}, AdamW, warm-up + "
                     f"cosine, crop + flip ({fast}) | {f['test_accuracy']:.4f} | {_min(f['wall_s'])} "

@@ -73,6 +73,12 @@ def test_results_table_and_doc_markers(tmp_path):
     })
     assert "| 0.9000 | 10.0 min | 12 epochs |" in table and "(3.00x)" in table
     assert "64 px to epoch 8, 96 px to epoch 12" in table
+    for views, says in ((2, "flip views + shifts"), (1, "shifts of the image alone")):
+        recipe = {"phases": None, "frozen_through": "block_5_add", "cached_prefix": "block_5_add",
+                  "cached_views": views}
+        cached = results.markdown({"fine_tune": {**case, "test_accuracy": 0.89, "epochs": 4,
+                                                 "train_img_s": 330.0, "recipe": recipe}})
+        assert f"the frozen prefix cached, 96 px, {says})" in cached
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{results.MARK[0]}\nold\n{results.MARK[1]}\noutro\n")
     results._replace_marked(doc, table)
