@@ -190,8 +190,8 @@ class CachedPrefix:
     def __init__(self, layer_name: str, *, required: bool = False) -> None:
         self.layer_name, self.required = layer_name, required
         self.views = 2
-        """Views of each training image cached: the image and its mirror image, or (under a
-        short budget) the image only."""
+        """How many views of each training image are cached, 2 (the image and its mirror
+        image) or, under a short budget, 1 (the image alone)."""
 
     def fit(self, plan: Plan, timings: dict):
         model, data = plan.model, plan.data
